@@ -1,0 +1,84 @@
+"""Self-describing checkpoints, written atomically and read with ``weights_only=True``.
+
+A checkpoint holds what rebuilds and resumes a run: model, optimizer, scheduler and
+grad-scaler states, the number of finished epochs, the whole config, the class names and
+the last metrics. It is written to a temporary file and renamed, so ``last.pt`` is
+always either the previous or the new checkpoint, never half of one. Loading never
+unpickles code: a file that needs more than tensors and plain containers is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from fgvc.config import TrainConfig
+from fgvc.model import build_model
+
+REQUIRED_KEYS = ("model", "epoch", "config", "classes")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, unreadable, untrusted or does not fit."""
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Write ``state`` to ``path`` atomically (temporary file, fsync, rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint saved by ``save_checkpoint``; ``CheckpointError`` names the file and the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} not found: expected a last.pt or best.pt from a run folder")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(f"refused to load {path}: it holds more than tensors and plain data, and loading "
+                              f"it could run code ({str(err).splitlines()[0]})") from err
+    except (RuntimeError, EOFError, OSError) as err:
+        raise CheckpointError(f"could not read checkpoint {path}: {err}; expected a file written by fgvc") from err
+    missing = [k for k in REQUIRED_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise CheckpointError(f"{path} is not an fgvc checkpoint: it lacks {missing}")
+    return state
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain model inside a DistributedDataParallel or compiled wrapper."""
+    model = getattr(model, "module", model)
+    return getattr(model, "_orig_mod", model)
+
+
+def load_model_state(model: nn.Module, state: dict[str, Any], source: str | Path) -> None:
+    """Load a checkpoint's weights, with an error that says which arch and class count it was made for."""
+    try:
+        unwrap(model).load_state_dict(state["model"])
+    except RuntimeError as err:
+        cfg = state["config"]
+        raise CheckpointError(f"{source} was saved from {cfg.get('arch')} with {len(state['classes'])} classes "
+                              f"and does not fit this model ({str(err).splitlines()[0]})") from err
+
+
+def model_from_checkpoint(path: str | Path) -> tuple[nn.Module, TrainConfig, list[str]]:
+    """Rebuild the trained model (in eval mode, on the CPU), its config and its class names."""
+    state = load_checkpoint(path)
+    cfg = TrainConfig.from_dict(state["config"])
+    model = build_model(cfg.arch, len(state["classes"]), pretrained=False)
+    load_model_state(model, state, path)
+    return model.eval(), cfg, list(state["classes"])

@@ -1,0 +1,274 @@
+"""Evaluation math for classification runs: plain numpy functions, no torch.
+
+Typical use, with ``scores`` (N, C) logits or probabilities and ``targets`` (N,)::
+
+    from fgvc import metrics
+    report = metrics.summarize(scores, targets, class_names,
+                               parents={"family": (family_of, family_names)})
+    json.dump(report, fh)
+
+Accuracies are fractions in [0, 1]. Ties between scores are broken in favour of the
+lower class index everywhere (``topk_hits``, and top-1 predictions via ``argmax``), so
+every number here is deterministic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+__all__ = [
+    "bootstrap_ci",
+    "confusion_matrix",
+    "map_to_parent",
+    "mean_class_accuracy",
+    "most_confused_pairs",
+    "parent_index",
+    "per_class_accuracy",
+    "summarize",
+    "topk_hits",
+]
+
+
+def _labels(labels: np.ndarray, num_classes: int, name: str) -> np.ndarray:
+    """Return ``labels`` as a non-empty 1-D int64 array with values in [0, num_classes)."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {labels.shape}")
+    if labels.size == 0:
+        raise ValueError(f"{name} is empty; expected at least one label")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{name} must hold integer class indices, got dtype {labels.dtype}")
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= num_classes:
+        raise ValueError(
+            f"{name} must lie in [0, {num_classes - 1}] for {num_classes} classes, got values in [{low}, {high}]"
+        )
+    return labels.astype(np.int64, copy=False)
+
+
+def _square(confusion: np.ndarray) -> np.ndarray:
+    """Return ``confusion`` as an array, checking that it is a non-empty square matrix."""
+    confusion = np.asarray(confusion)
+    if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1] or confusion.size == 0:
+        raise ValueError(f"confusion must be a non-empty square (C, C) matrix, got shape {confusion.shape}")
+    return confusion
+
+
+def _scores_and_targets(scores: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate an (N, C) score matrix and its (N,) targets."""
+    scores = np.asarray(scores)
+    if scores.ndim != 2 or scores.shape[0] == 0 or scores.shape[1] == 0:
+        raise ValueError(f"scores must be a non-empty (N, C) matrix, got shape {scores.shape}")
+    if np.isnan(scores).any():
+        raise ValueError(f"scores contain {int(np.isnan(scores).sum())} NaN values; expected finite scores")
+    targets = _labels(targets, scores.shape[1], "targets")
+    if targets.shape[0] != scores.shape[0]:
+        raise ValueError(
+            f"targets has {targets.shape[0]} entries but scores has {scores.shape[0]} rows; expected equal"
+        )
+    return scores, targets
+
+
+def topk_hits(scores: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray:
+    """Whether each sample's true class is among its top ``k`` scores: bool array (N,).
+
+    Ties are deterministic: the rank of the true class is the number of classes with a
+    strictly higher score plus the number of classes with an equal score and a lower
+    class index; a sample is a hit when that rank is below ``k``. Hence ``k >= C``
+    always hits, and top-1 agrees with ``scores.argmax(1)``.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    scores, targets = _scores_and_targets(scores, targets)
+    rows = np.arange(scores.shape[0])
+    true_score = scores[rows, targets][:, None]
+    lower_index = np.arange(scores.shape[1])[None, :] < targets[:, None]
+    rank = (scores > true_score).sum(1) + ((scores == true_score) & lower_index).sum(1)
+    return rank < k
+
+
+def confusion_matrix(preds: np.ndarray, targets: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts as an int64 (C, C) matrix: rows are true classes, columns predicted classes."""
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    preds = _labels(preds, num_classes, "preds")
+    targets = _labels(targets, num_classes, "targets")
+    if preds.shape != targets.shape:
+        raise ValueError(f"preds has {preds.shape[0]} entries but targets has {targets.shape[0]}; expected equal")
+    counts = np.bincount(targets * num_classes + preds, minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes).astype(np.int64)
+
+
+def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:
+    """Recall of each true class, float (C,); NaN for classes without true samples."""
+    confusion = _square(confusion)
+    support = confusion.sum(1)
+    correct = np.diag(confusion).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, correct / support, np.nan)
+
+
+def mean_class_accuracy(confusion: np.ndarray) -> float:
+    """Mean per-class accuracy over classes present in the targets (FGVC-Aircraft's metric).
+
+    A class that occurs in the targets but is never predicted counts as 0.
+    """
+    accuracy = per_class_accuracy(confusion)
+    present = ~np.isnan(accuracy)
+    if not present.any():
+        raise ValueError("confusion has no samples; expected at least one true label")
+    return float(accuracy[present].mean())
+
+
+def bootstrap_ci(
+    statistic: Callable[[np.ndarray], float],
+    n: int,
+    num_samples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic`` over ``n`` samples.
+
+    ``statistic`` receives an index array drawn with replacement from ``range(n)`` and
+    returns the metric computed on that resample.
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    rng = np.random.default_rng(seed)
+    values = np.array([statistic(rng.integers(0, n, size=n)) for _ in range(num_samples)], dtype=np.float64)
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
+def most_confused_pairs(confusion: np.ndarray, class_names: list[str], top: int = 20) -> list[dict]:
+    """The ``top`` largest off-diagonal cells (count > 0), largest first.
+
+    Ties are ordered by true then predicted class index. Each entry has ``true``,
+    ``predicted`` (class names), ``count`` and ``share`` (count / samples of the true class).
+    """
+    confusion = _square(confusion)
+    if len(class_names) != confusion.shape[0]:
+        raise ValueError(f"class_names has {len(class_names)} names; expected {confusion.shape[0]} (one per class)")
+    if top < 0:
+        raise ValueError(f"top must be >= 0, got {top}")
+    off = confusion.copy()
+    np.fill_diagonal(off, 0)
+    true, pred = np.nonzero(off > 0)
+    counts = off[true, pred]
+    order = np.lexsort((pred, true, -counts))[:top]
+    support = confusion.sum(1)
+    return [
+        {
+            "true": class_names[true[i]],
+            "predicted": class_names[pred[i]],
+            "count": int(counts[i]),
+            "share": float(counts[i] / support[true[i]]),
+        }
+        for i in order
+    ]
+
+
+def map_to_parent(labels: np.ndarray, parent_of: np.ndarray) -> np.ndarray:
+    """Map class indices to their parent indices (``parent_of[c]`` is the parent of class c)."""
+    parent_of = np.asarray(parent_of)
+    if parent_of.ndim != 1 or parent_of.size == 0:
+        raise ValueError(f"parent_of must be a non-empty 1-D array, got shape {parent_of.shape}")
+    return parent_of[_labels(labels, parent_of.shape[0], "labels")]
+
+
+def parent_index(child_names: list[str], parent_names: list[str], pairs: Iterable[tuple[str, str]]) -> np.ndarray:
+    """Build ``parent_of`` (int64, one entry per child) from (child_name, parent_name) pairs.
+
+    Pairs may repeat (e.g. one per image). Raises ValueError naming the child when a
+    child maps to two parents, has no parent, or a name is not in the given lists.
+    """
+    child_pos = {name: i for i, name in enumerate(child_names)}
+    parent_pos = {name: i for i, name in enumerate(parent_names)}
+    parent_of = np.full(len(child_names), -1, dtype=np.int64)
+    for child, parent in pairs:
+        if child not in child_pos:
+            raise ValueError(f"child {child!r} is not one of the {len(child_names)} child names")
+        if parent not in parent_pos:
+            raise ValueError(f"parent {parent!r} of child {child!r} is not one of the {len(parent_names)} parent names")
+        c, p = child_pos[child], parent_pos[parent]
+        if parent_of[c] not in (-1, p):
+            raise ValueError(f"child {child!r} maps to two parents: {parent_names[parent_of[c]]!r} and {parent!r}")
+        parent_of[c] = p
+    orphans = [child_names[c] for c in np.flatnonzero(parent_of < 0)]
+    if orphans:
+        raise ValueError(f"child {orphans[0]!r} has no parent ({len(orphans)} children without a parent)")
+    return parent_of
+
+
+def _optional(value: float) -> float | None:
+    """A plain float, or None for NaN (JSON has no NaN)."""
+    return None if np.isnan(value) else float(value)
+
+
+def summarize(
+    scores: np.ndarray,
+    targets: np.ndarray,
+    class_names: list[str],
+    parents: dict[str, tuple[np.ndarray, list[str]]] | None = None,
+    num_bootstrap: int = 1000,
+    seed: int = 0,
+) -> dict:
+    """A JSON-serialisable evaluation report.
+
+    Keys: ``num_samples``; ``top1``, ``top5`` (k = min(5, C)) and ``mean_class_acc``, each
+    with a 95 % percentile-bootstrap interval ``{name}_ci``; ``per_class`` (worst first,
+    classes without support last, accuracy None); ``confusions`` (``most_confused_pairs``);
+    and per parent level (e.g. ``{"family": (parent_of, family_names)}``) ``{level}_top1``
+    (variant predictions mapped up to the level) and ``{level}_errors_within`` (share of
+    variant errors whose prediction has the right parent; None without errors).
+    """
+    scores, targets = _scores_and_targets(scores, targets)
+    num_samples, num_classes = scores.shape
+    if len(class_names) != num_classes:
+        raise ValueError(f"class_names has {len(class_names)} names; expected {num_classes} (one per score column)")
+    preds = scores.argmax(1)
+    hits1 = topk_hits(scores, targets, 1)
+    hits5 = topk_hits(scores, targets, min(5, num_classes))
+    confusion = confusion_matrix(preds, targets, num_classes)
+
+    def resampled_mca(idx: np.ndarray) -> float:
+        return mean_class_accuracy(confusion_matrix(preds[idx], targets[idx], num_classes))
+
+    report: dict = {"num_samples": int(num_samples)}
+    for name, value, statistic in (
+        ("top1", hits1.mean(), lambda idx: hits1[idx].mean()),
+        ("top5", hits5.mean(), lambda idx: hits5[idx].mean()),
+        ("mean_class_acc", mean_class_accuracy(confusion), resampled_mca),
+    ):
+        report[name] = float(value)
+        report[f"{name}_ci"] = list(bootstrap_ci(statistic, num_samples, num_bootstrap, 0.95, seed))
+
+    accuracy = per_class_accuracy(confusion)
+    support = confusion.sum(1)
+    order = sorted(range(num_classes), key=lambda c: (support[c] == 0, np.nan_to_num(accuracy[c]), c))
+    report["per_class"] = [
+        {"class": class_names[c], "accuracy": _optional(accuracy[c]), "support": int(support[c])} for c in order
+    ]
+    report["confusions"] = most_confused_pairs(confusion, class_names)
+
+    errors = preds != targets
+    for level, (parent_of, parent_names) in (parents or {}).items():
+        parent_of = np.asarray(parent_of)
+        if parent_of.shape != (num_classes,):
+            raise ValueError(f"parents[{level!r}] maps {parent_of.shape} classes; expected ({num_classes},)")
+        if parent_of.min() < 0 or parent_of.max() >= len(parent_names):
+            raise ValueError(
+                f"parents[{level!r}] has indices in [{parent_of.min()}, {parent_of.max()}]; "
+                f"expected [0, {len(parent_names) - 1}] for {len(parent_names)} names"
+            )
+        same_parent = map_to_parent(preds, parent_of) == map_to_parent(targets, parent_of)
+        report[f"{level}_top1"] = float(same_parent.mean())
+        report[f"{level}_errors_within"] = float(same_parent[errors].mean()) if errors.any() else None
+    return report

@@ -1,0 +1,132 @@
+"""Figures for a run: each function returns a ``matplotlib.figure.Figure``.
+
+Figures are built with ``Figure`` directly (no pyplot global state), so they work in
+notebooks, scripts and headless tests alike; save with ``fig.savefig(path)``::
+
+    from fgvc import metrics, plots
+    confusion = metrics.confusion_matrix(preds, targets, len(class_names))
+    plots.confusion_figure(confusion, class_names, group_of=family_of_each_class).savefig("confusion.png")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib as mpl
+import numpy as np
+from matplotlib.colors import PowerNorm
+from matplotlib.figure import Figure
+
+from fgvc.tracking import read_rows
+
+__all__ = ["confusion_figure", "curves_figure"]
+
+
+def _group_order(group_of: list[str]) -> tuple[np.ndarray, list[tuple[str, int, int]]]:
+    """Class order with each group's classes adjacent (groups by first appearance, stable
+    inside a group) and the (name, start, stop) span of each group in that order."""
+    groups = list(dict.fromkeys(group_of))
+    rank = {name: i for i, name in enumerate(groups)}
+    order = np.array(sorted(range(len(group_of)), key=lambda c: (rank[group_of[c]], c)), dtype=np.int64)
+    spans, start = [], 0
+    for name in groups:
+        stop = start + sum(1 for g in group_of if g == name)
+        spans.append((name, start, stop))
+        start = stop
+    return order, spans
+
+
+def confusion_figure(
+    confusion: np.ndarray,
+    class_names: list[str],
+    group_of: list[str] | None = None,
+    normalize: bool = True,
+) -> Figure:
+    """Confusion-matrix heat map, readable at 100 classes.
+
+    Rows are true classes, columns predictions. With ``group_of`` (a group name per
+    class, e.g. family or manufacturer) classes of a group are adjacent, separated by
+    thin lines and labelled on the top and right axes. ``normalize`` shows each row as
+    the share of its true class; otherwise counts. A square-root colour scale keeps
+    single confusions visible; empty cells are white.
+    """
+    confusion = np.asarray(confusion)
+    num_classes = len(class_names)
+    if confusion.shape != (num_classes, num_classes):
+        raise ValueError(
+            f"confusion has shape {confusion.shape}; "
+            f"expected ({num_classes}, {num_classes}) for {num_classes} class names"
+        )
+    if group_of is not None and len(group_of) != num_classes:
+        raise ValueError(f"group_of has {len(group_of)} entries; expected {num_classes} (one per class)")
+
+    order, spans = _group_order(group_of) if group_of is not None else (np.arange(num_classes), [])
+    matrix = confusion[np.ix_(order, order)].astype(np.float64)
+    if normalize:
+        support = matrix.sum(1, keepdims=True)
+        matrix = np.divide(matrix, support, out=np.zeros_like(matrix), where=support > 0)
+    vmax = 1.0 if normalize else max(float(matrix.max()), 1.0)
+
+    side = max(4.5, 0.16 * num_classes)
+    fig = Figure(figsize=(side + 2.5, side + 2.5), dpi=150, layout="constrained")
+    ax = fig.add_subplot()
+    cmap = mpl.colormaps["viridis"].with_extremes(bad="white")
+    image = ax.imshow(
+        np.ma.masked_equal(matrix, 0.0), cmap=cmap, norm=PowerNorm(0.5, vmin=0.0, vmax=vmax), interpolation="nearest"
+    )
+    cbar = fig.colorbar(image, ax=ax, shrink=0.6, pad=0.01, aspect=30)
+    if normalize:
+        cbar.set_ticks([0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0])
+    cbar.set_label("share of true class (sqrt scale)" if normalize else "count (sqrt scale)")
+
+    label_size = 6 if num_classes > 30 else 8
+    names = [class_names[c] for c in order]
+    ticks = np.arange(num_classes)
+    ax.set_xticks(ticks, names, rotation=90, fontsize=label_size)
+    ax.set_yticks(ticks, names, fontsize=label_size)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.tick_params(length=2, width=0.5)
+
+    if spans:
+        for _, start, _ in spans[1:]:
+            ax.axhline(start - 0.5, color="0.6", linewidth=0.4)
+            ax.axvline(start - 0.5, color="0.6", linewidth=0.4)
+        centres = [(start + stop - 1) / 2 for _, start, stop in spans]
+        group_names = [name for name, _, _ in spans]
+        top = ax.secondary_xaxis("top")
+        top.set_xticks(centres, group_names, rotation=90, fontsize=label_size + 1, fontweight="bold")
+        right = ax.secondary_yaxis("right")
+        right.set_yticks(centres, group_names, fontsize=label_size + 1, fontweight="bold")
+        for axis in (top, right):
+            axis.tick_params(length=0)
+    ax.set_title("Confusion matrix" + (" (rows normalised)" if normalize else ""))
+    return fig
+
+
+def curves_figure(run_dir: str | Path) -> Figure:
+    """Training loss per logged step (with each epoch's eval loss) and eval accuracy per epoch,
+    read from the run folder's ``steps.csv`` and ``epochs.csv``."""
+    run_dir = Path(run_dir)
+    steps_file, epochs_file = run_dir / "steps.csv", run_dir / "epochs.csv"
+    steps = read_rows(steps_file) if steps_file.exists() else []
+    epochs = read_rows(epochs_file) if epochs_file.exists() else []
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    if steps:
+        per_epoch = max(r["step"] for r in steps) / max(r["epoch"] for r in steps)
+        loss_ax.plot([r["step"] / per_epoch for r in steps], [r["loss"] for r in steps], lw=1,
+                     label="train loss (every logged step)")
+    if epochs:
+        x = [r["epoch"] for r in epochs]
+        loss_ax.plot(x, [r["eval_loss"] for r in epochs], "o-", label="eval loss")
+        for key, label in (("eval_top1", "top-1"), ("eval_top5", "top-5"), ("eval_mean_class_acc", "mean per-class")):
+            acc_ax.plot(x, [100 * r[key] for r in epochs], "o-", label=label)
+    loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="Evaluation accuracy", ylim=(0, 100))
+    for ax in (loss_ax, acc_ax):
+        ax.grid(alpha=0.3)
+        if ax.has_data():
+            ax.legend(loc="best")
+    fig.suptitle(run_dir.name)
+    return fig

@@ -1,0 +1,109 @@
+"""FGVC-Aircraft loading on a synthetic copy of its on-disk layout; ImageFolder; transforms."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from fgvc.data import (FGVC_FOLDER, FGVC_URL, DatasetError, build_dataset, build_imagefolder, eval_transform,
+                       train_transform)
+from fgvc.evaluation import read_hierarchy
+from fgvc.model import IMAGENET
+
+
+def annotation(root: Path, name: str) -> list[str]:
+    return (root / FGVC_FOLDER / "data" / name).read_text().splitlines()
+
+
+@pytest.mark.parametrize("split", ["train", "val", "trainval", "test"])
+def test_split_sizes_and_labels_follow_the_annotation_files(synthetic_root: Path, split: str) -> None:
+    dataset = build_dataset(synthetic_root, split)
+    lines = annotation(synthetic_root, f"images_variant_{split}.txt")
+    assert len(dataset) == len(lines)
+    first_id, first_name = lines[0].split(" ", 1)
+    assert dataset.classes[dataset[0][1]] == first_name
+
+
+def test_trainval_is_train_plus_val(synthetic_root: Path) -> None:
+    sizes = {s: len(build_dataset(synthetic_root, s)) for s in ("train", "val", "trainval")}
+    assert sizes["trainval"] == sizes["train"] + sizes["val"]
+
+
+def test_class_order_is_the_line_order_of_variants_txt(synthetic_root: Path) -> None:
+    assert build_dataset(synthetic_root, "test").classes == annotation(synthetic_root, "variants.txt")
+
+
+def test_names_with_slash_and_space_load(tmp_path: Path) -> None:
+    from fgvc.synthetic import write_synthetic_dataset
+
+    write_synthetic_dataset(tmp_path, num_classes=20, per_class=3, size=(96, 88))
+    dataset = build_dataset(tmp_path, "test")
+    assert any("/" in c for c in dataset.classes) and any(" " in c for c in dataset.classes)
+    labels = {dataset.classes[dataset[i][1]] for i in range(len(dataset))}
+    assert labels == set(dataset.classes)
+
+
+def test_banner_is_cropped_before_any_transform(synthetic_root: Path) -> None:
+    dataset = build_dataset(synthetic_root, "train")
+    image, _ = dataset[0]
+    with Image.open(dataset._image_files[0]) as raw:
+        assert image.size == (raw.width, raw.height - 20)
+    uncropped, _ = build_dataset(synthetic_root, "train", banner_px=0)[0]
+    assert uncropped.size == (raw.width, raw.height)
+
+
+@pytest.mark.parametrize(("level", "file"), [("family", "families.txt"), ("manufacturer", "manufacturers.txt")])
+def test_family_and_manufacturer_levels(synthetic_root: Path, level: str, file: str) -> None:
+    dataset = build_dataset(synthetic_root, "test", level=level)
+    assert dataset.classes == annotation(synthetic_root, file)
+    assert 1 < len(dataset.classes) < len(annotation(synthetic_root, "variants.txt"))
+
+
+def test_hierarchy_maps_every_variant_to_its_family(synthetic_root: Path) -> None:
+    hierarchy = read_hierarchy(synthetic_root, "test")
+    family_of, families = hierarchy["family"]
+    variants = annotation(synthetic_root, "variants.txt")
+    by_id = dict(line.split(" ", 1) for line in annotation(synthetic_root, "images_family_test.txt"))
+    for line in annotation(synthetic_root, "images_variant_test.txt"):
+        image_id, variant = line.split(" ", 1)
+        assert families[family_of[variants.index(variant)]] == by_id[image_id]
+
+
+def test_missing_dataset_names_the_path_the_url_and_the_demo(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError) as err:
+        build_dataset(tmp_path, "trainval")
+    message = str(err.value)
+    assert str(tmp_path) in message and FGVC_URL in message and "fgvc download" in message and "make demo" in message
+
+
+def test_missing_annotation_file_is_named(synthetic_root: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(synthetic_root, copy)
+    (copy / FGVC_FOLDER / "data" / "images_variant_test.txt").unlink()
+    with pytest.raises(DatasetError, match="images_variant_test.txt"):
+        build_dataset(copy, "test")
+
+
+def test_imagefolder_layout(tmp_path: Path) -> None:
+    for split in ("train", "test"):
+        for name, colour in (("Cessna 172", "red"), ("F-16A-B", "blue")):
+            (tmp_path / split / name).mkdir(parents=True)
+            Image.new("RGB", (40, 30), colour).save(tmp_path / split / name / "a.jpg")
+    dataset = build_imagefolder(tmp_path, "train")
+    assert dataset.classes == ["Cessna 172", "F-16A-B"] and len(dataset) == 2
+    with pytest.raises(DatasetError, match="val"):
+        build_imagefolder(tmp_path, "val")
+
+
+def test_transforms_give_normalised_square_tensors(synthetic_root: Path) -> None:
+    image, _ = build_dataset(synthetic_root, "train")[0]
+    train = train_transform(64, IMAGENET)(image)
+    evaluation = eval_transform(64, IMAGENET)
+    assert train.shape == (3, 64, 64) and evaluation(image).shape == (3, 64, 64)
+    assert torch.equal(evaluation(image), evaluation(image))
+    assert not torch.equal(train_transform(64, IMAGENET)(image), train)  # augmentation is random
+    assert -3 < float(train.mean()) < 3

@@ -1,0 +1,335 @@
+"""Evaluation math checked against values worked out by hand, plus the confusion figure."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from fgvc import metrics
+from fgvc.plots import confusion_figure
+
+# One hand example used throughout: 4 classes A, B, C, D; 9 samples.
+#   true A (3 samples): predicted A, A, C  -> 2/3 correct
+#   true B (2 samples): predicted A, A     -> 0/2 correct; B is never predicted
+#   true C (4 samples): predicted C, C, A, D -> 2/4 correct
+#   true D (0 samples): no support, but D is predicted once
+NAMES = ["A", "B", "C", "D"]
+TARGETS = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+PREDS = np.array([0, 0, 2, 0, 0, 2, 2, 0, 3])
+CONFUSION = np.array(
+    [
+        [2, 0, 1, 0],
+        [2, 0, 0, 0],
+        [1, 0, 2, 1],
+        [0, 0, 0, 0],
+    ]
+)
+# Families: X = {A, B}, Y = {C, D}.
+FAMILY_OF = np.array([0, 0, 1, 1])
+FAMILIES = ["X", "Y"]
+
+
+def _plain(value: object) -> bool:
+    """True when every leaf is a JSON-native Python value (no numpy scalars, no NaN)."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return value is None or type(value) in (int, str, bool)
+
+
+# --- topk_hits ---------------------------------------------------------------------------
+
+
+def test_topk_hits_plain_ranking() -> None:
+    # Row 0: true class 2 scores 0.4; only class 1 (0.5) is higher -> rank 1: miss at k=1, hit at k=2.
+    # Row 1: true class 1 scores 0.9, the highest -> rank 0: hit at k=1.
+    scores = np.array([[0.1, 0.5, 0.4], [0.05, 0.9, 0.05]])
+    targets = np.array([2, 1])
+    assert metrics.topk_hits(scores, targets, 1).tolist() == [False, True]
+    assert metrics.topk_hits(scores, targets, 2).tolist() == [True, True]
+
+
+def test_topk_hits_ties_favour_lower_index() -> None:
+    # Classes 0 and 1 tie at 0.3.
+    # True class 0: nothing higher, no tied class with a lower index -> rank 0 -> top-1 hit.
+    # True class 1: nothing higher, tied class 0 has a lower index -> rank 1 -> top-1 miss, top-2 hit.
+    scores = np.array([[0.3, 0.3, 0.1], [0.3, 0.3, 0.1]])
+    targets = np.array([0, 1])
+    assert metrics.topk_hits(scores, targets, 1).tolist() == [True, False]
+    assert metrics.topk_hits(scores, targets, 2).tolist() == [True, True]
+    # Top-1 under the tie rule agrees with argmax (first maximum).
+    assert (scores.argmax(1) == targets).tolist() == [True, False]
+
+
+def test_topk_hits_all_tied_and_k_at_least_num_classes() -> None:
+    # All four scores equal, true class 3: three tied classes have a lower index -> rank 3.
+    tied = np.zeros((1, 4))
+    assert metrics.topk_hits(tied, np.array([3]), 3).tolist() == [False]
+    assert metrics.topk_hits(tied, np.array([3]), 4).tolist() == [True]
+    # The worst-ranked class (rank C-1 = 2) still hits whenever k >= C.
+    scores = np.array([[1.0, 2.0, 3.0]])
+    assert metrics.topk_hits(scores, np.array([0]), 2).tolist() == [False]
+    assert metrics.topk_hits(scores, np.array([0]), 3).tolist() == [True]
+    assert metrics.topk_hits(scores, np.array([0]), 10).tolist() == [True]
+
+
+def test_topk_hits_accepts_negative_logits() -> None:
+    # Logits: true class 0 at -1.0 is below class 2 (-0.5) only -> rank 1.
+    scores = np.array([[-1.0, -3.0, -0.5]])
+    assert metrics.topk_hits(scores, np.array([0]), 1).tolist() == [False]
+    assert metrics.topk_hits(scores, np.array([0]), 2).tolist() == [True]
+
+
+# --- confusion matrix and per-class accuracy ---------------------------------------------
+
+
+def test_confusion_matrix_hand_example() -> None:
+    confusion = metrics.confusion_matrix(PREDS, TARGETS, 4)
+    assert confusion.dtype == np.int64
+    np.testing.assert_array_equal(confusion, CONFUSION)
+    assert confusion.sum() == 9
+
+
+def test_per_class_accuracy_never_predicted_and_no_support() -> None:
+    # A: 2/3, B: 0/2 (never predicted -> 0, not NaN), C: 2/4, D: no support -> NaN.
+    accuracy = metrics.per_class_accuracy(CONFUSION)
+    np.testing.assert_allclose(accuracy[:3], [2 / 3, 0.0, 0.5])
+    assert np.isnan(accuracy[3])
+
+
+def test_mean_class_accuracy_skips_unsupported_counts_unpredicted() -> None:
+    # Mean over the classes present in the targets (A, B, C): (2/3 + 0 + 1/2) / 3 = 7/18.
+    assert metrics.mean_class_accuracy(CONFUSION) == pytest.approx(7 / 18)
+    # Overall accuracy differs: 4 correct of 9.
+    assert np.trace(CONFUSION) / CONFUSION.sum() == pytest.approx(4 / 9)
+
+
+# --- bootstrap -----------------------------------------------------------------------------
+
+
+def _hits(n: int, rate: float) -> np.ndarray:
+    hits = np.zeros(n, dtype=bool)
+    hits[: round(n * rate)] = True
+    return hits
+
+
+def test_bootstrap_ci_contains_estimate_and_narrows_with_n() -> None:
+    small, large = _hits(50, 0.8), _hits(5000, 0.8)  # the same hit rate, 0.8
+    lo_s, hi_s = metrics.bootstrap_ci(lambda idx: small[idx].mean(), 50)
+    lo_l, hi_l = metrics.bootstrap_ci(lambda idx: large[idx].mean(), 5000)
+    assert lo_s <= 0.8 <= hi_s
+    assert lo_l <= 0.8 <= hi_l
+    # Standard error sqrt(0.8 * 0.2 / n): 0.057 at n=50, 0.0057 at n=5000, so a 95 % interval
+    # is about 0.22 wide at n=50 and 0.022 at n=5000.
+    assert 0.15 < hi_s - lo_s < 0.3
+    assert 0.015 < hi_l - lo_l < 0.03
+    assert type(lo_s) is float and type(hi_s) is float
+
+
+def test_bootstrap_ci_passes_resampled_indices_and_is_seeded() -> None:
+    seen: list[np.ndarray] = []
+
+    def record(idx: np.ndarray) -> float:
+        seen.append(idx)
+        return 1.0
+
+    # A constant statistic has a zero-width interval.
+    assert metrics.bootstrap_ci(record, 7, num_samples=20) == (1.0, 1.0)
+    assert len(seen) == 20
+    assert all(idx.shape == (7,) and idx.min() >= 0 and idx.max() < 7 for idx in seen)
+    values = np.arange(30.0)
+    first = metrics.bootstrap_ci(lambda idx: values[idx].mean(), 30, seed=3)
+    assert first == metrics.bootstrap_ci(lambda idx: values[idx].mean(), 30, seed=3)
+    assert first != metrics.bootstrap_ci(lambda idx: values[idx].mean(), 30, seed=4)
+
+
+# --- most confused pairs -------------------------------------------------------------------
+
+
+def test_most_confused_pairs_order_and_share() -> None:
+    # Off-diagonal cells: B->A 2, A->C 1, C->A 1, C->D 1.
+    # B->A first (count 2; share 2 of B's 2 samples = 1.0); the count-1 ties follow in
+    # true-then-predicted index order: A->C (1/3), C->A (1/4), C->D (1/4).
+    pairs = metrics.most_confused_pairs(CONFUSION, NAMES)
+    assert pairs == [
+        {"true": "B", "predicted": "A", "count": 2, "share": 1.0},
+        {"true": "A", "predicted": "C", "count": 1, "share": pytest.approx(1 / 3)},
+        {"true": "C", "predicted": "A", "count": 1, "share": 0.25},
+        {"true": "C", "predicted": "D", "count": 1, "share": 0.25},
+    ]
+    assert [p["true"] + p["predicted"] for p in metrics.most_confused_pairs(CONFUSION, NAMES, top=2)] == ["BA", "AC"]
+    assert metrics.most_confused_pairs(np.diag([3, 4]), ["A", "B"]) == []
+
+
+# --- hierarchy -----------------------------------------------------------------------------
+
+
+def test_map_to_parent() -> None:
+    # C -> Y (1), A -> X (0), B -> X (0).
+    assert metrics.map_to_parent(np.array([2, 0, 1]), FAMILY_OF).tolist() == [1, 0, 0]
+
+
+def test_parent_index_from_pairs() -> None:
+    # Pairs repeat once per image; A and B belong to X, C and D to Y.
+    pairs = [("A", "X"), ("C", "Y"), ("B", "X"), ("A", "X"), ("D", "Y")]
+    parent_of = metrics.parent_index(NAMES, FAMILIES, pairs)
+    assert parent_of.dtype == np.int64
+    assert parent_of.tolist() == [0, 0, 1, 1]
+
+
+@pytest.mark.parametrize(
+    ("pairs", "message"),
+    [
+        ([("A", "X"), ("B", "X"), ("C", "Y"), ("D", "Y"), ("A", "Y")], "child 'A' maps to two parents"),
+        ([("A", "X"), ("B", "X"), ("D", "Y")], "child 'C' has no parent"),
+        ([("A", "X"), ("E", "X")], "child 'E' is not one of"),
+        ([("A", "Z")], "parent 'Z' of child 'A'"),
+    ],
+)
+def test_parent_index_errors_name_the_child(pairs: list[tuple[str, str]], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        metrics.parent_index(NAMES, FAMILIES, pairs)
+
+
+# --- summarize -----------------------------------------------------------------------------
+
+
+def test_summarize_hand_example() -> None:
+    scores = np.eye(4)[PREDS]  # one-hot: argmax is exactly PREDS
+    report = metrics.summarize(scores, TARGETS, NAMES, parents={"family": (FAMILY_OF, FAMILIES)}, num_bootstrap=200)
+    json.dumps(report, allow_nan=False)
+    assert _plain(report)
+    assert report["num_samples"] == 9
+    assert report["top1"] == pytest.approx(4 / 9)  # 2 (A) + 0 (B) + 2 (C) correct of 9
+    # top5 uses k = min(5, 4) = 4 = C, so every sample hits.
+    assert report["top5"] == 1.0
+    assert report["mean_class_acc"] == pytest.approx(7 / 18)
+    for name in ("top1", "top5", "mean_class_acc"):
+        lo, hi = report[f"{name}_ci"]
+        assert lo <= report[name] <= hi
+    # Worst first (B 0.0, C 0.5, A 0.667), D without support last.
+    assert report["per_class"] == [
+        {"class": "B", "accuracy": 0.0, "support": 2},
+        {"class": "C", "accuracy": 0.5, "support": 4},
+        {"class": "A", "accuracy": pytest.approx(2 / 3), "support": 3},
+        {"class": "D", "accuracy": None, "support": 0},
+    ]
+    assert report["confusions"] == metrics.most_confused_pairs(CONFUSION, NAMES)
+    # Families of predictions: [X X Y X X Y Y X Y]; of targets: [X X X X X Y Y Y Y].
+    # They agree on 7 of 9 samples (all but A->C and C->A).
+    assert report["family_top1"] == pytest.approx(7 / 9)
+    # 5 variant errors (A->C, B->A, B->A, C->A, C->D); 3 stay in the family (B->A twice, C->D).
+    assert report["family_errors_within"] == pytest.approx(3 / 5)
+
+
+def test_summarize_without_errors_reports_none_within() -> None:
+    scores = np.eye(4)[TARGETS]
+    report = metrics.summarize(scores, TARGETS, NAMES, parents={"family": (FAMILY_OF, FAMILIES)}, num_bootstrap=50)
+    assert report["top1"] == 1.0
+    assert report["family_top1"] == 1.0
+    assert report["family_errors_within"] is None
+    assert report["confusions"] == []
+    assert "family_top1" not in metrics.summarize(scores, TARGETS, NAMES, num_bootstrap=10)
+    json.dumps(report, allow_nan=False)
+
+
+# --- input validation ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: metrics.topk_hits(np.zeros((2, 3)), np.array([0, 1]), 0), "k must be >= 1, got 0"),
+        (
+            lambda: metrics.topk_hits(np.zeros(3), np.array([0]), 1),
+            r"scores must be a non-empty \(N, C\) matrix, got shape \(3,\)",
+        ),
+        (lambda: metrics.topk_hits(np.zeros((0, 3)), np.array([], dtype=int), 1), r"got shape \(0, 3\)"),
+        (
+            lambda: metrics.topk_hits(np.zeros((2, 3)), np.array([0, 1, 2]), 1),
+            "targets has 3 entries but scores has 2 rows",
+        ),
+        (
+            lambda: metrics.topk_hits(np.zeros((2, 3)), np.array([0, 3]), 1),
+            r"targets must lie in \[0, 2\] for 3 classes, got values in \[0, 3\]",
+        ),
+        (
+            lambda: metrics.topk_hits(np.zeros((2, 3)), np.array([0.0, 1.0]), 1),
+            "targets must hold integer class indices, got dtype float64",
+        ),
+        (lambda: metrics.topk_hits(np.full((1, 2), np.nan), np.array([0]), 1), "scores contain 2 NaN values"),
+        (lambda: metrics.confusion_matrix(np.array([0, 1]), np.array([0]), 2), "preds has 2 entries but targets has 1"),
+        (lambda: metrics.confusion_matrix(np.array([], dtype=int), np.array([], dtype=int), 2), "preds is empty"),
+        (lambda: metrics.confusion_matrix(np.array([0]), np.array([0]), 0), "num_classes must be >= 1, got 0"),
+        (lambda: metrics.per_class_accuracy(np.zeros((2, 3))), r"square \(C, C\) matrix, got shape \(2, 3\)"),
+        (lambda: metrics.mean_class_accuracy(np.zeros((2, 2))), "confusion has no samples"),
+        (lambda: metrics.bootstrap_ci(lambda idx: 0.0, 0), "n must be >= 1, got 0"),
+        (lambda: metrics.bootstrap_ci(lambda idx: 0.0, 5, confidence=95), r"confidence must be in \(0, 1\), got 95"),
+        (lambda: metrics.most_confused_pairs(CONFUSION, ["A"]), "class_names has 1 names; expected 4"),
+        (lambda: metrics.map_to_parent(np.array([4]), FAMILY_OF), r"labels must lie in \[0, 3\]"),
+        (lambda: metrics.summarize(np.eye(4), np.arange(4), NAMES[:3]), "class_names has 3 names; expected 4"),
+        (
+            lambda: metrics.summarize(np.eye(4), np.arange(4), NAMES, parents={"family": (FAMILY_OF[:3], FAMILIES)}),
+            r"parents\['family'\] maps \(3,\) classes; expected \(4,\)",
+        ),
+        (
+            lambda: metrics.summarize(np.eye(4), np.arange(4), NAMES, parents={"family": (FAMILY_OF, ["X"])}),
+            r"expected \[0, 0\] for 1 names",
+        ),
+    ],
+)
+def test_invalid_inputs_raise_value_error(call, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+# --- confusion figure ----------------------------------------------------------------------
+
+
+def _synthetic(num_classes: int, num_groups: int) -> tuple[np.ndarray, list[str], list[str]]:
+    """A noisy confusion matrix; class c belongs to group c % num_groups (groups interleaved)."""
+    rng = np.random.default_rng(0)
+    targets = rng.integers(0, num_classes, 30 * num_classes)
+    preds = np.where(rng.random(targets.size) < 0.85, targets, rng.integers(0, num_classes, targets.size))
+    group_of = [f"Maker {c % num_groups}" for c in range(num_classes)]
+    names = [f"M{c % num_groups} {c:03d}-{'XL' if c % 3 else 'F/A-18'}" for c in range(num_classes)]
+    return metrics.confusion_matrix(preds, targets, num_classes), names, group_of
+
+
+def test_confusion_figure_groups_normalises_and_saves(tmp_path) -> None:
+    confusion, names, group_of = _synthetic(100, 10)
+    fig = confusion_figure(confusion, names, group_of)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    # Groups are made adjacent: the first ten rows are group 0 (classes 0, 10, ..., 90).
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels[:10] == [names[c] for c in range(0, 100, 10)]
+    assert all(t.get_fontsize() >= 5 for t in ax.get_yticklabels())
+    # Rows are shares of the true class.
+    shown = np.ma.filled(ax.images[0].get_array(), 0.0)
+    np.testing.assert_allclose(shown.sum(1), 1.0)
+    path = tmp_path / "confusion_100.png"
+    fig.savefig(path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_confusion_figure_size_grows_with_classes() -> None:
+    widths = [confusion_figure(*_synthetic(c, 5)).get_size_inches()[0] for c in (10, 50, 100)]
+    assert widths[0] >= 6
+    assert widths[0] < widths[1] < widths[2]
+    counts = confusion_figure(*_synthetic(10, 5), normalize=False)
+    assert np.ma.filled(counts.axes[0].images[0].get_array(), 0.0).sum() == 300
+
+
+def test_confusion_figure_validates_shapes() -> None:
+    with pytest.raises(ValueError, match=r"confusion has shape \(4, 4\); expected \(3, 3\)"):
+        confusion_figure(CONFUSION, NAMES[:3])
+    with pytest.raises(ValueError, match="group_of has 2 entries; expected 4"):
+        confusion_figure(CONFUSION, NAMES, group_of=["X", "Y"])
