@@ -7,6 +7,7 @@
     fgvc train --resume logs/<run>/last.pt          # continue an interrupted run
     fgvc evaluate --checkpoint logs/<run>/last.pt --split test
     fgvc predict --checkpoint logs/<run>/last.pt photo.jpg --topk 5
+    fgvc gradcam --checkpoint logs/<run>/last.pt photo.jpg --out cams/
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from fgvc.config import ARCHS, DATASETS, DEVICES, FGVC_SPLITS, LEVELS, OPTIMIZERS, PRECISIONS, PRESETS, make_config
+from fgvc.config import ARCHS, CAM_METHODS, DATASETS, DEVICES, LEVELS, OPTIMIZERS, PRECISIONS, PRESETS, make_config
 
 # Errors that mean "the user asked for something that cannot be done": one line, no traceback.
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError, RuntimeError)
@@ -90,8 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="metrics of a checkpoint on a split, as JSON")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data-root", help="dataset folder (default: the one the run trained on)")
-    p.add_argument("--split", default="test", choices=FGVC_SPLITS + ("eval",), metavar="SPLIT",
-                   help="split to evaluate (default test)")
+    p.add_argument("--split", default="test", metavar="SPLIT",
+                   help="split to evaluate: train, val, trainval, test, or an imagefolder split (default test)")
     p.add_argument("--out", help="folder for eval-<split>.json (default: beside the checkpoint)")
     p.add_argument("--device", default="auto", choices=DEVICES)
 
@@ -102,6 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--crop-banner", action="store_true", help="cut the 20-px FGVC-Aircraft banner first")
     p.add_argument("--device", default="auto", choices=DEVICES)
+
+    p = sub.add_parser("gradcam", help="Grad-CAM overlays of images, one PNG each")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--out", required=True, help="folder for the overlay PNGs")
+    p.add_argument("--method", default="gradcam", choices=CAM_METHODS, help="CAM method (default gradcam)")
+    p.add_argument("--class", dest="class_name", metavar="NAME", help="explain this class (default: the prediction)")
+    p.add_argument("--crop-banner", action="store_true", help="cut the 20-px FGVC-Aircraft banner first")
     return parser
 
 
@@ -155,6 +164,18 @@ def _run(args: argparse.Namespace) -> int:
         report = evaluate_checkpoint(args.checkpoint, args.split, args.data_root, args.device, args.out)
         print(json.dumps(report, indent=2))
         return 0
+    if args.command == "gradcam":
+        from fgvc.gradcam import write_overlays
+
+        results = write_overlays(args.checkpoint, args.images, args.out, args.method, args.class_name,
+                                 20 if args.crop_banner else 0)
+        for result in results:
+            if "error" in result:
+                print(f"fgvc: error: {result['error']}", file=sys.stderr)
+            else:
+                print(f"{result['overlay']}: {args.method} for {result['explained']} "
+                      f"(predicted {result['predicted']}, {100 * result['probability']:.1f}%)")
+        return 1 if any("error" in r for r in results) else 0
     return _predict(args)
 
 

@@ -20,6 +20,7 @@ FGVC_SPLITS = ("train", "val", "trainval", "test")
 OPTIMIZERS = ("sgd", "adamw")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+CAM_METHODS = ("gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "eigencam", "scorecam", "ablationcam")
 MIN_IMG_SIZE = 32  # EfficientNets downsample 32x: a smaller input leaves no spatial map
 
 
@@ -56,6 +57,7 @@ class TrainConfig:
     warmup_epochs: int = 2
     label_smoothing: float = 0.1
     min_crop_scale: float = 0.25
+    affine_degrees: float = 10.0
     # execution
     precision: str = "auto"
     channels_last: bool = True
@@ -85,7 +87,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # label smoothing 0.1 (after the published ResNet-50 448-px recipe, see README).
     "b4": {},
     # Minutes on a CPU: the synthetic set that `fgvc synth` writes, B0 from random weights
-    # at 96 px; PyTorch's usual BN momentum so eval statistics catch up within a few epochs.
+    # at 96 px; PyTorch's usual BN momentum so eval statistics catch up within a few epochs,
+    # and milder crops and rotations: from random weights the full-strength augmentations
+    # keep B0 at chance for hundreds of steps.
     "demo": {
         "data_root": "data/synthetic",
         "download": False,
@@ -93,13 +97,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "pretrained": False,
         "bn_momentum": 0.1,
         "img_size": 96,
-        "epochs": 12,
-        "batch_size": 32,
-        "lr": 2e-3,
+        "epochs": 15,
+        "batch_size": 16,
+        "lr": 1e-3,
         "optimizer": "adamw",
         "weight_decay": 0.05,
         "warmup_epochs": 1,
-        "min_crop_scale": 0.5,
+        "min_crop_scale": 0.8,
+        "affine_degrees": 5.0,
         "precision": "fp32",
         "channels_last": False,
         "device": "cpu",
@@ -147,6 +152,7 @@ def validate(cfg: TrainConfig) -> None:
     _check(0 <= cfg.momentum < 1, "momentum", cfg.momentum, "a number in [0, 1)")
     _check(0 <= cfg.label_smoothing < 1, "label_smoothing", cfg.label_smoothing, "a number in [0, 1)")
     _check(0 < cfg.min_crop_scale <= 1, "min_crop_scale", cfg.min_crop_scale, "a number in (0, 1]")
+    _check(0 <= cfg.affine_degrees <= 180, "affine_degrees", cfg.affine_degrees, "a number in [0, 180]")
     _check(cfg.bn_momentum is None or 0 < cfg.bn_momentum < 1, "bn_momentum", cfg.bn_momentum,
            "None (keep the library's) or a number in (0, 1)")
     _check(cfg.optimizer in OPTIMIZERS, "optimizer", cfg.optimizer, f"one of {OPTIMIZERS}")

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import functools
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from PIL import Image, ImageOps
@@ -107,13 +107,14 @@ class Normalization:
     interpolation: transforms.InterpolationMode = transforms.InterpolationMode.BICUBIC
 
 
-def train_transform(img_size: int, norm: Normalization, min_crop_scale: float = 0.25) -> transforms.Compose:
+def train_transform(img_size: int, norm: Normalization, min_crop_scale: float = 0.25,
+                    affine_degrees: float = 10.0) -> transforms.Compose:
     """The project's three augmentations: random resized crop, horizontal flip, random affine."""
     return transforms.Compose([
         transforms.RandomResizedCrop(img_size, scale=(min_crop_scale, 1.0), interpolation=norm.interpolation),
         transforms.RandomHorizontalFlip(),
-        transforms.RandomAffine(degrees=10, translate=(0.05, 0.05), scale=(0.9, 1.1), shear=5,
-                                interpolation=transforms.InterpolationMode.BILINEAR),
+        transforms.RandomAffine(degrees=affine_degrees, translate=(0.05, 0.05), scale=(0.9, 1.1),
+                                shear=affine_degrees / 2, interpolation=transforms.InterpolationMode.BILINEAR),
         transforms.ToTensor(),
         transforms.Normalize(norm.mean, norm.std),
     ])
@@ -152,7 +153,8 @@ def build_loaders(cfg: TrainConfig, norm: Normalization, generator: torch.Genera
     ``generator`` drives shuffling and worker seeds; ``fit`` reseeds it every epoch so a
     resumed run sees the same batches as an uninterrupted one.
     """
-    train_set = build_split(cfg, cfg.train_split, train_transform(cfg.img_size, norm, cfg.min_crop_scale))
+    augment = train_transform(cfg.img_size, norm, cfg.min_crop_scale, cfg.affine_degrees)
+    train_set = build_split(cfg, cfg.train_split, augment)
     eval_set = build_split(cfg, cfg.eval_split, eval_transform(cfg.img_size, norm))
     if train_set.classes != eval_set.classes:
         raise DatasetError(f"the classes of split {cfg.train_split!r} and {cfg.eval_split!r} differ under "

@@ -19,9 +19,10 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -201,16 +202,30 @@ def evaluate(model: nn.Module, loader: DataLoader, *, device: torch.device, dtyp
     )
 
 
-def _prepare_run_dir(cfg: TrainConfig) -> Path:
-    """A fresh folder for a new run: ``cfg.run_dir`` when it holds no run yet, else ``logs/<time>-<preset>``."""
+def start_run(cfg: TrainConfig) -> TrainConfig:
+    """Validate ``cfg``, create its run folder, write ``config.json`` and log to ``train.log``.
+
+    The folder is ``cfg.run_dir``, or a new ``logs/<time>-<preset>``; a folder that already
+    holds a trained epoch is refused (resume it instead). Returns ``cfg`` with ``run_dir`` set.
+    Calling it again on the returned config is harmless, so a notebook can start logging
+    before ``fit``.
+    """
+    validate(cfg)
     if cfg.run_dir is None:
-        return new_run_dir("logs", cfg.preset)
-    run_dir = Path(cfg.run_dir)
-    if (run_dir / "config.json").exists():
-        raise FileExistsError(f"run folder {run_dir} already holds a run: resume it with --resume "
-                              f"{run_dir / 'last.pt'} or choose another --run-dir")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
+        run_dir = new_run_dir("logs", cfg.preset)
+    else:
+        run_dir = Path(cfg.run_dir)
+        if (run_dir / "last.pt").exists() or (run_dir / "epochs.csv").exists():
+            raise FileExistsError(f"run folder {run_dir} already holds a run: resume it with --resume "
+                                  f"{run_dir / 'last.pt'} or choose another --run-dir")
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise PermissionError(f"cannot create run folder {run_dir} ({err}): expected a writable path") from err
+    cfg = dataclasses.replace(cfg, run_dir=str(run_dir))
+    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    setup_logging(run_dir)
+    return cfg
 
 
 def checkpoint_state(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
@@ -238,12 +253,10 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None, progress: bool = Tru
         state = load_checkpoint(resume)
         cfg = TrainConfig.from_dict(state["config"])
         run_dir = Path(resume).parent
+        setup_logging(run_dir)
     else:
-        validate(cfg)
-        run_dir = _prepare_run_dir(cfg)
-        cfg = dataclasses.replace(cfg, run_dir=str(run_dir))
-        (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    setup_logging(run_dir)
+        cfg = start_run(cfg)
+        run_dir = Path(cfg.run_dir)
     device, spec = resolve_device(cfg.device), model_spec(cfg.arch)
     dtype = resolve_precision(cfg.precision, device)
     generator = torch.Generator()

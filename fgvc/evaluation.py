@@ -90,3 +90,17 @@ def predict_files(checkpoint: str | Path, paths: list[str | Path], topk: int = 5
         results.append({"file": str(path), "top": [{"class": classes[i], "probability": float(p)}
                                                    for p, i in zip(values.tolist(), indices.tolist())]})
     return results
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """A few human-readable lines: the headline metrics with their 95 % intervals, and the hierarchy."""
+    lines = [f"{report['split']} split, {report['num_samples']} images"]
+    for key, name in (("top1", "top-1"), ("top5", "top-5"), ("mean_class_acc", "mean per-class")):
+        low, high = report[f"{key}_ci"]
+        lines.append(f"  {name:<16} {100 * report[key]:6.2f}%  (95% CI {100 * low:.2f}-{100 * high:.2f}%)")
+    for level in ("family", "manufacturer"):
+        if f"{level}_top1" in report:
+            within = report[f"{level}_errors_within"]
+            share = "no errors" if within is None else f"{100 * within:.1f}% of variant errors stay in the {level}"
+            lines.append(f"  {level + ' top-1':<16} {100 * report[f'{level}_top1']:6.2f}%  ({share})")
+    return "\n".join(lines)

@@ -11,15 +11,22 @@ notebooks, scripts and headless tests alike; save with ``fig.savefig(path)``::
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib as mpl
 import numpy as np
+import torch
 from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
+from torch.utils.data import Dataset
 
+from fgvc.data import Normalization
 from fgvc.tracking import read_rows
 
-__all__ = ["confusion_figure", "curves_figure"]
+if TYPE_CHECKING:
+    from fgvc.gradcam import Explanation
+
+__all__ = ["cam_figure", "confusion_figure", "curves_figure", "denormalize", "methods_figure", "samples_figure"]
 
 
 def _group_order(group_of: list[str]) -> tuple[np.ndarray, list[tuple[str, int, int]]]:
@@ -129,4 +136,58 @@ def curves_figure(run_dir: str | Path) -> Figure:
         if ax.has_data():
             ax.legend(loc="best")
     fig.suptitle(run_dir.name)
+    return fig
+
+
+def denormalize(image: torch.Tensor, norm: Normalization) -> np.ndarray:
+    """A normalised (3, H, W) tensor back to an (H, W, 3) float RGB array in [0, 1]."""
+    mean, std = torch.tensor(norm.mean)[:, None, None], torch.tensor(norm.std)[:, None, None]
+    return (image.detach().cpu() * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+def samples_figure(dataset: Dataset, classes: list[str], norm: Normalization, count: int = 12,
+                   seed: int = 0) -> Figure:
+    """A grid of ``count`` random training samples as the augmentations leave them, titled with their class."""
+    generator = torch.Generator().manual_seed(seed)
+    indices = torch.randperm(len(dataset), generator=generator)[:count].tolist()
+    columns = min(6, count)
+    rows = -(-count // columns)
+    fig = Figure(figsize=(2.2 * columns, 2.4 * rows), layout="constrained")
+    for ax, index in zip(fig.subplots(rows, columns, squeeze=False).flat, indices):
+        image, label = dataset[index]
+        ax.imshow(denormalize(image, norm))
+        ax.set_title(classes[label], fontsize=9)
+    for ax in fig.axes:
+        ax.axis("off")
+    fig.suptitle("Augmented training samples (random crop, flip, affine)")
+    return fig
+
+
+def cam_figure(explanations: list[Explanation], classes: list[str], true_labels: list[int]) -> Figure:
+    """One row per image: the image, the Grad-CAM heatmap, and the overlay, titled true vs predicted."""
+    fig = Figure(figsize=(9, 2.6 * len(explanations)), layout="constrained")
+    axes = fig.subplots(len(explanations), 3, squeeze=False)
+    for row, explanation, truth in zip(axes, explanations, true_labels):
+        verdict = "correct" if explanation.predicted == truth else "wrong"
+        row[0].imshow(explanation.image)
+        row[0].set_title(f"true: {classes[truth]}", fontsize=9)
+        row[1].imshow(explanation.cam, cmap="jet", vmin=0, vmax=1)
+        row[1].set_title(f"CAM for: {classes[explanation.target]}", fontsize=9)
+        row[2].imshow(explanation.overlay)
+        row[2].set_title(f"predicted: {classes[explanation.predicted]} "
+                         f"({100 * explanation.probability:.0f}%, {verdict})", fontsize=9)
+        for ax in row:
+            ax.axis("off")
+    return fig
+
+
+def methods_figure(explanations: dict[str, Explanation], title: str) -> Figure:
+    """The same image explained by several CAM methods, side by side."""
+    fig = Figure(figsize=(2.6 * len(explanations), 2.8), layout="constrained")
+    for ax, (method, explanation) in zip(fig.subplots(1, len(explanations), squeeze=False)[0],
+                                         explanations.items()):
+        ax.imshow(explanation.overlay)
+        ax.set_title(method, fontsize=10)
+        ax.axis("off")
+    fig.suptitle(title)
     return fig

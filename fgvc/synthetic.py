@@ -25,12 +25,14 @@ Usage::
 Next to ``data/`` a ``synthetic.txt`` marker records the arguments; a folder without it is
 never overwritten (it may be the real dataset), a folder with it is replaced.
 
-The aircraft are seen from above. The hierarchy is real: a manufacturer fixes the fuselage
-(nose shape, fuselage width, cockpit glazing), a family the wing layout (sweep or delta,
-fore/mid/aft position, span), a variant the finer details (engine count and placement, tail
-type, fuselage stretch). Colour, heading, scale, position, sky, clouds and noise are drawn at
-random per image, so only shape tells classes apart. Same arguments (and Pillow build) give
-the same bytes.
+The aircraft are seen from above. The hierarchy is real, with about 3 variants per family and
+2 families per manufacturer, and at least 2 families and 2 manufacturers so that no annotation
+level is a single class (12 classes: 4 families, 2 manufacturers; 100: 34 and 17). A
+manufacturer fixes the fuselage (nose shape, fuselage width, cockpit glazing), a family the
+wing layout (sweep or delta, fore/mid/aft position, span), a variant the finer details (engine
+count and placement, tail type, fuselage stretch). Colour, heading, scale, position, sky,
+clouds and noise are drawn at random per image, so only shape tells classes apart. Same
+arguments (and Pillow build) give the same bytes.
 """
 
 from __future__ import annotations
@@ -125,9 +127,9 @@ def _variant_name(family: str, v: int, j: int) -> str:
 
 
 def _classes(num_classes: int) -> list[_Variant]:
-    """The class list: about 3 variants per family and 2 families per manufacturer."""
-    n_families = min(math.ceil(num_classes / 3), len(_MANUFACTURERS) * _PER_LEVEL)
-    n_manufacturers = min(math.ceil(n_families / 2), len(_MANUFACTURERS))
+    """The class list: about 3 variants per family, 2 families per manufacturer, at least 2 of each."""
+    n_families = min(max(2, math.ceil(num_classes / 3)), len(_MANUFACTURERS) * _PER_LEVEL)
+    n_manufacturers = min(max(2, math.ceil(n_families / 2)), len(_MANUFACTURERS))
     variant_counts = iter(_split_evenly(num_classes, n_families))
     variants: list[_Variant] = []
     f = 0

@@ -11,17 +11,17 @@ import pytest
 matplotlib.use("Agg")
 os.environ.setdefault("TORCH_HOME", "/nonexistent-fgvc-test-torch-home")  # a test must never download weights
 
-from fgvc.config import TrainConfig, make_config  # noqa: E402
-from fgvc.synthetic import write_synthetic_dataset  # noqa: E402
+from fgvc.config import TrainConfig, make_config
+from fgvc.synthetic import write_synthetic_dataset
 
 NUM_CLASSES = 6
 
 
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 6-class synthetic FGVC-Aircraft (36 images per class) in the real on-disk layout."""
+    """A 6-class synthetic FGVC-Aircraft (90 images per class) in the real on-disk layout."""
     root = tmp_path_factory.mktemp("synthetic")
-    write_synthetic_dataset(root, num_classes=NUM_CLASSES, per_class=36, size=(128, 116), seed=0)
+    write_synthetic_dataset(root, num_classes=NUM_CLASSES, per_class=90, size=(128, 116), seed=0)
     return root
 
 
@@ -38,4 +38,4 @@ def trained_run(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) 
     from fgvc.engine import fit
 
     run_dir = tmp_path_factory.mktemp("runs") / "trained"
-    return fit(tiny_config(synthetic_root, run_dir, epochs=8, lr=3e-3), progress=False)
+    return fit(tiny_config(synthetic_root, run_dir, epochs=24), progress=False)

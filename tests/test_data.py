@@ -9,8 +9,15 @@ import pytest
 import torch
 from PIL import Image
 
-from fgvc.data import (FGVC_FOLDER, FGVC_URL, DatasetError, build_dataset, build_imagefolder, eval_transform,
-                       train_transform)
+from fgvc.data import (
+    FGVC_FOLDER,
+    FGVC_URL,
+    DatasetError,
+    build_dataset,
+    build_imagefolder,
+    eval_transform,
+    train_transform,
+)
 from fgvc.evaluation import read_hierarchy
 from fgvc.model import IMAGENET
 
