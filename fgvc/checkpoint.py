@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,10 +76,20 @@ def load_model_state(model: nn.Module, state: dict[str, Any], source: str | Path
                               f"and does not fit this model ({str(err).splitlines()[0]})") from err
 
 
-def model_from_checkpoint(path: str | Path) -> tuple[nn.Module, TrainConfig, list[str]]:
-    """Rebuild the trained model (in eval mode, on the CPU), its config and its class names."""
+@dataclass
+class Trained:
+    """A trained model rebuilt from its checkpoint, with what describes its outputs."""
+
+    model: nn.Module  # in eval mode, on the CPU
+    cfg: TrainConfig
+    classes: list[str]
+    hierarchy: dict[str, list[str]]  # e.g. {"family": [family of each class], "manufacturer": [...]}
+
+
+def load_trained(path: str | Path) -> Trained:
+    """Rebuild the trained model, its config, class names and class hierarchy from a checkpoint."""
     state = load_checkpoint(path)
     cfg = TrainConfig.from_dict(state["config"])
     model = build_model(cfg.arch, len(state["classes"]), pretrained=False)
     load_model_state(model, state, path)
-    return model.eval(), cfg, list(state["classes"])
+    return Trained(model.eval(), cfg, list(state["classes"]), dict(state.get("hierarchy", {})))

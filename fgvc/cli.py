@@ -5,6 +5,7 @@
     fgvc train --preset b4                          # fine-tune EfficientNet-B4
     fgvc train --preset demo --epochs 3             # minutes on a CPU
     fgvc train --resume logs/<run>/last.pt          # continue an interrupted run
+    fgvc check-data --data-root data                # list annotation lines and images that are bad
     fgvc evaluate --checkpoint logs/<run>/last.pt --split test
     fgvc predict --checkpoint logs/<run>/last.pt photo.jpg --topk 5
     fgvc gradcam --checkpoint logs/<run>/last.pt photo.jpg --out cams/
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from collections.abc import Sequence
@@ -68,6 +70,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stop-after", type=int, metavar="N", help="stop after N epochs of this call; continue later "
                    "with --resume (for cluster jobs with a time limit)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--skip-bad-images", action="store_true", default=None, help="leave out images that do not "
+                   "decode (each is logged and counted) instead of stopping")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,19 +92,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_train(sub)
 
-    p = sub.add_parser("evaluate", help="metrics of a checkpoint on a split, as JSON")
+    p = sub.add_parser("check-data", help="decode every image of a dataset and list the bad files",
+                       description="Check annotation files and decode every image; exit status 1 if any is bad.")
+    p.add_argument("--data-root", default="data", help="folder holding fgvc-aircraft-2013b/ (or split folders "
+                   "for imagefolder; default data)")
+    p.add_argument("--dataset", default="fgvc-aircraft", choices=DATASETS)
+
+    p = sub.add_parser("evaluate", help="full evaluation of a checkpoint: metrics, per-class, confusions")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data-root", help="dataset folder (default: the one the run trained on)")
     p.add_argument("--split", default="test", metavar="SPLIT",
                    help="split to evaluate: train, val, trainval, test, or an imagefolder split (default test)")
-    p.add_argument("--out", help="folder for eval-<split>.json (default: beside the checkpoint)")
+    p.add_argument("--tta", action="store_true", help="average the predictions of each image and its mirror")
+    p.add_argument("--out", help="folder for the report (default: eval-<split>/ beside the checkpoint)")
     p.add_argument("--device", default="auto", choices=DEVICES)
 
-    p = sub.add_parser("predict", help="top-k variants of images")
+    p = sub.add_parser("predict", help="top-k variants of images (files or folders)")
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or folders searched for images")
     p.add_argument("--topk", type=int, default=5)
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    output = p.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print JSON instead of text")
+    output.add_argument("--csv", action="store_true", help="print CSV: file, rank, class, probability, family, "
+                        "manufacturer")
     p.add_argument("--crop-banner", action="store_true", help="cut the 20-px FGVC-Aircraft banner first")
     p.add_argument("--device", default="auto", choices=DEVICES)
 
@@ -111,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="gradcam", choices=CAM_METHODS, help="CAM method (default gradcam)")
     p.add_argument("--class", dest="class_name", metavar="NAME", help="explain this class (default: the prediction)")
     p.add_argument("--crop-banner", action="store_true", help="cut the 20-px FGVC-Aircraft banner first")
+
+    p = sub.add_parser("figures", help="regenerate the README figures and the cover from a run folder")
+    p.add_argument("--run", required=True, help="run folder (make figures uses a demo run)")
+    p.add_argument("--out", default="source", help="folder for the figures (default source)")
+    p.add_argument("--cover", default="cover.jpg", help="cover image path (default cover.jpg)")
     return parser
 
 
@@ -134,13 +153,22 @@ def _predict(args: argparse.Namespace) -> int:
     results = predict_files(args.checkpoint, args.images, args.topk, 20 if args.crop_banner else 0, args.device)
     if args.json:
         print(json.dumps(results, indent=2))
+    writer = csv.writer(sys.stdout) if args.csv else None
+    if writer:
+        writer.writerow(["file", "rank", "class", "probability", "family", "manufacturer"])
     for result in results:
         if "error" in result:
             print(f"fgvc: error: {result['error']}", file=sys.stderr)
-        elif not args.json:
-            print(result["file"])
-            for rank, guess in enumerate(result["top"], start=1):
-                print(f"  {rank}. {guess['class']:<30} {100 * guess['probability']:6.2f}%")
+            continue
+        for rank, guess in enumerate(result["top"], start=1):
+            parents = [guess.get("family", ""), guess.get("manufacturer", "")]
+            if writer:
+                writer.writerow([result["file"], rank, guess["class"], f"{guess['probability']:.6f}", *parents])
+            elif not args.json:
+                if rank == 1:
+                    print(result["file"])
+                lineage = " / ".join(p for p in parents if p)
+                print(f"  {rank}. {guess['class']:<28} {100 * guess['probability']:6.2f}%  {lineage}")
     return 1 if any("error" in r for r in results) else 0
 
 
@@ -158,11 +186,21 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "train":
         return _train(args)
+    if args.command == "check-data":
+        from fgvc.data import check_data
+
+        checked, problems = check_data(args.data_root, args.dataset)
+        for problem in problems:
+            print(problem)
+        print(f"{checked} images checked under {args.data_root}: {len(problems)} problem(s)")
+        return 1 if problems else 0
     if args.command == "evaluate":
+        from fgvc.analysis import format_confusions, format_report, format_worst
         from fgvc.evaluation import evaluate_checkpoint
 
-        report = evaluate_checkpoint(args.checkpoint, args.split, args.data_root, args.device, args.out)
-        print(json.dumps(report, indent=2))
+        analysis = evaluate_checkpoint(args.checkpoint, args.split, args.data_root, args.device, args.out, args.tta)
+        print("\n\n".join([format_report(analysis.report), format_worst(analysis.report),
+                            format_confusions(analysis.report)]))
         return 0
     if args.command == "gradcam":
         from fgvc.gradcam import write_overlays
@@ -176,17 +214,27 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"{result['overlay']}: {args.method} for {result['explained']} "
                       f"(predicted {result['predicted']}, {100 * result['probability']:.1f}%)")
         return 1 if any("error" in r for r in results) else 0
+    if args.command == "figures":
+        from fgvc.figures import write_figures
+
+        for path in write_figures(args.run, args.out, args.cover):
+            print(f"wrote {path}")
+        return 0
     return _predict(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one subcommand; return the process exit status (2 for a user error, with a one-line message)."""
+    """Run one subcommand; return the process exit status (2 for a user error, with a one-line message;
+    130 for Ctrl-C)."""
     args = build_parser().parse_args(argv)
     try:
         return _run(args)
     except USER_ERRORS as err:
         print(f"fgvc: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # fgvc train has already logged how to resume
+        print("fgvc: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

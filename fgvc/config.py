@@ -41,6 +41,7 @@ class TrainConfig:
     eval_split: str = "test"
     download: bool = True
     banner_px: int = 20
+    skip_bad_images: bool = False  # leave out (and log) images that do not decode
     # model
     arch: str = "efficientnet-b4"
     pretrained: bool = True
@@ -97,7 +98,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "pretrained": False,
         "bn_momentum": 0.1,
         "img_size": 96,
-        "epochs": 15,
+        "epochs": 20,
         "batch_size": 16,
         "lr": 1e-3,
         "optimizer": "adamw",
@@ -145,8 +146,7 @@ def validate(cfg: TrainConfig) -> None:
     for name in ("workers", "warmup_epochs", "banner_px"):
         value = getattr(cfg, name)
         _check(isinstance(value, int) and value >= 0, name, value, "an integer >= 0")
-    _check(cfg.warmup_epochs < cfg.epochs or cfg.warmup_epochs == 0, "warmup_epochs", cfg.warmup_epochs,
-           f"fewer than epochs={cfg.epochs}")
+    _check(cfg.warmup_epochs <= cfg.epochs, "warmup_epochs", cfg.warmup_epochs, f"at most epochs={cfg.epochs}")
     _check(cfg.lr > 0, "lr", cfg.lr, "a positive number")
     _check(cfg.weight_decay >= 0, "weight_decay", cfg.weight_decay, "a number >= 0")
     _check(0 <= cfg.momentum < 1, "momentum", cfg.momentum, "a number in [0, 1)")

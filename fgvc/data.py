@@ -6,42 +6,106 @@
 FGVC-Aircraft is read by torchvision's ``FGVCAircraft``; every photo's 20-px copyright
 banner is cropped off when the image is loaded, before any transform, as the dataset's
 README asks. A user's own photos use the ImageFolder layout ``root/<split>/<class>/*.jpg``.
+
+Nothing bad reaches the training loop: every annotation line is checked (a problem names the
+file and line), and ``build_loaders`` decodes every image first, refusing a bad one with a
+``BadImageError`` naming the file, or with ``skip_bad_images`` leaving it out and logging it.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import socket
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets, transforms
 
-from fgvc.config import TrainConfig
+from fgvc import metrics
+from fgvc.config import FGVC_SPLITS, LEVELS, TrainConfig
 
 FGVC_FOLDER = "fgvc-aircraft-2013b"
 FGVC_URL = datasets.FGVCAircraft._URL
 LEVEL_FILES = {"variant": "variants.txt", "family": "families.txt", "manufacturer": "manufacturers.txt"}
 DOWNLOAD_TIMEOUT_S = 20.0
+# What PIL raises for a file it cannot decode (missing, truncated, damaged, not an image, too many pixels).
+DECODE_ERRORS = (OSError, ValueError, EOFError, SyntaxError, Image.DecompressionBombError)
+
+log = logging.getLogger("fgvc")
 
 
 class DatasetError(FileNotFoundError):
-    """The dataset on disk is missing or incomplete."""
+    """The dataset on disk is missing, incomplete or inconsistent."""
+
+
+class BadImageError(ValueError):
+    """An image file that cannot be used: missing, empty, not an image, damaged or too large."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = str(path), reason
+
+
+def _decode_failure(path: str | Path, err: Exception) -> str:
+    """A short reason for ``err``, raised while decoding ``path``."""
+    if isinstance(err, FileNotFoundError):
+        return "file not found"
+    if isinstance(err, UnidentifiedImageError):
+        return "empty file (0 bytes)" if Path(path).stat().st_size == 0 else "not an image (unknown format)"
+    if isinstance(err, Image.DecompressionBombError):
+        return f"refused as a possible decompression bomb: {err}"
+    return f"damaged image: {err}"
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """8-bit RGB: 16-bit greyscale keeps its top 8 bits, transparent pixels lie over white."""
+    if img.mode.startswith("I;16"):
+        img = Image.fromarray((np.asarray(img) >> 8).astype(np.uint8))
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
+        img = Image.alpha_composite(Image.new("RGBA", img.size, "white"), img.convert("RGBA"))
+    return img.convert("RGB")
 
 
 def load_image(path: str | Path, banner_px: int = 0) -> Image.Image:
-    """Open an image as RGB with its EXIF orientation applied and ``banner_px`` rows cut from the bottom."""
-    with Image.open(path) as img:
-        img = ImageOps.exif_transpose(img).convert("RGB")
+    """Open an image as 8-bit RGB with its EXIF orientation applied and ``banner_px`` rows cut from the bottom.
+
+    Raises ``BadImageError`` naming the file when it is missing, empty, not an image, truncated,
+    beyond PIL's pixel limit (twice ``Image.MAX_IMAGE_PIXELS``) or no taller than the banner.
+    """
+    try:
+        with Image.open(path) as img:
+            img = to_rgb(ImageOps.exif_transpose(img))
+    except DECODE_ERRORS as err:
+        raise BadImageError(path, _decode_failure(path, err)) from err
     if banner_px:
         if img.height <= banner_px:
-            raise ValueError(f"{path}: image is {img.height} px tall, expected more than the {banner_px}-px banner")
+            raise BadImageError(path, f"{img.height} px tall, expected more than the {banner_px}-px banner")
         img = img.crop((0, 0, img.width, img.height - banner_px))
     return img
+
+
+def find_bad_images(paths: Sequence[str | Path], loader: Callable[[str], object] = load_image,
+                    threads: int = 1) -> list[BadImageError]:
+    """Decode every file with ``loader`` (``threads`` at a time); the errors of those that fail, in order."""
+    def failure(path: str | Path) -> BadImageError | None:
+        try:
+            loader(str(path))
+        except BadImageError as err:
+            return err
+        return None
+
+    pool = ThreadPoolExecutor(max(1, threads))
+    try:
+        return [err for err in pool.map(failure, paths) if err is not None]
+    finally:
+        pool.shutdown(cancel_futures=True)  # Ctrl-C does not wait for the rest of the files
 
 
 def fgvc_missing_message(root: Path, missing: Path) -> str:
@@ -58,6 +122,58 @@ def check_fgvc_files(root: str | Path, split: str, level: str) -> None:
     for needed in (data, data / LEVEL_FILES[level], data / f"images_{level}_{split}.txt", data / "images"):
         if not needed.exists():
             raise DatasetError(fgvc_missing_message(root, needed))
+
+
+def fgvc_annotation_problems(root: str | Path, split: str, level: str) -> list[str]:
+    """Every line of ``images_<level>_<split>.txt`` that does not fit, as ``"<file> line N: <problem>"``.
+
+    A line must read ``<image id> <class name>``, name a class of ``variants.txt`` (or families /
+    manufacturers) and an image that exists in ``images/``.
+    """
+    data = Path(root) / FGVC_FOLDER / "data"
+    classes_file, labels_file = data / LEVEL_FILES[level], data / f"images_{level}_{split}.txt"
+    for needed in (classes_file, labels_file):
+        if not needed.is_file():
+            return [f"{needed}: file not found"]
+    classes = {line.strip() for line in classes_file.read_text().splitlines()}
+    images = {p.name for p in (data / "images").iterdir()} if (data / "images").is_dir() else set()
+    problems = []
+    for number, line in enumerate(labels_file.read_text().splitlines(), start=1):
+        image_id, _, name = line.strip().partition(" ")
+        where = f"{labels_file} line {number}"
+        if not image_id or not name:
+            problems.append(f"{where}: {line!r} is malformed, expected '<image id> <{level} name>'")
+        elif name not in classes:
+            problems.append(f"{where}: {level} {name!r} is not in {classes_file.name}")
+        elif f"{image_id}.jpg" not in images:
+            problems.append(f"{where}: image {data / 'images' / image_id}.jpg not found")
+    return problems
+
+
+def check_data(root: str | Path, dataset: str = "fgvc-aircraft", banner_px: int = 20,
+               threads: int = 4) -> tuple[int, list[str]]:
+    """Check a dataset as training would read it; return (images decoded, problems found).
+
+    FGVC-Aircraft: every annotation file of every level and split, then every ``images/*.jpg``
+    (which must be taller than ``banner_px``). ImageFolder: every image of every split folder.
+    """
+    root = Path(root)
+    if dataset == "imagefolder":
+        splits = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+        if not splits:
+            raise DatasetError(f"no split folders under {root}: expected {root}/<split>/<class name>/<image files>")
+        files = [path for split in splits for path, _ in datasets.ImageFolder(split).samples]
+        problems, loader = [], load_image
+    else:
+        data = root / FGVC_FOLDER / "data"
+        if not data.is_dir():
+            raise DatasetError(fgvc_missing_message(root, data))
+        problems = [problem for level in LEVELS for split in FGVC_SPLITS
+                    for problem in fgvc_annotation_problems(root, split, level)]
+        files = sorted(str(p) for p in (data / "images").glob("*.jpg"))
+        loader = functools.partial(load_image, banner_px=banner_px)
+    problems += [str(err) for err in find_bad_images(files, loader, threads)]
+    return len(files), problems
 
 
 def download_fgvc(root: str | Path) -> Path:
@@ -86,6 +202,10 @@ def build_dataset(root: str | Path, split: str, level: str = "variant", transfor
     if download:
         download_fgvc(root)
     check_fgvc_files(root, split, level)
+    problems = fgvc_annotation_problems(root, split, level)
+    if problems:
+        more = f" ({len(problems) - 1} more: `fgvc check-data --data-root {root}` lists them all)"
+        raise DatasetError(problems[0] + (more if len(problems) > 1 else ""))
     return datasets.FGVCAircraft(root, split=split, annotation_level=level, transform=transform,
                                  loader=functools.partial(load_image, banner_px=banner_px))
 
@@ -96,6 +216,13 @@ def build_imagefolder(root: str | Path, split: str, transform: Callable | None =
     if not folder.is_dir():
         raise DatasetError(f"image folder {folder} not found: expected {root}/{split}/<class name>/<image files>")
     return datasets.ImageFolder(folder, transform=transform, loader=load_image)
+
+
+def dataset_labels(dataset: Dataset) -> list[int]:
+    """The label of every item without decoding any image (ImageFolder ``targets``, FGVCAircraft ``_labels``)."""
+    if hasattr(dataset, "targets"):
+        return list(dataset.targets)
+    return list(dataset._labels)
 
 
 @dataclass(frozen=True)
@@ -145,13 +272,57 @@ class Loaders:
     train: DataLoader
     eval: DataLoader
     classes: list[str]
+    skipped: list[BadImageError] = field(default_factory=list)  # bad images left out (skip_bad_images)
+
+
+def image_files(dataset: Dataset) -> list[str]:
+    """The image file of every item (ImageFolder ``samples``, FGVCAircraft ``_image_files``)."""
+    if isinstance(dataset, datasets.ImageFolder):
+        return [path for path, _ in dataset.samples]
+    return list(dataset._image_files)
+
+
+def drop_bad_images(dataset: Dataset, cfg: TrainConfig, split: str) -> list[BadImageError]:
+    """Decode every image of ``dataset``; a bad one raises ``BadImageError``, or with
+    ``cfg.skip_bad_images`` is logged and removed from ``dataset``. Returns the removed ones."""
+    files = image_files(dataset)
+    log.info("decoding the %d images of split %r to check them", len(files), split)
+    bad = find_bad_images(files, dataset.loader, cfg.workers)
+    if not bad:
+        return []
+    if not cfg.skip_bad_images:
+        raise BadImageError(bad[0].path, f"{bad[0].reason} ({len(bad)} bad image(s) in split {split!r}: "
+                            f"`fgvc check-data --data-root {cfg.data_root}` lists them, "
+                            f"`fgvc train --skip-bad-images` trains without them)")
+    for err in bad:
+        log.warning("skipping bad image %s", err)
+    skipped = {err.path for err in bad}
+    if isinstance(dataset, datasets.ImageFolder):
+        dataset.samples = dataset.imgs = [s for s in dataset.samples if s[0] not in skipped]
+        dataset.targets = [label for _, label in dataset.samples]
+    else:
+        keep = [i for i, path in enumerate(dataset._image_files) if path not in skipped]
+        dataset._image_files = [dataset._image_files[i] for i in keep]
+        dataset._labels = [dataset._labels[i] for i in keep]
+    return bad
+
+
+def _check_sizes(cfg: TrainConfig, train_set: Dataset, eval_set: Dataset) -> None:
+    """Refuse a batch larger than the training split, or an empty evaluation split."""
+    if len(train_set) < cfg.batch_size:
+        raise DatasetError(f"batch_size={cfg.batch_size} is larger than split {cfg.train_split!r} "
+                           f"({len(train_set)} images under {cfg.data_root}): expected a smaller batch")
+    if len(eval_set) == 0:
+        raise DatasetError(f"split {cfg.eval_split!r} under {cfg.data_root} holds no usable image: "
+                           f"expected at least one to evaluate on")
 
 
 def build_loaders(cfg: TrainConfig, norm: Normalization, generator: torch.Generator | None = None) -> Loaders:
     """Augmented, shuffled training loader and a plain evaluation loader for ``cfg``.
 
     ``generator`` drives shuffling and worker seeds; ``fit`` reseeds it every epoch so a
-    resumed run sees the same batches as an uninterrupted one.
+    resumed run sees the same batches as an uninterrupted one. Every image is decoded once
+    first (``cfg.workers`` threads), so a bad file stops the run before training starts.
     """
     augment = train_transform(cfg.img_size, norm, cfg.min_crop_scale, cfg.affine_degrees)
     train_set = build_split(cfg, cfg.train_split, augment)
@@ -159,12 +330,48 @@ def build_loaders(cfg: TrainConfig, norm: Normalization, generator: torch.Genera
     if train_set.classes != eval_set.classes:
         raise DatasetError(f"the classes of split {cfg.train_split!r} and {cfg.eval_split!r} differ under "
                            f"{cfg.data_root}: every split must hold the same class folders")
-    if len(train_set) < cfg.batch_size:
-        raise DatasetError(f"batch_size={cfg.batch_size} is larger than split {cfg.train_split!r} "
-                           f"({len(train_set)} images under {cfg.data_root}): expected a smaller batch")
+    _check_sizes(cfg, train_set, eval_set)
+    skipped = drop_bad_images(train_set, cfg, cfg.train_split) + drop_bad_images(eval_set, cfg, cfg.eval_split)
+    _check_sizes(cfg, train_set, eval_set)
     # Workers are not persistent: each epoch's workers take their seeds from the reseeded generator.
     common = dict(num_workers=cfg.workers, pin_memory=torch.cuda.is_available())
     train = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
                        generator=generator, **common)
     evaluation = DataLoader(eval_set, batch_size=cfg.batch_size, shuffle=False, **common)
-    return Loaders(train, evaluation, list(train_set.classes))
+    return Loaders(train, evaluation, list(train_set.classes), skipped)
+
+
+def read_hierarchy(root: str | Path, split: str, level: str = "variant") -> dict[str, tuple[np.ndarray, list[str]]]:
+    """For FGVC-Aircraft: map each class of ``level`` to its family and manufacturer.
+
+    The mapping joins the annotation files of the levels by image id, so it holds exactly
+    what the dataset says. Returns ``{parent_level: (parent_of, parent_names)}``.
+    """
+    data = Path(root) / FGVC_FOLDER / "data"
+    files = LEVEL_FILES
+
+    def labels(name: str) -> dict[str, str]:
+        with (data / f"images_{name}_{split}.txt").open() as f:
+            return dict(line.rstrip("\n").split(" ", 1) for line in f if line.strip())
+
+    child_names = (data / files[level]).read_text().splitlines()
+    children = labels(level)
+    hierarchy = {}
+    for parent in ("family", "manufacturer")[("variant", "family", "manufacturer").index(level):]:
+        parent_names = (data / files[parent]).read_text().splitlines()
+        parents = labels(parent)
+        pairs = {(children[image], parents[image]) for image in children}
+        hierarchy[parent] = (metrics.parent_index(child_names, parent_names, pairs), parent_names)
+    return hierarchy
+
+
+def dataset_hierarchy(cfg: TrainConfig, split: str) -> dict[str, tuple[np.ndarray, list[str]]] | None:
+    """The family / manufacturer hierarchy of ``cfg``'s dataset, or None where it has none."""
+    if cfg.dataset != "fgvc-aircraft" or cfg.level == "manufacturer":
+        return None
+    return read_hierarchy(cfg.data_root, split, cfg.level)
+
+
+def hierarchy_names(hierarchy: dict[str, tuple[np.ndarray, list[str]]]) -> dict[str, list[str]]:
+    """``{level: parent name of each class}``, the form checkpoints and predictions carry."""
+    return {level: [names[i] for i in parent_of] for level, (parent_of, names) in hierarchy.items()}

@@ -31,18 +31,35 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from fgvc import metrics
+from fgvc.analysis import analyse, format_report
 from fgvc.checkpoint import load_checkpoint, load_model_state, save_checkpoint, unwrap
 from fgvc.config import TrainConfig, validate
-from fgvc.data import build_loaders
+from fgvc.data import build_loaders, dataset_hierarchy, hierarchy_names
 from fgvc.model import build_model, model_spec
 from fgvc.plots import curves_figure
-from fgvc.tracking import EPOCH_FIELDS, STEP_FIELDS, append_row, keep_epochs_up_to, new_run_dir, setup_logging
+from fgvc.tracking import (
+    EPOCH_FIELDS,
+    STEP_FIELDS,
+    append_row,
+    claim_run_dir,
+    keep_epochs_up_to,
+    new_run_dir,
+    release_run_dir,
+    setup_logging,
+)
 
 log = logging.getLogger("fgvc")
 
 
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite."""
+class NonFiniteLossError(RuntimeError):
+    """The training (or evaluation) loss became NaN or infinite; ``last.pt`` keeps the last good epoch."""
+
+
+def _last_good(epoch: int) -> str:
+    """What is left after a failure once ``epoch`` epochs had finished."""
+    if epoch == 0:
+        return "no epoch had finished, so there is no checkpoint"
+    return f"last.pt keeps epoch {epoch}, the last good one"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -145,8 +162,9 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim
             mean_loss = window_loss.item() / window_batches
             step = (epoch - 1) * steps + batch
             if not math.isfinite(mean_loss):
-                raise NonFiniteLossError(f"the training loss became {mean_loss} in epoch {epoch} at step {step}; "
-                                         f"the last checkpoint holds epoch {epoch - 1}, the last good one")
+                raise NonFiniteLossError(f"the training loss became {mean_loss} in epoch {epoch} at step {step}: "
+                                         f"expected a finite loss (try a lower --lr or --precision fp32); "
+                                         f"{_last_good(epoch - 1)}")
             epoch_loss += window_loss.item()
             row = {"epoch": epoch, "step": step, "loss": mean_loss, "lr": scheduler.get_last_lr()[0],
                    "images_per_s": window_images / (time.perf_counter() - window_start)}
@@ -172,14 +190,21 @@ class EvalResult:
 
 @torch.no_grad()
 def predict_scores(model: nn.Module, loader: DataLoader, *, device: torch.device, dtype: torch.dtype | None = None,
-                   channels_last: bool = False, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Softmax probabilities (N, C) and targets (N,) of ``model`` over ``loader``."""
+                   channels_last: bool = False, progress: bool = False, tta: bool = False
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax probabilities (N, C) and targets (N,) of ``model`` over ``loader``.
+
+    ``tta`` averages the softmax of each image and of its horizontal mirror.
+    """
     model.eval()
     all_scores, all_targets = [], []
     for images, targets in tqdm(loader, desc="eval", leave=False, disable=not progress):
+        images = _to_device(images, device, channels_last)
         with _autocast(device, dtype):
-            logits = model(_to_device(images, device, channels_last))
-        all_scores.append(logits.float().softmax(dim=1).cpu())
+            probs = model(images).float().softmax(dim=1)
+            if tta:
+                probs = (probs + model(images.flip(3)).float().softmax(dim=1)) / 2
+        all_scores.append(probs.cpu())
         all_targets.append(targets)
     return torch.cat(all_scores).numpy(), torch.cat(all_targets).numpy()
 
@@ -203,25 +228,26 @@ def evaluate(model: nn.Module, loader: DataLoader, *, device: torch.device, dtyp
 
 
 def start_run(cfg: TrainConfig) -> TrainConfig:
-    """Validate ``cfg``, create its run folder, write ``config.json`` and log to ``train.log``.
+    """Validate ``cfg``, claim its run folder, write ``config.json`` and log to ``train.log``.
 
     The folder is ``cfg.run_dir``, or a new ``logs/<time>-<preset>``; a folder that already
-    holds a trained epoch is refused (resume it instead). Returns ``cfg`` with ``run_dir`` set.
-    Calling it again on the returned config is harmless, so a notebook can start logging
-    before ``fit``.
+    holds a trained epoch is refused (resume it instead), and so is one that another process
+    holds (``tracking.claim_run_dir``). Returns ``cfg`` with ``run_dir`` set. Calling it again
+    on the returned config is harmless, so a notebook can start logging before ``fit``.
     """
     validate(cfg)
-    if cfg.run_dir is None:
-        run_dir = new_run_dir("logs", cfg.preset)
-    else:
-        run_dir = Path(cfg.run_dir)
-        if (run_dir / "last.pt").exists() or (run_dir / "epochs.csv").exists():
-            raise FileExistsError(f"run folder {run_dir} already holds a run: resume it with --resume "
-                                  f"{run_dir / 'last.pt'} or choose another --run-dir")
-        try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise PermissionError(f"cannot create run folder {run_dir} ({err}): expected a writable path") from err
+    try:
+        run_dir = new_run_dir("logs", cfg.preset) if cfg.run_dir is None else Path(cfg.run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise PermissionError(f"cannot create run folder {cfg.run_dir or 'logs/<time>-<preset>'} ({err}): "
+                              f"expected a writable path") from err
+    claim_run_dir(run_dir)
+    if (run_dir / "last.pt").exists() or (run_dir / "epochs.csv").exists():
+        release_run_dir(run_dir)
+        raise FileExistsError(f"run folder {run_dir} already holds a run: resume it with --resume "
+                              f"{run_dir / 'last.pt'} or choose another --run-dir")
+    keep_epochs_up_to(run_dir / "steps.csv", 0, STEP_FIELDS)  # rows of a run stopped in its first epoch
     cfg = dataclasses.replace(cfg, run_dir=str(run_dir))
     (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     setup_logging(run_dir)
@@ -230,11 +256,13 @@ def start_run(cfg: TrainConfig) -> TrainConfig:
 
 def checkpoint_state(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
                      scaler: torch.amp.GradScaler, epoch: int, cfg: TrainConfig, classes: list[str],
-                     row: dict[str, float], best_top1: float) -> dict[str, Any]:
-    """Everything that rebuilds the model and resumes the run after ``epoch`` finished epochs."""
+                     hierarchy: dict[str, list[str]], row: dict[str, float], best_top1: float) -> dict[str, Any]:
+    """Everything that rebuilds the model and resumes the run after ``epoch`` finished epochs;
+    ``hierarchy`` gives the family and manufacturer of each class where the dataset has them."""
     return {"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch,
-            "config": cfg.to_dict(), "classes": classes, "metrics": row, "best_top1": best_top1}
+            "config": cfg.to_dict(), "classes": classes, "hierarchy": hierarchy, "metrics": row,
+            "best_top1": best_top1}
 
 
 def fit(cfg: TrainConfig, resume: str | Path | None = None, progress: bool = True,
@@ -246,21 +274,46 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None, progress: bool = Tru
 
     The run folder receives ``config.json``, ``train.log``, ``steps.csv``, ``epochs.csv``,
     ``last.pt`` (every epoch), ``best.pt`` (best on the eval split, only when that split is
-    ``val``: choosing on ``test`` would leak it) and ``curves.png``.
+    ``val``: choosing on ``test`` would leak it), ``curves.png``, and after the last epoch the
+    full analysis of the final model in ``eval-<split>/`` (see ``fgvc.analysis``).
+
+    The process holds the run folder while it trains: another run into it is refused. Ctrl-C
+    (also Jupyter's interrupt) leaves ``last.pt`` at the last finished epoch, exact to resume,
+    and is re-raised as a ``KeyboardInterrupt`` whose one-line message says how to resume.
+    A NaN or infinite loss raises ``NonFiniteLossError`` before that epoch's checkpoint is written.
     """
     state = None
     if resume is not None:
         state = load_checkpoint(resume)
         cfg = TrainConfig.from_dict(state["config"])
         run_dir = Path(resume).parent
+        claim_run_dir(run_dir)
         setup_logging(run_dir)
     else:
         cfg = start_run(cfg)
         run_dir = Path(cfg.run_dir)
+    try:
+        return _train_run(cfg, run_dir, state, resume, progress, stop_after)
+    except KeyboardInterrupt:
+        last = run_dir / "last.pt"
+        message = (f"interrupted; {last} keeps the last finished epoch; resume with: fgvc train --resume {last}"
+                   if last.is_file() else "interrupted before the first epoch finished: no checkpoint, start again")
+        log.warning(message)
+        raise KeyboardInterrupt(message) from None
+    finally:
+        release_run_dir(run_dir)
+
+
+def _train_run(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, resume: str | Path | None,
+               progress: bool, stop_after: int | None) -> Path:
+    """The body of ``fit`` once the run folder is held: build, restore, train, evaluate, save."""
     device, spec = resolve_device(cfg.device), model_spec(cfg.arch)
     dtype = resolve_precision(cfg.precision, device)
     generator = torch.Generator()
     loaders = build_loaders(cfg, spec.norm, generator)
+    eval_hierarchy = dataset_hierarchy(cfg, cfg.eval_split)
+    hierarchy = hierarchy_names(eval_hierarchy) if eval_hierarchy else {}
+    seed_everything(cfg.seed * 1000)  # the same initial weights in every process, so reruns are exact
     model = build_model(cfg.arch, len(loaders.classes), pretrained=cfg.pretrained and state is None,
                         weights=cfg.weights if state is None else None, bn_momentum=cfg.bn_momentum)
     if cfg.channels_last:
@@ -282,9 +335,9 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None, progress: bool = Tru
         log.info("resuming %s after epoch %d of %d", run_dir, start_epoch, cfg.epochs)
     else:
         log.info("run folder %s", run_dir)
-    log.info("%s on %s (%s), %d classes, %d train / %d eval images, %s precision", cfg.arch, device,
-             cfg.dataset, len(loaders.classes), len(loaders.train.dataset), len(loaders.eval.dataset),
-             dtype or "fp32")
+    log.info("%s on %s (%s), %d classes, %d train / %d eval images (%d bad images skipped), %s precision",
+             cfg.arch, device, cfg.dataset, len(loaders.classes), len(loaders.train.dataset),
+             len(loaders.eval.dataset), len(loaders.skipped), dtype or "fp32")
 
     def log_step(row: dict[str, float]) -> None:
         append_row(run_dir / "steps.csv", STEP_FIELDS, row)
@@ -300,13 +353,17 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None, progress: bool = Tru
                                      log_step=log_step, channels_last=cfg.channels_last, progress=progress)
         result = evaluate(model, loaders.eval, device=device, dtype=dtype, channels_last=cfg.channels_last,
                           progress=progress)
+        if not math.isfinite(result.loss):
+            raise NonFiniteLossError(f"the {cfg.eval_split} loss became {result.loss} after epoch {epoch}: expected "
+                                     f"a finite loss (try a lower --lr or --precision fp32); {_last_good(epoch - 1)}")
         row = {"epoch": epoch, "train_loss": train_loss, "eval_loss": result.loss, "eval_top1": result.top1,
                "eval_top5": result.top5, "eval_mean_class_acc": result.mean_class_acc,
                "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - started}
         append_row(run_dir / "epochs.csv", EPOCH_FIELDS, row)
         is_best = cfg.eval_split == "val" and result.top1 > best_top1
         best_top1 = max(best_top1, result.top1)
-        ckpt = checkpoint_state(model, optimizer, scheduler, scaler, epoch, cfg, loaders.classes, row, best_top1)
+        ckpt = checkpoint_state(model, optimizer, scheduler, scaler, epoch, cfg, loaders.classes, hierarchy, row,
+                                best_top1)
         save_checkpoint(run_dir / "last.pt", ckpt)
         if is_best:
             save_checkpoint(run_dir / "best.pt", ckpt)
@@ -314,4 +371,9 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None, progress: bool = Tru
         log.info("epoch %d/%d: train loss %.4f, %s loss %.4f, top-1 %.2f%%, top-5 %.2f%%, mean class %.2f%% "
                  "(%.0f s)", epoch, cfg.epochs, train_loss, cfg.eval_split, result.loss, 100 * result.top1,
                  100 * result.top5, 100 * result.mean_class_acc, row["seconds"])
+        if epoch == cfg.epochs:
+            analysis = analyse(result.scores, result.targets, loaders.classes, eval_hierarchy,
+                               run_dir / f"eval-{cfg.eval_split}", cfg.seed,
+                               {"checkpoint": str(run_dir / "last.pt"), "split": cfg.eval_split, "tta": False})
+            log.info("final model:\n%s", format_report(analysis.report))
     return run_dir

@@ -1,6 +1,6 @@
 """Grad-CAM heatmaps and overlays, computed with the ``grad-cam`` library (pytorch-grad-cam).
 
-    model, cfg, classes = model_from_checkpoint("logs/<run>/last.pt")
+    trained = load_trained("logs/<run>/last.pt")
     result = explain(model, cfg.arch, cfg.img_size, image)          # image: banner-cropped PIL
     result.overlay                                                  # uint8 RGB, size of the image
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -26,9 +27,9 @@ from torch import nn
 from torch.utils.data import Dataset
 from torchvision import transforms
 
-from fgvc.checkpoint import model_from_checkpoint
+from fgvc.checkpoint import load_trained
 from fgvc.config import CAM_METHODS, TrainConfig
-from fgvc.data import Normalization, build_split, load_image
+from fgvc.data import Normalization, build_split, dataset_labels, load_image
 from fgvc.model import cam_target_layer, model_spec
 
 METHODS = dict(zip(CAM_METHODS, (GradCAM, GradCAMPlusPlus, HiResCAM, XGradCAM, LayerCAM, EigenCAM, ScoreCAM,
@@ -161,7 +162,8 @@ def compare_methods(model: nn.Module, cfg: TrainConfig, image: Image.Image,
 def write_overlays(checkpoint: str | Path, images: list[str | Path], out: str | Path, method: str = "gradcam",
                    class_name: str | None = None, banner_px: int = 0) -> list[dict[str, object]]:
     """One overlay PNG per image in ``out``; an unreadable image gets an ``error`` entry instead."""
-    model, cfg, classes = model_from_checkpoint(checkpoint)
+    trained = load_trained(checkpoint)
+    model, cfg, classes = trained.model, trained.cfg, trained.classes
     if class_name is not None and class_name not in classes:
         raise ValueError(f"class {class_name!r} is not one of the {len(classes)} classes of {checkpoint}")
     target = None if class_name is None else classes.index(class_name)
@@ -177,3 +179,28 @@ def write_overlays(checkpoint: str | Path, images: list[str | Path], out: str | 
         results.append({"file": str(path), "overlay": str(written), "explained": classes[explanation.target],
                         "predicted": classes[explanation.predicted], "probability": explanation.probability})
     return results
+
+
+def explain_confusions(model: nn.Module, cfg: TrainConfig, dataset: Dataset, classes: list[str],
+                       confusions: list[dict[str, Any]], count: int = 3, method: str = "gradcam"
+                       ) -> list[tuple[Explanation, Explanation]]:
+    """For each of the first ``count`` most-confused pairs that has a misclassified image in ``dataset``:
+    that image explained for the predicted class and for the true class."""
+    model.eval()
+    device = next(model.parameters()).device
+    norm = model_spec(cfg.arch).norm
+    labels = dataset_labels(dataset)
+    pairs = []
+    for confusion in confusions:
+        true, predicted = classes.index(confusion["true"]), classes.index(confusion["predicted"])
+        for index in (i for i, label in enumerate(labels) if label == true):
+            image = dataset[index][0]
+            with torch.no_grad():
+                guess = int(model(cam_input(image, cfg.img_size, norm).to(device)).argmax())
+            if guess == predicted:
+                pairs.append((explain(model, cfg.arch, cfg.img_size, image, predicted, method),
+                              explain(model, cfg.arch, cfg.img_size, image, true, method)))
+                break
+        if len(pairs) == count:
+            break
+    return pairs

@@ -11,6 +11,7 @@ weights are downloaded into the hub cache under ``TORCH_HOME`` or read from a lo
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,7 +90,11 @@ def read_weights(spec: ModelSpec, weights: str | Path | None) -> tuple[dict[str,
         path = Path(weights)
         if not path.is_file():
             raise WeightsError(f"weights file {path} not found: expected a state_dict saved from {spec.arch}")
-        return torch.load(path, map_location="cpu", weights_only=True), str(path)
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True), str(path)
+        except pickle.UnpicklingError as err:
+            raise WeightsError(f"refused to load {path}: it holds more than tensors, and loading it could run code; "
+                               f"expected a state_dict saved from {spec.arch}") from err
     url = weights_url(spec)
     try:
         return torch.hub.load_state_dict_from_url(url, map_location="cpu", weights_only=True), url

@@ -26,7 +26,15 @@ from fgvc.tracking import read_rows
 if TYPE_CHECKING:
     from fgvc.gradcam import Explanation
 
-__all__ = ["cam_figure", "confusion_figure", "curves_figure", "denormalize", "methods_figure", "samples_figure"]
+__all__ = [
+    "cam_figure",
+    "confusion_figure",
+    "confusion_pairs_figure",
+    "curves_figure",
+    "denormalize",
+    "overlays_figure",
+    "samples_figure",
+]
 
 
 def _group_order(group_of: list[str]) -> tuple[np.ndarray, list[tuple[str, int, int]]]:
@@ -181,13 +189,32 @@ def cam_figure(explanations: list[Explanation], classes: list[str], true_labels:
     return fig
 
 
-def methods_figure(explanations: dict[str, Explanation], title: str) -> Figure:
-    """The same image explained by several CAM methods, side by side."""
+def overlays_figure(explanations: dict[str, Explanation], title: str) -> Figure:
+    """Overlays side by side, each titled with its key (e.g. the CAM methods of one image)."""
     fig = Figure(figsize=(2.6 * len(explanations), 2.8), layout="constrained")
-    for ax, (method, explanation) in zip(fig.subplots(1, len(explanations), squeeze=False)[0],
+    for ax, (name, explanation) in zip(fig.subplots(1, len(explanations), squeeze=False)[0],
                                          explanations.items()):
         ax.imshow(explanation.overlay)
-        ax.set_title(method, fontsize=10)
+        ax.set_title(name, fontsize=10)
         ax.axis("off")
     fig.suptitle(title)
+    return fig
+
+
+def confusion_pairs_figure(pairs: list[tuple[Explanation, Explanation]], classes: list[str]) -> Figure:
+    """One row per confused pair: the image, Grad-CAM for the (wrongly) predicted class, Grad-CAM for the true class."""
+    fig = Figure(figsize=(9, 2.8 * max(1, len(pairs))), layout="constrained")
+    axes = fig.subplots(max(1, len(pairs)), 3, squeeze=False)
+    for row, (for_predicted, for_true) in zip(axes, pairs):
+        row[0].imshow(for_true.image)
+        row[0].set_title(f"true {classes[for_true.target]}", fontsize=9)
+        row[1].imshow(for_predicted.overlay)
+        row[1].set_title(f"evidence for {classes[for_predicted.target]} (predicted, "
+                         f"{100 * for_predicted.probability:.0f}%)", fontsize=9)
+        row[2].imshow(for_true.overlay)
+        row[2].set_title(f"evidence for {classes[for_true.target]} (true)", fontsize=9)
+    for ax in fig.axes:
+        ax.axis("off")
+    if not pairs:
+        fig.suptitle("no misclassified image among the most-confused pairs")
     return fig

@@ -6,7 +6,9 @@
 
 ``steps.csv`` gets a row every ``log_every`` batches, ``epochs.csv`` one per epoch. After a
 crash, ``keep_epochs_up_to`` drops the rows of the epoch that did not finish, so a resumed
-run appends to clean files.
+run appends to clean files. A running process holds its run folder with ``claim_run_dir``
+(an ``flock`` on ``<run>/.lock``, gone with the process even after ``kill -9``), so two runs
+never write into the same folder.
 """
 
 from __future__ import annotations
@@ -14,14 +16,59 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import socket
 import sys
 import time
 from pathlib import Path
+from typing import IO
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; run folders are still created atomically
+    fcntl = None
 
 STEP_FIELDS = ("epoch", "step", "loss", "lr", "images_per_s")
 EPOCH_FIELDS = ("epoch", "train_loss", "eval_loss", "eval_top1", "eval_top5", "eval_mean_class_acc", "lr", "seconds")
 LOGGER_NAME = "fgvc"
+LOCK_FILE = ".lock"
 _HANDLER_MARK = "_fgvc_handler"
+_HELD: dict[Path, IO[str]] = {}  # run folders this process holds, with their open lock files
+
+
+def claim_run_dir(run_dir: str | Path) -> None:
+    """Hold ``run_dir`` for this process until ``release_run_dir`` (claiming it again is harmless).
+
+    Raises ``FileExistsError`` naming the process that holds it, and ``PermissionError`` when
+    the folder cannot be written.
+    """
+    run_dir = Path(run_dir).resolve()
+    if run_dir in _HELD:
+        return
+    try:
+        handle = (run_dir / LOCK_FILE).open("a+")
+    except OSError as err:
+        raise PermissionError(f"cannot write in run folder {run_dir} ({err}): expected a writable folder") from err
+    if fcntl is not None:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise FileExistsError(f"run folder {run_dir} is in use by {holder}: two runs never share a folder; "
+                                  f"wait for it to end, or choose another --run-dir") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+    handle.flush()
+    _HELD[run_dir] = handle
+
+
+def release_run_dir(run_dir: str | Path) -> None:
+    """Let other processes use ``run_dir`` again (closing the lock file drops the lock)."""
+    handle = _HELD.pop(Path(run_dir).resolve(), None)
+    if handle is not None:
+        handle.close()
 
 
 def new_run_dir(base: str | Path, name: str) -> Path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -19,20 +21,33 @@ def test_synth_train_evaluate_predict(tmp_path: Path, capsys: pytest.CaptureFixt
     assert (run / "last.pt").exists()
     capsys.readouterr()
 
-    assert main(["evaluate", "--checkpoint", str(run / "last.pt"), "--split", "test"]) == 0
-    report = json.loads(capsys.readouterr().out)
-    assert report["split"] == "test" and 0 <= report["top1"] <= 1 and report["num_samples"] > 0
-    assert json.loads((run / "eval-test.json").read_text())["top1"] == report["top1"]
+    assert main(["evaluate", "--checkpoint", str(run / "last.pt"), "--split", "val"]) == 0
+    summary = capsys.readouterr().out
+    report = json.loads((run / "eval-val" / "metrics.json").read_text())
+    assert report["split"] == "val" and 0 <= report["top1"] <= 1 and report["num_samples"] > 0
+    assert f"{100 * report['top1']:6.2f}%" in summary and "most-confused pairs" in summary
 
     images = sorted((data / FGVC_FOLDER / "data" / "images").glob("*.jpg"))[:2]
     assert main(["predict", "--checkpoint", str(run / "last.pt"), *map(str, images), "--topk", "3", "--json"]) == 0
     results = json.loads(capsys.readouterr().out)
-    classes = (data / FGVC_FOLDER / "data" / "variants.txt").read_text().splitlines()
+    meta = data / FGVC_FOLDER / "data"
+    classes = (meta / "variants.txt").read_text().splitlines()
+    families = (meta / "families.txt").read_text().splitlines()
     assert [r["file"] for r in results] == list(map(str, images))
     for result in results:
         assert len(result["top"]) == 3 and {g["class"] for g in result["top"]} <= set(classes)
+        assert {g["family"] for g in result["top"]} <= set(families)
         probabilities = [g["probability"] for g in result["top"]]
         assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1 + 1e-6
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for image in images:
+        (folder / image.name).write_bytes(image.read_bytes())
+    assert main(["predict", "--checkpoint", str(run / "last.pt"), str(folder), "--topk", "2", "--csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 2 * len(images) and {r["rank"] for r in rows} == {"1", "2"}
+    assert all(r["manufacturer"] for r in rows)
 
     not_image = tmp_path / "notes.jpg"
     not_image.write_text("not a picture")

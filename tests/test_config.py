@@ -33,7 +33,7 @@ def test_round_trip_through_dict() -> None:
     ({"optimizer": "rmsprop"}, "optimizer='rmsprop'"),
     ({"precision": "int8"}, "precision='int8'"),
     ({"train_split": "everything"}, "train_split='everything'"),
-    ({"warmup_epochs": 50, "epochs": 5}, "warmup_epochs=50"),
+    ({"warmup_epochs": 6, "epochs": 5}, "warmup_epochs=6"),
     ({"weights": "w.pth", "pretrained": False}, "weights='w.pth'"),
 ])
 def test_bad_values_are_refused_with_the_value_named(overrides: dict, named: str) -> None:

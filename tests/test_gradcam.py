@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
+from fgvc.config import make_config
 from fgvc.data import FGVC_FOLDER
 from fgvc.engine import build_optimizer, build_scheduler, train_one_epoch
 from fgvc.gradcam import cam_peak, compute_cam, overlay_heatmap
-from fgvc.config import make_config
 from fgvc.model import build_model
 
 SIZE, PART = 128, 32

@@ -8,7 +8,6 @@ from pathlib import Path
 import nbformat
 import papermill
 import pytest
-
 from conftest import NUM_CLASSES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,11 +53,12 @@ def test_main_notebook_runs_top_to_bottom(synthetic_root: Path, tmp_path: Path) 
     images = images_per_cell(executed)
     assert images[next(i for i, s in enumerate(sources) if "samples_figure" in s)] == 1
     assert images[next(i for i, s in enumerate(sources) if "curves_figure" in s)] == 1
+    assert images[next(i for i, s in enumerate(sources) if "confusion_figure" in s)] == 1
     text = "".join(o.get("text", "") for cell in code_cells(executed) for o in cell.outputs)
-    assert "top-1" in text and f"{NUM_CLASSES} classes" in text
-    assert (run_dir / "last.pt").exists() and (run_dir / "eval-test.json").exists()
+    assert "top-1" in text and f"{NUM_CLASSES} classes" in text and "most-confused pairs" in text
+    assert (run_dir / "last.pt").exists() and (run_dir / "eval-test" / "metrics.json").exists()
 
 
 def test_gradcam_notebook_runs_top_to_bottom(trained_run: Path, tmp_path: Path) -> None:
     executed = execute("gradcam.ipynb", tmp_path / "gradcam.ipynb", {"RUN_DIR": str(trained_run), "NUM_IMAGES": 4})
-    assert sum(images_per_cell(executed)) == 2  # the correct/wrong grid and the methods comparison
+    assert sum(images_per_cell(executed)) == 3  # correct/wrong grid, methods comparison, confused pairs
