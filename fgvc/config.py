@@ -109,7 +109,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "precision": "fp32",
         "channels_last": False,
         "device": "cpu",
-        "workers": 2,
+        "workers": 0,  # in-process loading: small images, and no per-epoch worker start-up in Jupyter
     },
 }
 
