@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from fgvc.analysis import Analysis, analyse
 from fgvc.checkpoint import load_trained
 from fgvc.config import TrainConfig
-from fgvc.data import build_split, dataset_hierarchy, eval_transform, load_image
+from fgvc.data import BadImageError, build_split, dataset_hierarchy, eval_transform, load_image
 from fgvc.engine import predict_scores, resolve_device
 from fgvc.model import model_spec
 
@@ -72,8 +72,8 @@ def predict_files(checkpoint: str | Path, paths: list[str | Path], topk: int = 5
     for path in expand_images(paths):
         try:
             image = transform(load_image(path, banner_px)).unsqueeze(0)
-        except (OSError, ValueError) as err:
-            results.append({"file": str(path), "error": f"{path}: not a readable image ({err})"})
+        except BadImageError as err:  # names the file and what is wrong with it
+            results.append({"file": str(path), "error": str(err)})
             continue
         with torch.no_grad():
             probs = model(image.to(torch_device)).float().softmax(dim=1)[0].cpu()

@@ -29,7 +29,7 @@ from torchvision import transforms
 
 from fgvc.checkpoint import load_trained
 from fgvc.config import CAM_METHODS, TrainConfig
-from fgvc.data import Normalization, build_split, dataset_labels, load_image
+from fgvc.data import BadImageError, Normalization, build_split, dataset_labels, load_image
 from fgvc.model import cam_target_layer, model_spec
 
 METHODS = dict(zip(CAM_METHODS, (GradCAM, GradCAMPlusPlus, HiResCAM, XGradCAM, LayerCAM, EigenCAM, ScoreCAM,
@@ -171,8 +171,8 @@ def write_overlays(checkpoint: str | Path, images: list[str | Path], out: str | 
     for path in images:
         try:
             image = load_image(path, banner_px)
-        except (OSError, ValueError) as err:
-            results.append({"file": str(path), "error": f"{path}: not a readable image ({err})"})
+        except BadImageError as err:  # names the file and what is wrong with it
+            results.append({"file": str(path), "error": str(err)})
             continue
         explanation = explain(model, cfg.arch, cfg.img_size, image, target, method)
         written = save_overlay(explanation, Path(out) / f"{Path(path).stem}-{method}.png")
