@@ -35,6 +35,9 @@ FGVC_FOLDER = "fgvc-aircraft-2013b"
 FGVC_URL = datasets.FGVCAircraft._URL
 LEVEL_FILES = {"variant": "variants.txt", "family": "families.txt", "manufacturer": "manufacturers.txt"}
 DOWNLOAD_TIMEOUT_S = 20.0
+# The random affine's fixed ranges; its rotation (and half of it as shear) comes from the config.
+AFFINE_TRANSLATE = (0.05, 0.05)  # largest shift, as a fraction of the width and of the height
+AFFINE_SCALE = (0.9, 1.1)
 # What PIL raises for a file it cannot decode (missing, truncated, damaged, not an image, too many pixels).
 DECODE_ERRORS = (OSError, ValueError, EOFError, SyntaxError, Image.DecompressionBombError)
 
@@ -240,7 +243,7 @@ def train_transform(img_size: int, norm: Normalization, min_crop_scale: float = 
     return transforms.Compose([
         transforms.RandomResizedCrop(img_size, scale=(min_crop_scale, 1.0), interpolation=norm.interpolation),
         transforms.RandomHorizontalFlip(),
-        transforms.RandomAffine(degrees=affine_degrees, translate=(0.05, 0.05), scale=(0.9, 1.1),
+        transforms.RandomAffine(degrees=affine_degrees, translate=AFFINE_TRANSLATE, scale=AFFINE_SCALE,
                                 shear=affine_degrees / 2, interpolation=transforms.InterpolationMode.BILINEAR),
         transforms.ToTensor(),
         transforms.Normalize(norm.mean, norm.std),

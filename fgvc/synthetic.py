@@ -295,8 +295,11 @@ def _colours(rng: np.random.Generator, sky: np.ndarray) -> dict[str, tuple[int, 
     return {k: tuple(int(c) for c in np.clip(v, 0, 255)) for k, v in tones.items()}
 
 
-def _banner(rng: np.random.Generator, width: int) -> np.ndarray:
-    """A dark copyright strip with light pseudo-text, uint8 BANNER_HEIGHT x width x 3."""
+def _banner(rng: np.random.Generator, width: int, colour: tuple[int, int, int] | None = None) -> np.ndarray:
+    """A dark copyright strip with light pseudo-text, uint8 BANNER_HEIGHT x width x 3; or, with
+    ``colour``, a plain strip of that colour."""
+    if colour is not None:
+        return np.full((BANNER_HEIGHT, width, 3), colour, dtype=np.uint8)
     base = rng.integers(8, 45)
     strip = Image.new("RGB", (width, BANNER_HEIGHT), tuple(int(base + d) for d in rng.integers(0, 8, 3)))
     draw = ImageDraw.Draw(strip)
@@ -315,8 +318,8 @@ def _banner(rng: np.random.Generator, width: int) -> np.ndarray:
     return np.asarray(strip)
 
 
-def _render(var: _Variant, size: tuple[int, int],
-            rng: np.random.Generator) -> tuple[Image.Image, tuple[int, int, int, int]]:
+def _render(var: _Variant, size: tuple[int, int], rng: np.random.Generator,
+            banner_colour: tuple[int, int, int] | None = None) -> tuple[Image.Image, tuple[int, int, int, int]]:
     """Draw one image of ``var``; return it and the aircraft's 1-based inclusive box."""
     width, height = size
     pic_h = height - BANNER_HEIGHT
@@ -349,7 +352,7 @@ def _render(var: _Variant, size: tuple[int, int],
     a = np.asarray(alpha, np.float32)[..., None] / 255
     picture = sky * (1 - a) + np.asarray(colour, np.float32) * a
     picture += rng.standard_normal(picture.shape, dtype=np.float32) * np.float32(rng.uniform(1.5, 5))
-    image = np.concatenate([np.clip(picture, 0, 255).astype(np.uint8), _banner(rng, width)])
+    image = np.concatenate([np.clip(picture, 0, 255).astype(np.uint8), _banner(rng, width, banner_colour)])
 
     ys, xs = np.nonzero(np.asarray(alpha))
     box = (int(xs.min()) + 1, int(ys.min()) + 1, int(xs.max()) + 1, int(ys.max()) + 1)
@@ -382,10 +385,13 @@ def _write_lines(path: Path, lines: list[str]) -> None:
 
 
 def write_synthetic_dataset(out: str | Path, num_classes: int = 12, per_class: int = 30,
-                            size: tuple[int, int] = (160, 140), seed: int = 0) -> Path:
+                            size: tuple[int, int] = (160, 140), seed: int = 0,
+                            banner_colour: tuple[int, int, int] | None = None) -> Path:
     """Write the dataset under out/fgvc-aircraft-2013b and return that folder.
 
     ``size`` is (width, height) of each JPEG including the bottom ``BANNER_HEIGHT`` rows.
+    ``banner_colour`` paints the banner plain in that colour (tests pick one that nothing else
+    in the images comes near, so a single banner pixel that survives cropping shows).
     Raises ValueError for bad arguments and FileExistsError rather than overwrite a folder
     this function did not write.
     """
@@ -414,7 +420,7 @@ def write_synthetic_dataset(out: str | Path, num_classes: int = 12, per_class: i
     for c, var in enumerate(variants):
         class_ids = ids[c * per_class:(c + 1) * per_class]
         for k, image_id in enumerate(class_ids):
-            image, box = _render(var, size, np.random.default_rng([seed, c, k]))
+            image, box = _render(var, size, np.random.default_rng([seed, c, k]), banner_colour)
             image.save(data / "images" / f"{image_id}.jpg", quality=90)
             boxes.append(f"{image_id} {' '.join(map(str, box))}")
         test, val, train = class_ids[:n_test], class_ids[n_test:n_test + n_val], class_ids[n_test + n_val:]
