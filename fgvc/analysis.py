@@ -18,6 +18,7 @@ import numpy as np
 
 from fgvc import metrics, plots
 from fgvc.data import hierarchy_names
+from fgvc.errors import FgvcError
 
 
 @dataclass
@@ -32,11 +33,12 @@ class Analysis:
 
 def analyse(scores: np.ndarray, targets: np.ndarray, classes: list[str],
             hierarchy: dict[str, tuple[np.ndarray, list[str]]] | None, out: str | Path, seed: int = 0,
-            extra: dict[str, Any] | None = None) -> Analysis:
+            extra: dict[str, Any] | None = None, files: list[str] | None = None) -> Analysis:
     """Every metric of ``scores`` against ``targets``, written to ``out``.
 
     Files: ``metrics.json`` (everything), ``per_class.csv`` (worst first), ``confusion.csv``,
-    ``confusions.csv`` (most-confused pairs) and ``confusion.png`` (grouped by family).
+    ``confusions.csv`` (most-confused pairs), ``confusion.png`` (grouped by family) and, given the
+    image ``files`` in score order, ``predictions.csv`` (each image's true and predicted class).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -51,6 +53,11 @@ def analyse(scores: np.ndarray, targets: np.ndarray, classes: list[str],
         writer = csv.writer(f)
         writer.writerow(["true \\ predicted", *classes])
         writer.writerows([name, *row] for name, row in zip(classes, confusion.tolist()))
+    if files is not None:
+        predicted = scores.argmax(axis=1)
+        _write_csv(out / "predictions.csv", ["file", "true", "predicted", "probability"],
+                   [{"file": file, "true": classes[t], "predicted": classes[p], "probability": f"{scores[i, p]:.6f}"}
+                    for i, (file, t, p) in enumerate(zip(files, targets, predicted, strict=True))])
     plots.confusion_figure(confusion, classes, group_of).savefig(out / "confusion.png", dpi=110)
     return Analysis(report, confusion, classes, group_of)
 
@@ -97,7 +104,7 @@ def read_report(folder: str | Path) -> dict[str, Any]:
     """The ``metrics.json`` that ``analyse`` wrote into ``folder``."""
     path = Path(folder) / "metrics.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: expected the eval-<split>/ folder of a finished run, or run "
+        raise FgvcError(f"{path} not found: expected the eval-<split>/ folder of a finished run, or run "
                                 f"`fgvc evaluate --checkpoint <run>/last.pt --split <split>` first")
     return json.loads(path.read_text())
 

@@ -1,10 +1,16 @@
-"""Self-describing checkpoints, written atomically and read with ``weights_only=True``.
+"""What a checkpoint holds, in one place: saved and restored by ``TrainState``, read back by ``load_trained``.
 
-A checkpoint holds what rebuilds and resumes a run: model, optimizer, scheduler and
-grad-scaler states, the number of finished epochs, the whole config, the class names and
-the last metrics. It is written to a temporary file and renamed, so ``last.pt`` is
-always either the previous or the new checkpoint, never half of one. Loading never
-unpickles code: a file that needs more than tensors and plain containers is refused.
+    state = TrainState(model, optimizer, scheduler, scaler)
+    save_checkpoint(run_dir / "last.pt", state.checkpoint(cfg, classes, hierarchy, metrics))
+    state.restore(load_checkpoint(run_dir / "last.pt"), "last.pt")     # resume
+    trained = load_trained("logs/<run>/last.pt")                      # inference
+
+A checkpoint holds what rebuilds and resumes a run: the training state (model, optimizer,
+scheduler and grad-scaler states, finished epochs, best top-1) and what describes the model's
+outputs (the whole config, the class names with their families and manufacturers, the last
+metrics). It is written to a temporary file and renamed, so ``last.pt`` is always either the
+previous or the new checkpoint, never half of one. Loading never unpickles code: a file that
+needs more than tensors and plain containers is refused.
 """
 
 from __future__ import annotations
@@ -19,13 +25,10 @@ import torch
 from torch import nn
 
 from fgvc.config import TrainConfig
+from fgvc.errors import CheckpointError
 from fgvc.model import build_model
 
 REQUIRED_KEYS = ("model", "epoch", "config", "classes")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file is missing, unreadable, untrusted or does not fit."""
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
@@ -74,6 +77,35 @@ def load_model_state(model: nn.Module, state: dict[str, Any], source: str | Path
         cfg = state["config"]
         raise CheckpointError(f"{source} was saved from {cfg.get('arch')} with {len(state['classes'])} classes "
                               f"and does not fit this model ({str(err).splitlines()[0]})") from err
+
+
+@dataclass
+class TrainState:
+    """Everything that changes while training; saving and restoring it resumes a run exactly
+    (the data order and augmentations are reseeded from the epoch, see ``fgvc.engine``)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    epoch: int = 0  # finished epochs
+    best_top1: float = -1.0  # best evaluation top-1 so far (best.pt is chosen on it)
+
+    def checkpoint(self, cfg: TrainConfig, classes: list[str], hierarchy: dict[str, list[str]],
+                   metrics: dict[str, float]) -> dict[str, Any]:
+        """The checkpoint of this state; ``hierarchy`` gives each class's family and manufacturer, if any."""
+        return {"model": unwrap(self.model).state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "epoch": self.epoch,
+                "best_top1": self.best_top1, "config": cfg.to_dict(), "classes": classes, "hierarchy": hierarchy,
+                "metrics": metrics}
+
+    def restore(self, checkpoint: dict[str, Any], source: str | Path) -> None:
+        """Continue from ``checkpoint`` (read from ``source``)."""
+        load_model_state(self.model, checkpoint, source)
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        self.scaler.load_state_dict(checkpoint["scaler"])
+        self.epoch, self.best_top1 = checkpoint["epoch"], checkpoint.get("best_top1", -1.0)
 
 
 @dataclass

@@ -1,7 +1,10 @@
 """One typed training configuration, its named presets, and its validation.
 
-    cfg = make_config("demo", epochs=3)      # preset + overrides
-    cfg.to_dict(); TrainConfig.from_dict(d)  # what config.json and checkpoints hold
+    cfg = make_config("demo", epochs=3)                    # preset + overrides
+    cfg = make_config(config_file="my.yaml", lr=0.01)      # preset < file < overrides
+    cfg.to_dict(); TrainConfig.from_dict(d)                # what config.json and checkpoints hold
+
+The fields carry their help text, so the ``fgvc train`` flags are generated from them.
 
 A bad value is refused with a ``ConfigError`` that names the field, the value
 received and what was expected, before any data is read or model is built.
@@ -10,8 +13,12 @@ received and what was expected, before any data is read or model is built.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from fgvc.errors import ConfigError
 
 ARCHS = tuple(f"efficientnet-b{i}" for i in range(8)) + tuple(f"tv_efficientnet_b{i}" for i in range(8))
 DATASETS = ("fgvc-aircraft", "imagefolder")
@@ -20,53 +27,62 @@ FGVC_SPLITS = ("train", "val", "trainval", "test")
 OPTIMIZERS = ("sgd", "adamw")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+EVAL_VIEWS = ("squash", "whole", "crop")
 CAM_METHODS = ("gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "eigencam", "scorecam", "ablationcam")
 MIN_IMG_SIZE = 32  # EfficientNets downsample 32x: a smaller input leaves no spatial map
 
 
-class ConfigError(ValueError):
-    """A configuration value is out of range or of the wrong kind."""
+def _field(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    """A config field with its command-line help (and choices) kept beside it."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a training run; saved with every run and checkpoint."""
+    """Everything that defines a training run; saved with every run and checkpoint.
 
-    preset: str = "b4"
+    Each field is also a ``fgvc train`` flag (``img_size`` -> ``--img-size``) with the help text given here.
+    """
+
+    preset: str = _field("b4", "the preset this config started from")
     # data
-    dataset: str = "fgvc-aircraft"
-    data_root: str = "data"
-    level: str = "variant"
-    train_split: str = "trainval"
-    eval_split: str = "test"
-    download: bool = True
-    banner_px: int = 20
-    skip_bad_images: bool = False  # leave out (and log) images that do not decode
+    dataset: str = _field("fgvc-aircraft", "fgvc-aircraft, or imagefolder for your own photos laid out as "
+                          "ROOT/<split>/<class>/*.jpg", DATASETS)
+    data_root: str = _field("data", "folder holding fgvc-aircraft-2013b/ (or the split folders of an imagefolder)")
+    level: str = _field("variant", "FGVC-Aircraft label level", LEVELS)
+    train_split: str = _field("trainval", "split to train on")
+    eval_split: str = _field("test", "split evaluated every epoch (val also keeps best.pt)")
+    download: bool = _field(True, "download FGVC-Aircraft when it is missing")
+    banner_px: int = _field(20, "rows of copyright banner cut from the bottom of every FGVC-Aircraft photo")
+    skip_bad_images: bool = _field(False, "leave out (and log) images that do not decode instead of stopping")
     # model
-    arch: str = "efficientnet-b4"
-    pretrained: bool = True
-    weights: str | None = None
-    bn_momentum: float | None = None
-    img_size: int = 448
+    arch: str = _field("efficientnet-b4", "efficientnet-b0..b7 (efficientnet_pytorch) or tv_efficientnet_b0..b7 "
+                       "(torchvision)", ARCHS)
+    pretrained: bool = _field(True, "start from ImageNet weights (downloaded into TORCH_HOME)")
+    weights: str | None = _field(None, "ImageNet weights from a local file (offline clusters)")
+    bn_momentum: float | None = _field(None, "batch-norm momentum in PyTorch's convention (default: the library's)")
+    img_size: int = _field(448, "training and evaluation resolution in pixels")
+    eval_view: str = _field("squash", "what evaluation and inference see of a photo: squash (whole image to a "
+                            "square), whole (short side to the size) or crop (centre square)", EVAL_VIEWS)
     # optimisation
-    epochs: int = 50
-    batch_size: int = 32
-    lr: float = 0.02
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    warmup_epochs: int = 2
-    label_smoothing: float = 0.1
-    min_crop_scale: float = 0.25
-    affine_degrees: float = 10.0
+    epochs: int = _field(50, "epochs to train")
+    batch_size: int = _field(32, "images per optimizer step")
+    lr: float = _field(0.02, "peak learning rate after warmup")
+    optimizer: str = _field("sgd", "sgd (momentum, nesterov) or adamw", OPTIMIZERS)
+    momentum: float = _field(0.9, "SGD momentum")
+    weight_decay: float = _field(1e-4, "weight decay (never on norms and biases)")
+    warmup_epochs: int = _field(2, "epochs of linear warmup before the cosine decay")
+    label_smoothing: float = _field(0.1, "label smoothing of the cross-entropy")
+    min_crop_scale: float = _field(0.25, "smallest area of the random resized crop, as a share of the image")
+    affine_degrees: float = _field(10.0, "largest rotation of the random affine (shear: half of it)")
     # execution
-    precision: str = "auto"
-    channels_last: bool = True
-    device: str = "auto"
-    workers: int = 8
-    seed: int = 0
-    log_every: int = 5
-    run_dir: str | None = None
+    precision: str = _field("auto", "auto: bf16 (or fp16) on GPUs, fp32 on the CPU", PRECISIONS)
+    channels_last: bool = _field(True, "NHWC memory layout (faster on recent GPUs)")
+    device: str = _field("auto", "auto: CUDA, then MPS, then CPU", DEVICES)
+    workers: int = _field(8, "DataLoader worker processes")
+    seed: int = _field(0, "seed of initial weights, sample order and augmentations")
+    log_every: int = _field(5, "write a steps.csv row every N batches")
+    run_dir: str | None = _field(None, "run folder (default logs/<time>-<preset>)")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every field (JSON- and ``weights_only``-safe)."""
@@ -114,13 +130,67 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def make_config(preset: str = "b4", **overrides: Any) -> TrainConfig:
-    """Return the named preset with ``overrides`` applied (``None`` keeps the preset's value), validated."""
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The fields set in a JSON or YAML file (``config.json`` of a run is one); unknown keys are refused."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path} ({err.strerror}): expected a JSON or YAML file") from err
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            values = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from err
+    else:
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"config file {path} is not valid JSON: {err}") from err
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path} holds a {type(values).__name__}: expected a mapping of field names")
+    TrainConfig.from_dict({k: v for k, v in values.items() if k != "preset"})  # names unknown fields
+    return values
+
+
+def make_config(preset: str | None = None, config_file: str | Path | None = None, **overrides: Any) -> TrainConfig:
+    """The preset (default: the config file's, else ``b4``), then the fields of ``config_file``, then
+    ``overrides`` (``None`` keeps the value before it); validated."""
+    from_file = read_config_file(config_file) if config_file is not None else {}
+    preset = preset or from_file.get("preset") or "b4"
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
-    values: dict[str, Any] = {"preset": preset, **PRESETS[preset]}
+    values: dict[str, Any] = {**PRESETS[preset], **from_file, "preset": preset}
     values.update({k: v for k, v in overrides.items() if v is not None})
     cfg = TrainConfig.from_dict(values)
+    validate(cfg)
+    return cfg
+
+
+def flag(name: str) -> str:
+    """The command-line flag of config field ``name``."""
+    return "--" + name.replace("_", "-")
+
+
+# What may change when a run is resumed: where and how it runs, where the same data lies, and a
+# longer schedule (the learning-rate schedule is then recomputed for the new length).
+RESUMABLE = ("device", "workers", "data_root", "epochs")
+
+
+def resume_config(saved: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
+    """``saved`` with the ``overrides`` a resumed run may honour; any other change is refused naming its flag."""
+    changes = {k: v for k, v in overrides.items() if v is not None and v != getattr(saved, k)}
+    for name, value in changes.items():
+        if name not in RESUMABLE:
+            raise ConfigError(f"{flag(name)} cannot change when resuming (the run has {getattr(saved, name)!r}, "
+                              f"got {value!r}): leave it out, or start a new run; a resume may change "
+                              f"{', '.join(flag(n) for n in RESUMABLE)}")
+    if changes.get("epochs", saved.epochs) < saved.epochs:
+        raise ConfigError(f"--epochs {changes['epochs']} is shorter than the run's {saved.epochs}: a resume may "
+                          f"only lengthen the schedule")
+    cfg = dataclasses.replace(saved, **changes)
     validate(cfg)
     return cfg
 
@@ -158,5 +228,6 @@ def validate(cfg: TrainConfig) -> None:
     _check(cfg.optimizer in OPTIMIZERS, "optimizer", cfg.optimizer, f"one of {OPTIMIZERS}")
     _check(cfg.precision in PRECISIONS, "precision", cfg.precision, f"one of {PRECISIONS}")
     _check(cfg.device in DEVICES, "device", cfg.device, f"one of {DEVICES}")
+    _check(cfg.eval_view in EVAL_VIEWS, "eval_view", cfg.eval_view, f"one of {EVAL_VIEWS}")
     _check(not (cfg.weights and not cfg.pretrained), "weights", cfg.weights,
            "no weights file together with pretrained=False")

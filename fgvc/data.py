@@ -29,7 +29,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets, transforms
 
 from fgvc import metrics
-from fgvc.config import FGVC_SPLITS, LEVELS, TrainConfig
+from fgvc.config import EVAL_VIEWS, FGVC_SPLITS, LEVELS, TrainConfig
+from fgvc.errors import BadImageError, ConfigError, DatasetError
 
 FGVC_FOLDER = "fgvc-aircraft-2013b"
 FGVC_URL = datasets.FGVCAircraft._URL
@@ -42,18 +43,6 @@ AFFINE_SCALE = (0.9, 1.1)
 DECODE_ERRORS = (OSError, ValueError, EOFError, SyntaxError, Image.DecompressionBombError)
 
 log = logging.getLogger("fgvc")
-
-
-class DatasetError(FileNotFoundError):
-    """The dataset on disk is missing, incomplete or inconsistent."""
-
-
-class BadImageError(ValueError):
-    """An image file that cannot be used: missing, empty, not an image, damaged or too large."""
-
-    def __init__(self, path: str | Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path, self.reason = str(path), reason
 
 
 def _decode_failure(path: str | Path, err: Exception) -> str:
@@ -250,14 +239,29 @@ def train_transform(img_size: int, norm: Normalization, min_crop_scale: float = 
     ])
 
 
-def eval_transform(img_size: int, norm: Normalization) -> transforms.Compose:
-    """Resize the short side to ``img_size`` and take the centre crop."""
-    return transforms.Compose([
-        transforms.Resize(img_size, interpolation=norm.interpolation),
-        transforms.CenterCrop(img_size),
-        transforms.ToTensor(),
-        transforms.Normalize(norm.mean, norm.std),
-    ])
+def eval_transform(img_size: int, norm: Normalization, view: str = "squash") -> transforms.Compose:
+    """The one evaluation preprocessing: every path that predicts (evaluate, predict, Grad-CAM) uses it.
+
+    ``view`` says what the network sees of a photo: ``squash`` the whole image resized to
+    ``img_size`` x ``img_size``; ``whole`` the short side resized to ``img_size``, aspect ratio kept
+    (inputs differ in width, so they are not batched together); ``crop`` the short side resized, then
+    the centre square, which cuts the nose and tail off a 3:2 photo.
+    """
+    resize = {"squash": [transforms.Resize((img_size, img_size), interpolation=norm.interpolation)],
+              "whole": [transforms.Resize(img_size, interpolation=norm.interpolation)],
+              "crop": [transforms.Resize(img_size, interpolation=norm.interpolation), transforms.CenterCrop(img_size)]}
+    if view not in resize:
+        raise ConfigError(f"view={view!r} is invalid: expected one of {EVAL_VIEWS}")
+    return transforms.Compose([*resize[view], transforms.ToTensor(), transforms.Normalize(norm.mean, norm.std)])
+
+
+def visible_part(image: Image.Image, view: str) -> Image.Image:
+    """The part of ``image`` that ``view`` shows the network (the centre square for ``crop``)."""
+    if view != "crop":
+        return image
+    side = min(image.size)
+    left, top = round((image.width - side) / 2), round((image.height - side) / 2)
+    return image.crop((left, top, left + side, top + side))
 
 
 def build_split(cfg: TrainConfig, split: str, transform: Callable | None) -> Dataset:
@@ -275,6 +279,7 @@ class Loaders:
     train: DataLoader
     eval: DataLoader
     classes: list[str]
+    hierarchy: dict[str, tuple[np.ndarray, list[str]]] | None  # families and manufacturers, where the data has them
     skipped: list[BadImageError] = field(default_factory=list)  # bad images left out (skip_bad_images)
 
 
@@ -320,28 +325,35 @@ def _check_sizes(cfg: TrainConfig, train_set: Dataset, eval_set: Dataset) -> Non
                            f"expected at least one to evaluate on")
 
 
+def eval_loader(dataset: Dataset, batch_size: int, view: str, workers: int) -> DataLoader:
+    """In-order batches of ``dataset`` (one image a batch for the ``whole`` view, whose widths differ)."""
+    return DataLoader(dataset, batch_size=1 if view == "whole" else batch_size, shuffle=False, num_workers=workers,
+                      pin_memory=torch.cuda.is_available())
+
+
 def build_loaders(cfg: TrainConfig, norm: Normalization, generator: torch.Generator | None = None) -> Loaders:
-    """Augmented, shuffled training loader and a plain evaluation loader for ``cfg``.
+    """Augmented, shuffled training loader and a plain evaluation loader (``cfg.eval_view``) for ``cfg``.
 
     ``generator`` drives shuffling and worker seeds; ``fit`` reseeds it every epoch so a
-    resumed run sees the same batches as an uninterrupted one. Every image is decoded once
-    first (``cfg.workers`` threads), so a bad file stops the run before training starts.
+    resumed run sees the same batches as an uninterrupted one. Every annotation file is read
+    (the family and manufacturer files too) before any image is decoded; then every image is
+    decoded once (``cfg.workers`` threads), so a bad file stops the run before training starts.
     """
     augment = train_transform(cfg.img_size, norm, cfg.min_crop_scale, cfg.affine_degrees)
     train_set = build_split(cfg, cfg.train_split, augment)
-    eval_set = build_split(cfg, cfg.eval_split, eval_transform(cfg.img_size, norm))
+    eval_set = build_split(cfg, cfg.eval_split, eval_transform(cfg.img_size, norm, cfg.eval_view))
     if train_set.classes != eval_set.classes:
         raise DatasetError(f"the classes of split {cfg.train_split!r} and {cfg.eval_split!r} differ under "
                            f"{cfg.data_root}: every split must hold the same class folders")
+    hierarchy = dataset_hierarchy(cfg, cfg.eval_split)
     _check_sizes(cfg, train_set, eval_set)
     skipped = drop_bad_images(train_set, cfg, cfg.train_split) + drop_bad_images(eval_set, cfg, cfg.eval_split)
     _check_sizes(cfg, train_set, eval_set)
     # Workers are not persistent: each epoch's workers take their seeds from the reseeded generator.
-    common = dict(num_workers=cfg.workers, pin_memory=torch.cuda.is_available())
-    train = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
-                       generator=generator, **common)
-    evaluation = DataLoader(eval_set, batch_size=cfg.batch_size, shuffle=False, **common)
-    return Loaders(train, evaluation, list(train_set.classes), skipped)
+    train = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True, generator=generator,
+                       num_workers=cfg.workers, pin_memory=torch.cuda.is_available())
+    evaluation = eval_loader(eval_set, cfg.batch_size, cfg.eval_view, cfg.workers)
+    return Loaders(train, evaluation, list(train_set.classes), hierarchy, skipped)
 
 
 def read_hierarchy(root: str | Path, split: str, level: str = "variant") -> dict[str, tuple[np.ndarray, list[str]]]:
@@ -352,6 +364,8 @@ def read_hierarchy(root: str | Path, split: str, level: str = "variant") -> dict
     """
     data = Path(root) / FGVC_FOLDER / "data"
     files = LEVEL_FILES
+    for name in LEVELS[LEVELS.index(level):]:
+        check_fgvc_files(root, split, name)
 
     def labels(name: str) -> dict[str, str]:
         with (data / f"images_{name}_{split}.txt").open() as f:
@@ -360,11 +374,19 @@ def read_hierarchy(root: str | Path, split: str, level: str = "variant") -> dict
     child_names = (data / files[level]).read_text().splitlines()
     children = labels(level)
     hierarchy = {}
-    for parent in ("family", "manufacturer")[("variant", "family", "manufacturer").index(level):]:
+    for parent in LEVELS[LEVELS.index(level) + 1:]:
         parent_names = (data / files[parent]).read_text().splitlines()
         parents = labels(parent)
+        unlabelled = sorted(set(children) - set(parents))
+        if unlabelled:
+            raise DatasetError(f"{data / f'images_{parent}_{split}.txt'} has no line for image {unlabelled[0]} "
+                               f"({len(unlabelled)} in all): expected every image of images_{level}_{split}.txt")
         pairs = {(children[image], parents[image]) for image in children}
-        hierarchy[parent] = (metrics.parent_index(child_names, parent_names, pairs), parent_names)
+        try:
+            hierarchy[parent] = (metrics.parent_index(child_names, parent_names, pairs), parent_names)
+        except ValueError as err:  # a class in two families, or one without any
+            raise DatasetError(f"images_{level}_{split}.txt and images_{parent}_{split}.txt under {data} "
+                               f"disagree: {err}") from err
     return hierarchy
 
 

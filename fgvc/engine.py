@@ -1,7 +1,8 @@
 """The training loop as plain functions: ``train_one_epoch``, ``evaluate``, ``fit``.
 
-    run_dir = fit(make_config("demo"))                    # logs/<time>-demo/
-    run_dir = fit(cfg, resume="logs/<run>/last.pt")       # continue at the next epoch
+    run_dir = fit(make_config("demo"))                         # logs/<time>-demo/
+    run_dir = fit(resume="logs/<run>/last.pt")                 # continue at the next epoch
+    run_dir = fit(resume="logs/<run>/last.pt", overrides={"epochs": 80})   # and train longer
 
 One code path serves CPU, CUDA and MPS: the device and the autocast precision come from
 the config (``auto`` picks CUDA, then MPS, then the CPU; bf16 where the GPU has it, fp16
@@ -12,7 +13,6 @@ the batches and augmentations an uninterrupted run would have seen.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
@@ -32,11 +32,14 @@ from tqdm.auto import tqdm
 
 from fgvc import metrics
 from fgvc.analysis import analyse, format_report
-from fgvc.checkpoint import load_checkpoint, load_model_state, save_checkpoint, unwrap
-from fgvc.config import TrainConfig, validate
-from fgvc.data import build_loaders, dataset_hierarchy, hierarchy_names
+from fgvc.checkpoint import TrainState, load_checkpoint, save_checkpoint
+from fgvc.config import TrainConfig, resume_config, validate
+from fgvc.data import Loaders, build_loaders, hierarchy_names, image_files
+from fgvc.errors import ConfigError, FolderError, NonFiniteLossError
 from fgvc.model import build_model, model_spec
 from fgvc.plots import curves_figure
+from fgvc.predict import predict_scores
+from fgvc.runtime import Runtime
 from fgvc.tracking import (
     EPOCH_FIELDS,
     STEP_FIELDS,
@@ -51,38 +54,11 @@ from fgvc.tracking import (
 log = logging.getLogger("fgvc")
 
 
-class NonFiniteLossError(RuntimeError):
-    """The training (or evaluation) loss became NaN or infinite; ``last.pt`` keeps the last good epoch."""
-
-
 def _last_good(epoch: int) -> str:
     """What is left after a failure once ``epoch`` epochs had finished."""
     if epoch == 0:
         return "no epoch had finished, so there is no checkpoint"
     return f"last.pt keeps epoch {epoch}, the last good one"
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA, then MPS, then CPU; a named device must be available."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
-    if not available[name]:
-        raise RuntimeError(f"device={name!r} is not available on this machine: expected 'auto' or 'cpu'")
-    return torch.device(name)
-
-
-def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``name`` on ``device``; ``None`` means plain fp32."""
-    if name == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
 
 
 def seed_everything(seed: int) -> None:
@@ -119,36 +95,24 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, warmup, total))
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def _to_device(images: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
-    images = images.to(device, non_blocking=True)
-    return images.contiguous(memory_format=torch.channels_last) if channels_last else images
-
-
-def train_one_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
-                    scheduler: torch.optim.lr_scheduler.LRScheduler, criterion: nn.Module, *,
-                    device: torch.device, dtype: torch.dtype | None, scaler: torch.amp.GradScaler,
+def train_one_epoch(state: TrainState, loader: DataLoader, criterion: nn.Module, runtime: Runtime, *,
                     epoch: int, log_every: int = 5, log_step: Callable[[dict[str, float]], None] | None = None,
-                    channels_last: bool = False, progress: bool = False) -> float:
-    """Train one pass over ``loader``; every ``log_every`` batches call ``log_step`` with the mean loss.
+                    progress: bool = False) -> float:
+    """Train ``state`` one pass over ``loader``; every ``log_every`` batches call ``log_step`` with the mean loss.
 
     Returns the epoch's mean training loss. Raises ``NonFiniteLossError`` naming the epoch and
     step when the loss stops being finite (checked at each logged step, so the GPU is not
     synchronised on every batch).
     """
+    model, optimizer, scheduler, scaler = state.model, state.optimizer, state.scheduler, state.scaler
     model.train()
     steps = len(loader)
-    window_loss, window_images, window_start = torch.zeros((), device=device), 0, time.perf_counter()
+    window_loss, window_images, window_start = torch.zeros((), device=runtime.device), 0, time.perf_counter()
     epoch_loss, window_batches = 0.0, 0
     bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not progress)
     for batch, (images, targets) in enumerate(bar, start=1):
-        images, targets = _to_device(images, device, channels_last), targets.to(device, non_blocking=True)
-        with _autocast(device, dtype):
+        images, targets = runtime.inputs(images), targets.to(runtime.device, non_blocking=True)
+        with runtime.autocast():
             loss = criterion(model(images), targets)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -188,32 +152,9 @@ class EvalResult:
     targets: np.ndarray  # (N,)
 
 
-@torch.no_grad()
-def predict_scores(model: nn.Module, loader: DataLoader, *, device: torch.device, dtype: torch.dtype | None = None,
-                   channels_last: bool = False, progress: bool = False, tta: bool = False
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Softmax probabilities (N, C) and targets (N,) of ``model`` over ``loader``.
-
-    ``tta`` averages the softmax of each image and of its horizontal mirror.
-    """
-    model.eval()
-    all_scores, all_targets = [], []
-    for images, targets in tqdm(loader, desc="eval", leave=False, disable=not progress):
-        images = _to_device(images, device, channels_last)
-        with _autocast(device, dtype):
-            probs = model(images).float().softmax(dim=1)
-            if tta:
-                probs = (probs + model(images.flip(3)).float().softmax(dim=1)) / 2
-        all_scores.append(probs.cpu())
-        all_targets.append(targets)
-    return torch.cat(all_scores).numpy(), torch.cat(all_targets).numpy()
-
-
-def evaluate(model: nn.Module, loader: DataLoader, *, device: torch.device, dtype: torch.dtype | None = None,
-             channels_last: bool = False, progress: bool = False) -> EvalResult:
+def evaluate(model: nn.Module, loader: DataLoader, runtime: Runtime, progress: bool = False) -> EvalResult:
     """Cross-entropy, top-1, top-5 and mean per-class accuracy of ``model`` over ``loader``."""
-    scores, targets = predict_scores(model, loader, device=device, dtype=dtype, channels_last=channels_last,
-                                     progress=progress)
+    scores, targets = predict_scores(model, loader, runtime, progress=progress)
     num_classes = scores.shape[1]
     loss = float(-np.log(np.clip(scores[np.arange(len(targets)), targets], 1e-12, None)).mean())
     confusion = metrics.confusion_matrix(scores.argmax(axis=1), targets, num_classes)
@@ -240,37 +181,32 @@ def start_run(cfg: TrainConfig) -> TrainConfig:
         run_dir = new_run_dir("logs", cfg.preset) if cfg.run_dir is None else Path(cfg.run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise PermissionError(f"cannot create run folder {cfg.run_dir or 'logs/<time>-<preset>'} ({err}): "
-                              f"expected a writable path") from err
+        raise FolderError(f"cannot create run folder {cfg.run_dir or 'logs/<time>-<preset>'} ({err}): "
+                          f"expected a writable path") from err
     claim_run_dir(run_dir)
     if (run_dir / "last.pt").exists() or (run_dir / "epochs.csv").exists():
         release_run_dir(run_dir)
-        raise FileExistsError(f"run folder {run_dir} already holds a run: resume it with --resume "
-                              f"{run_dir / 'last.pt'} or choose another --run-dir")
+        raise FolderError(f"run folder {run_dir} already holds a run: resume it with --resume "
+                          f"{run_dir / 'last.pt'} or choose another --run-dir")
     keep_epochs_up_to(run_dir / "steps.csv", 0, STEP_FIELDS)  # rows of a run stopped in its first epoch
     cfg = dataclasses.replace(cfg, run_dir=str(run_dir))
-    (run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    _write_config(cfg)
     setup_logging(run_dir)
     return cfg
 
 
-def checkpoint_state(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-                     scaler: torch.amp.GradScaler, epoch: int, cfg: TrainConfig, classes: list[str],
-                     hierarchy: dict[str, list[str]], row: dict[str, float], best_top1: float) -> dict[str, Any]:
-    """Everything that rebuilds the model and resumes the run after ``epoch`` finished epochs;
-    ``hierarchy`` gives the family and manufacturer of each class where the dataset has them."""
-    return {"model": unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": epoch,
-            "config": cfg.to_dict(), "classes": classes, "hierarchy": hierarchy, "metrics": row,
-            "best_top1": best_top1}
+def _write_config(cfg: TrainConfig) -> None:
+    (Path(cfg.run_dir) / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
 
 
-def fit(cfg: TrainConfig, resume: str | Path | None = None, progress: bool = True,
-        stop_after: int | None = None) -> Path:
-    """Train ``cfg`` (or resume the run of checkpoint ``resume``) to the last epoch; return the run folder.
+def fit(cfg: TrainConfig | None = None, *, resume: str | Path | None = None, overrides: dict[str, Any] | None = None,
+        progress: bool = True, stop_after: int | None = None) -> Path:
+    """Train ``cfg``, or resume the run of checkpoint ``resume``, to the last epoch; return the run folder.
 
-    ``stop_after`` ends this call after that many epochs (a cluster job with a time limit);
-    ``fit(..., resume=run_dir / "last.pt")`` carries on from there.
+    A resumed run keeps its config except for ``overrides`` that can safely change (device,
+    workers, data_root, and a longer ``epochs`` with the learning-rate schedule recomputed); any
+    other override is refused with a ``ConfigError`` naming its flag. ``stop_after`` ends this
+    call after that many epochs (a cluster job with a time limit); resuming carries on.
 
     The run folder receives ``config.json``, ``train.log``, ``steps.csv``, ``epochs.csv``,
     ``last.pt`` (every epoch), ``best.pt`` (best on the eval split, only when that split is
@@ -282,18 +218,28 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None, progress: bool = Tru
     and is re-raised as a ``KeyboardInterrupt`` whose one-line message says how to resume.
     A NaN or infinite loss raises ``NonFiniteLossError`` before that epoch's checkpoint is written.
     """
-    state = None
+    checkpoint = None
     if resume is not None:
-        state = load_checkpoint(resume)
-        cfg = TrainConfig.from_dict(state["config"])
+        if cfg is not None:
+            raise ConfigError("fit takes a config to start a run or a checkpoint to resume, not both: "
+                              "pass what a resume may change as overrides")
+        checkpoint = load_checkpoint(resume)
+        saved = TrainConfig.from_dict(checkpoint["config"])
         run_dir = Path(resume).parent
+        cfg = dataclasses.replace(resume_config(saved, overrides or {}), run_dir=str(run_dir))
         claim_run_dir(run_dir)
         setup_logging(run_dir)
+        if cfg != dataclasses.replace(saved, run_dir=str(run_dir)):
+            _write_config(cfg)
+    elif overrides:
+        raise ConfigError("overrides are for a resumed run: put the values into the config of a new run")
     else:
+        if cfg is None:
+            raise ConfigError("fit needs a config (make_config(...)) or a checkpoint to resume")
         cfg = start_run(cfg)
         run_dir = Path(cfg.run_dir)
     try:
-        return _train_run(cfg, run_dir, state, resume, progress, stop_after)
+        return _train_run(cfg, run_dir, checkpoint, resume, progress, stop_after)
     except KeyboardInterrupt:
         last = run_dir / "last.pt"
         message = (f"interrupted; {last} keeps the last finished epoch; resume with: fgvc train --resume {last}"
@@ -304,76 +250,89 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None, progress: bool = Tru
         release_run_dir(run_dir)
 
 
-def _train_run(cfg: TrainConfig, run_dir: Path, state: dict[str, Any] | None, resume: str | Path | None,
-               progress: bool, stop_after: int | None) -> Path:
-    """The body of ``fit`` once the run folder is held: build, restore, train, evaluate, save."""
-    device, spec = resolve_device(cfg.device), model_spec(cfg.arch)
-    dtype = resolve_precision(cfg.precision, device)
-    generator = torch.Generator()
-    loaders = build_loaders(cfg, spec.norm, generator)
-    eval_hierarchy = dataset_hierarchy(cfg, cfg.eval_split)
-    hierarchy = hierarchy_names(eval_hierarchy) if eval_hierarchy else {}
+def build_state(cfg: TrainConfig, num_classes: int, steps_per_epoch: int, runtime: Runtime,
+                pretrained: bool = True) -> TrainState:
+    """A fresh training state: the model (ImageNet weights when ``pretrained`` and the config asks for them),
+    its optimizer, the schedule over the whole run and the loss scaler."""
     seed_everything(cfg.seed * 1000)  # the same initial weights in every process, so reruns are exact
-    model = build_model(cfg.arch, len(loaders.classes), pretrained=cfg.pretrained and state is None,
-                        weights=cfg.weights if state is None else None, bn_momentum=cfg.bn_momentum)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    model = model.to(device)
+    model = build_model(cfg.arch, num_classes, pretrained=cfg.pretrained and pretrained,
+                        weights=cfg.weights if pretrained else None, bn_momentum=cfg.bn_momentum)
+    model = runtime.prepare(model)
     optimizer = build_optimizer(model, cfg)
-    scheduler = build_scheduler(optimizer, cfg, len(loaders.train))
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    start_epoch, best_top1 = 0, -1.0
-    if state is not None:
-        load_model_state(model, state, resume)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        start_epoch, best_top1 = state["epoch"], state.get("best_top1", -1.0)
-        for name, fields in (("steps.csv", STEP_FIELDS), ("epochs.csv", EPOCH_FIELDS)):
-            keep_epochs_up_to(run_dir / name, start_epoch, fields)
-        log.info("resuming %s after epoch %d of %d", run_dir, start_epoch, cfg.epochs)
+    return TrainState(model, optimizer, build_scheduler(optimizer, cfg, steps_per_epoch), runtime.grad_scaler())
+
+
+def _restore(state: TrainState, checkpoint: dict[str, Any], source: str | Path, cfg: TrainConfig,
+             run_dir: Path) -> None:
+    """Continue from ``checkpoint``: weights, optimizer, schedule position, and CSVs cut back to its epoch."""
+    state.restore(checkpoint, source)
+    scheduler = state.scheduler  # the schedule follows cfg.epochs, which a resume may have lengthened
+    for group, base, factor in zip(state.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+        group["lr"] = base * factor(scheduler.last_epoch)
+    for name, fields in (("steps.csv", STEP_FIELDS), ("epochs.csv", EPOCH_FIELDS)):
+        keep_epochs_up_to(run_dir / name, state.epoch, fields)
+    saved_epochs = checkpoint["config"]["epochs"]
+    log.info("resuming %s after epoch %d of %d%s", run_dir, state.epoch, cfg.epochs,
+             f" (was {saved_epochs}: schedule recomputed)" if cfg.epochs != saved_epochs else "")
+
+
+def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | None, source: str | Path | None,
+               progress: bool, stop_after: int | None) -> Path:
+    """The body of ``fit`` once the run folder is held: build, restore, loop, finish."""
+    runtime = Runtime.create(cfg.device, cfg.precision, cfg.channels_last)
+    generator = torch.Generator()
+    loaders = build_loaders(cfg, model_spec(cfg.arch).norm, generator)
+    state = build_state(cfg, len(loaders.classes), len(loaders.train), runtime, pretrained=checkpoint is None)
+    if checkpoint is not None:
+        _restore(state, checkpoint, source, cfg, run_dir)
     else:
         log.info("run folder %s", run_dir)
     log.info("%s on %s (%s), %d classes, %d train / %d eval images (%d bad images skipped), %s precision",
-             cfg.arch, device, cfg.dataset, len(loaders.classes), len(loaders.train.dataset),
-             len(loaders.eval.dataset), len(loaders.skipped), dtype or "fp32")
+             cfg.arch, runtime.device, cfg.dataset, len(loaders.classes), len(loaders.train.dataset),
+             len(loaders.eval.dataset), len(loaders.skipped), runtime.precision_name)
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    last_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, state.epoch + stop_after)
+    for epoch in range(state.epoch + 1, last_epoch + 1):
+        result = _run_epoch(state, epoch, cfg, loaders, criterion, runtime, generator, progress)
+        if epoch == cfg.epochs:
+            analysis = analyse(result.scores, result.targets, loaders.classes, loaders.hierarchy,
+                               run_dir / f"eval-{cfg.eval_split}", cfg.seed,
+                               {"checkpoint": str(run_dir / "last.pt"), "split": cfg.eval_split, "tta": False,
+                                "view": cfg.eval_view}, files=image_files(loaders.eval.dataset))
+            log.info("final model:\n%s", format_report(analysis.report))
+    return run_dir
+
+
+def _run_epoch(state: TrainState, epoch: int, cfg: TrainConfig, loaders: Loaders, criterion: nn.Module,
+               runtime: Runtime, generator: torch.Generator, progress: bool) -> EvalResult:
+    """Train and evaluate epoch ``epoch``, then write its CSV row, checkpoints and curves."""
+    run_dir = Path(cfg.run_dir)
 
     def log_step(row: dict[str, float]) -> None:
         append_row(run_dir / "steps.csv", STEP_FIELDS, row)
         log.info("epoch %d step %d loss %.4f lr %.2e", row["epoch"], row["step"], row["loss"], row["lr"])
 
-    last_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, start_epoch + stop_after)
-    for epoch in range(start_epoch + 1, last_epoch + 1):
-        seed_everything(cfg.seed * 1000 + epoch)
-        generator.manual_seed(cfg.seed * 1000 + epoch)
-        started = time.perf_counter()
-        train_loss = train_one_epoch(model, loaders.train, optimizer, scheduler, criterion, device=device,
-                                     dtype=dtype, scaler=scaler, epoch=epoch, log_every=cfg.log_every,
-                                     log_step=log_step, channels_last=cfg.channels_last, progress=progress)
-        result = evaluate(model, loaders.eval, device=device, dtype=dtype, channels_last=cfg.channels_last,
-                          progress=progress)
-        if not math.isfinite(result.loss):
-            raise NonFiniteLossError(f"the {cfg.eval_split} loss became {result.loss} after epoch {epoch}: expected "
-                                     f"a finite loss (try a lower --lr or --precision fp32); {_last_good(epoch - 1)}")
-        row = {"epoch": epoch, "train_loss": train_loss, "eval_loss": result.loss, "eval_top1": result.top1,
-               "eval_top5": result.top5, "eval_mean_class_acc": result.mean_class_acc,
-               "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - started}
-        append_row(run_dir / "epochs.csv", EPOCH_FIELDS, row)
-        is_best = cfg.eval_split == "val" and result.top1 > best_top1
-        best_top1 = max(best_top1, result.top1)
-        ckpt = checkpoint_state(model, optimizer, scheduler, scaler, epoch, cfg, loaders.classes, hierarchy, row,
-                                best_top1)
-        save_checkpoint(run_dir / "last.pt", ckpt)
-        if is_best:
-            save_checkpoint(run_dir / "best.pt", ckpt)
-        curves_figure(run_dir).savefig(run_dir / "curves.png", dpi=110)
-        log.info("epoch %d/%d: train loss %.4f, %s loss %.4f, top-1 %.2f%%, top-5 %.2f%%, mean class %.2f%% "
-                 "(%.0f s)", epoch, cfg.epochs, train_loss, cfg.eval_split, result.loss, 100 * result.top1,
-                 100 * result.top5, 100 * result.mean_class_acc, row["seconds"])
-        if epoch == cfg.epochs:
-            analysis = analyse(result.scores, result.targets, loaders.classes, eval_hierarchy,
-                               run_dir / f"eval-{cfg.eval_split}", cfg.seed,
-                               {"checkpoint": str(run_dir / "last.pt"), "split": cfg.eval_split, "tta": False})
-            log.info("final model:\n%s", format_report(analysis.report))
-    return run_dir
+    seed_everything(cfg.seed * 1000 + epoch)
+    generator.manual_seed(cfg.seed * 1000 + epoch)
+    started = time.perf_counter()
+    train_loss = train_one_epoch(state, loaders.train, criterion, runtime, epoch=epoch, log_every=cfg.log_every,
+                                 log_step=log_step, progress=progress)
+    result = evaluate(state.model, loaders.eval, runtime, progress)
+    if not math.isfinite(result.loss):
+        raise NonFiniteLossError(f"the {cfg.eval_split} loss became {result.loss} after epoch {epoch}: expected "
+                                 f"a finite loss (try a lower --lr or --precision fp32); {_last_good(epoch - 1)}")
+    row = {"epoch": epoch, "train_loss": train_loss, "eval_loss": result.loss, "eval_top1": result.top1,
+           "eval_top5": result.top5, "eval_mean_class_acc": result.mean_class_acc,
+           "lr": state.scheduler.get_last_lr()[0], "seconds": time.perf_counter() - started}
+    append_row(run_dir / "epochs.csv", EPOCH_FIELDS, row)
+    is_best = cfg.eval_split == "val" and result.top1 > state.best_top1
+    state.epoch, state.best_top1 = epoch, max(state.best_top1, result.top1)
+    checkpoint = state.checkpoint(cfg, loaders.classes, hierarchy_names(loaders.hierarchy or {}), row)
+    save_checkpoint(run_dir / "last.pt", checkpoint)
+    if is_best:
+        save_checkpoint(run_dir / "best.pt", checkpoint)
+    curves_figure(run_dir).savefig(run_dir / "curves.png", dpi=110)
+    log.info("epoch %d/%d: train loss %.4f, %s loss %.4f, top-1 %.2f%%, top-5 %.2f%%, mean class %.2f%% "
+             "(%.0f s)", epoch, cfg.epochs, train_loss, cfg.eval_split, result.loss, 100 * result.top1,
+             100 * result.top5, 100 * result.mean_class_acc, row["seconds"])
+    return result

@@ -18,9 +18,9 @@ from PIL import Image
 
 from fgvc import gradcam, plots
 from fgvc.analysis import read_confusion
-from fgvc.checkpoint import load_trained
 from fgvc.data import build_split, train_transform
 from fgvc.model import model_spec
+from fgvc.predict import Predictor
 
 ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15  # depth, width, resolution bases found by the paper's grid search on B0
 
@@ -63,12 +63,12 @@ def write_figures(run_dir: str | Path, out: str | Path = "source", cover: str | 
     """Write scaling.png and the demo_*.png figures of ``run_dir`` into ``out``, and the cover."""
     run_dir, out = Path(run_dir), Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    trained = load_trained(run_dir / "last.pt")
-    model, cfg, classes = trained.model, trained.cfg, trained.classes
+    predictor = Predictor.from_checkpoint(run_dir / "last.pt")
+    cfg, classes = predictor.cfg, predictor.classes
     norm = model_spec(cfg.arch).norm
     images = gradcam.load_split_images(cfg, cfg.eval_split)
-    picked = gradcam.pick_examples(model, cfg, images, count)
-    explanations, labels = gradcam.explain_examples(model, cfg, images, picked)
+    picked = gradcam.pick_examples(predictor, images, count)
+    explanations, labels = gradcam.explain_examples(predictor, images, picked)
     augmented = build_split(cfg, cfg.train_split, train_transform(cfg.img_size, norm, cfg.min_crop_scale,
                                                                   cfg.affine_degrees))
     figures = {"scaling.png": scaling_figure(), "demo_curves.png": plots.curves_figure(run_dir),

@@ -1,18 +1,19 @@
 """Grad-CAM heatmaps and overlays, computed with the ``grad-cam`` library (pytorch-grad-cam).
 
-    trained = load_trained("logs/<run>/last.pt")
-    result = explain(model, cfg.arch, cfg.img_size, image)          # image: banner-cropped PIL
-    result.overlay                                                  # uint8 RGB, size of the image
+    predictor = Predictor.from_checkpoint("logs/<run>/last.pt")
+    result = explain(predictor, image)          # image: a banner-cropped PIL image
+    result.overlay                              # uint8 RGB, the size of what the network saw
 
-The network sees the whole (banner-cropped) image resized so its short side is the run's
-``img_size``; EfficientNets pool globally, so no centre crop is needed and no part of the
-aircraft is cut away from the explanation. The map is resized back to the image and drawn
-with OpenCV's JET colour map, converted from OpenCV's BGR to RGB.
+The network sees exactly what ``fgvc predict`` feeds it (the predictor's view, by default the
+whole banner-cropped photo squashed to a square), so both name the same class with the same
+probability. The map is resized back onto the part of the photo the view shows (all of it,
+except for the ``crop`` view) and drawn with OpenCV's JET colour map, converted from BGR to RGB.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,12 @@ from pytorch_grad_cam import AblationCAM, EigenCAM, GradCAM, GradCAMPlusPlus, Hi
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 from torch.utils.data import Dataset
-from torchvision import transforms
 
-from fgvc.checkpoint import load_trained
 from fgvc.config import CAM_METHODS, TrainConfig
-from fgvc.data import BadImageError, Normalization, build_split, dataset_labels, load_image
-from fgvc.model import cam_target_layer, model_spec
+from fgvc.data import build_split, dataset_labels, load_image, visible_part
+from fgvc.errors import BadImageError, ConfigError
+from fgvc.model import cam_target_layer
+from fgvc.predict import Predictor, expand_images
 
 METHODS = dict(zip(CAM_METHODS, (GradCAM, GradCAMPlusPlus, HiResCAM, XGradCAM, LayerCAM, EigenCAM, ScoreCAM,
                                  AblationCAM), strict=True))
@@ -40,21 +41,12 @@ METHODS = dict(zip(CAM_METHODS, (GradCAM, GradCAMPlusPlus, HiResCAM, XGradCAM, L
 class Explanation:
     """One image explained for one class."""
 
-    image: np.ndarray  # (H, W, 3) uint8 RGB, the banner-cropped input
+    image: np.ndarray  # (H, W, 3) uint8 RGB: the part of the (banner-cropped) photo the network saw
     cam: np.ndarray  # (H, W) float in [0, 1]
     overlay: np.ndarray  # (H, W, 3) uint8 RGB
     target: int  # the class explained
     predicted: int
     probability: float  # of the predicted class
-
-
-def cam_input(image: Image.Image, img_size: int, norm: Normalization) -> torch.Tensor:
-    """The whole image, short side resized to ``img_size``, normalised, with a batch dimension."""
-    return transforms.Compose([
-        transforms.Resize(img_size, interpolation=norm.interpolation),
-        transforms.ToTensor(),
-        transforms.Normalize(norm.mean, norm.std),
-    ])(image).unsqueeze(0)
 
 
 def overlay_heatmap(image: np.ndarray, cam: np.ndarray, image_weight: float = 0.5) -> np.ndarray:
@@ -74,29 +66,34 @@ def compute_cam(model: nn.Module, arch: str, inputs: torch.Tensor, target: int, 
                 layer: nn.Module | None = None) -> np.ndarray:
     """The (H, W) map in [0, 1] of ``method`` for class ``target`` on one normalised input (1, 3, H, W).
 
-    ``layer`` defaults to the backbone's last feature map (``model_spec(arch).cam_layer``).
+    ``layer`` defaults to the backbone's last feature map (``model_spec(arch).cam_layer``). The
+    library's context manager would swallow an ``IndexError`` (a wrong layer) and hand back
+    ``None``; here every error propagates, and a map of the wrong shape is refused.
     """
     if method not in METHODS:
-        raise ValueError(f"unknown CAM method {method!r}: expected one of {sorted(METHODS)}")
+        raise ConfigError(f"unknown CAM method {method!r}: expected one of {sorted(METHODS)}")
     layer = layer if layer is not None else cam_target_layer(model, arch)
-    with METHODS[method](model=model, target_layers=[layer]) as cam:
-        return cam(input_tensor=inputs, targets=[ClassifierOutputTarget(target)])[0]
+    cam = METHODS[method](model=model, target_layers=[layer])
+    try:
+        maps = cam(input_tensor=inputs, targets=[ClassifierOutputTarget(target)])
+    finally:
+        cam.activations_and_grads.release()
+    if not isinstance(maps, np.ndarray) or maps.shape != (1, *inputs.shape[2:]) or not np.isfinite(maps).all():
+        raise RuntimeError(f"{method} on layer {type(layer).__name__} gave "
+                           f"{getattr(maps, 'shape', maps)!r}: expected a finite map of shape {(1, *inputs.shape[2:])}")
+    return maps[0]
 
 
-def explain(model: nn.Module, arch: str, img_size: int, image: Image.Image, target: int | None = None,
+def explain(predictor: Predictor, image: Image.Image, target: int | None = None,
             method: str = "gradcam") -> Explanation:
-    """Predict ``image`` and explain ``target`` (default: the predicted class) with ``method``."""
-    model.eval()
-    device = next(model.parameters()).device
-    inputs = cam_input(image, img_size, model_spec(arch).norm).to(device)
-    with torch.no_grad():
-        probs = model(inputs).float().softmax(dim=1)[0]
-    predicted = int(probs.argmax())
+    """Predict ``image`` as ``fgvc predict`` does and explain ``target`` (default: the predicted class)."""
+    probabilities = predictor.scores([image])[0]
+    predicted = int(np.argmax(probabilities))
     target = predicted if target is None else target
-    cam = compute_cam(model, arch, inputs, target, method)
-    rgb = np.asarray(image.convert("RGB"))
+    cam = compute_cam(predictor.model, predictor.cfg.arch, predictor.inputs(image), target, method)
+    rgb = np.asarray(visible_part(image, predictor.view).convert("RGB"))
     cam = cv2.resize(cam, (rgb.shape[1], rgb.shape[0]))
-    return Explanation(rgb, cam, overlay_heatmap(rgb, cam), target, predicted, float(probs[predicted]))
+    return Explanation(rgb, cam, overlay_heatmap(rgb, cam), target, predicted, float(probabilities[predicted]))
 
 
 def cam_peak(cam: np.ndarray) -> tuple[int, int]:
@@ -119,20 +116,26 @@ def load_split_images(cfg: TrainConfig, split: str, data_root: str | Path | None
     return build_split(dataclasses.replace(cfg, data_root=str(root), download=False), split, None)
 
 
-def pick_examples(model: nn.Module, cfg: TrainConfig, dataset: Dataset, count: int, seed: int = 0) -> list[int]:
+def predicted_classes(predictor: Predictor, dataset: Dataset, indices: list[int]) -> list[int]:
+    """The predicted class of each chosen image, ``predictor.batch_size`` images at a time."""
+    predicted: list[int] = []
+    for start in range(0, len(indices), predictor.batch_size):
+        chunk = [dataset[i][0] for i in indices[start:start + predictor.batch_size]]
+        predicted.extend(int(i) for i in predictor.scores(chunk).argmax(axis=1))
+    return predicted
+
+
+def pick_examples(predictor: Predictor, dataset: Dataset, count: int, seed: int = 0) -> list[int]:
     """Indices of up to ``count`` images, half that the model classifies correctly and half it gets wrong
     (topped up from the other kind when one runs short), in a seeded random order."""
-    model.eval()
-    device = next(model.parameters()).device
-    norm = model_spec(cfg.arch).norm
-    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed)).tolist()
+    order = np.random.default_rng(seed).permutation(len(dataset)).tolist()
+    labels = dataset_labels(dataset)
     correct: list[int] = []
     wrong: list[int] = []
-    for index in order:
-        image, label = dataset[index]
-        with torch.no_grad():
-            predicted = int(model(cam_input(image, cfg.img_size, norm).to(device)).argmax())
-        (correct if predicted == label else wrong).append(index)
+    for start in range(0, len(order), predictor.batch_size):
+        chunk = order[start:start + predictor.batch_size]
+        for index, predicted in zip(chunk, predicted_classes(predictor, dataset, chunk)):
+            (correct if predicted == labels[index] else wrong).append(index)
         if len(correct) >= count and len(wrong) >= count:
             break
     half = count // 2
@@ -141,65 +144,78 @@ def pick_examples(model: nn.Module, cfg: TrainConfig, dataset: Dataset, count: i
     return correct[:take_correct] + wrong[:take_wrong]
 
 
-def explain_examples(model: nn.Module, cfg: TrainConfig, dataset: Dataset, indices: list[int],
+def explain_examples(predictor: Predictor, dataset: Dataset, indices: list[int],
                      method: str = "gradcam") -> tuple[list[Explanation], list[int]]:
     """Explain the predicted class of each chosen image; returns the explanations and the true labels."""
     explanations, labels = [], []
     for index in indices:
         image, label = dataset[index]
-        explanations.append(explain(model, cfg.arch, cfg.img_size, image, method=method))
+        explanations.append(explain(predictor, image, method=method))
         labels.append(label)
     return explanations, labels
 
 
-def compare_methods(model: nn.Module, cfg: TrainConfig, image: Image.Image,
+def compare_methods(predictor: Predictor, image: Image.Image,
                     methods: tuple[str, ...] = ("gradcam", "gradcam++", "hirescam", "xgradcam", "layercam",
                                                 "eigencam")) -> dict[str, Explanation]:
     """The same image explained (for its predicted class) by each of ``methods``."""
-    return {method: explain(model, cfg.arch, cfg.img_size, image, method=method) for method in methods}
+    return {method: explain(predictor, image, method=method) for method in methods}
+
+
+def overlay_paths(files: list[Path], out: str | Path, method: str) -> list[Path]:
+    """Where the overlay of each file goes: ``out/<folders below the files' common parent>/<stem>-<method>.png``,
+    so photos of the same name in different folders never overwrite each other."""
+    resolved = [path.resolve() for path in files]
+    if not resolved:
+        return []
+    base = Path(os.path.commonpath([path.parent for path in resolved]))
+    paths = [Path(out) / path.parent.relative_to(base) / f"{path.stem}-{method}.png" for path in resolved]
+    sources: dict[Path, set[Path]] = {}
+    for path, file in zip(paths, resolved):
+        sources.setdefault(path, set()).add(file)
+    # a.jpg and a.png in one folder would share a name: those keep their suffix
+    return [path.with_name(f"{file.name}-{method}.png") if len(sources[path]) > 1 else path
+            for path, file in zip(paths, resolved)]
 
 
 def write_overlays(checkpoint: str | Path, images: list[str | Path], out: str | Path, method: str = "gradcam",
-                   class_name: str | None = None, banner_px: int = 0) -> list[dict[str, object]]:
-    """One overlay PNG per image in ``out``; an unreadable image gets an ``error`` entry instead."""
-    trained = load_trained(checkpoint)
-    model, cfg, classes = trained.model, trained.cfg, trained.classes
+                   class_name: str | None = None, crop_banner: bool = False, device: str = "auto",
+                   view: str | None = None) -> list[dict[str, Any]]:
+    """One overlay PNG per image (folders are searched for images) under ``out``; an unreadable image gets an
+    ``error`` entry instead. ``crop_banner`` cuts the run's FGVC-Aircraft banner first."""
+    predictor = Predictor.from_checkpoint(checkpoint, device=device, view=view)
+    classes = predictor.classes
     if class_name is not None and class_name not in classes:
-        raise ValueError(f"class {class_name!r} is not one of the {len(classes)} classes of {checkpoint}")
+        raise ConfigError(f"class {class_name!r} is not one of the {len(classes)} classes of {checkpoint}")
     target = None if class_name is None else classes.index(class_name)
-    results: list[dict[str, object]] = []
-    for path in images:
+    files = expand_images(images)
+    results: list[dict[str, Any]] = []
+    for path, destination in zip(files, overlay_paths(files, out, method)):
         try:
-            image = load_image(path, banner_px)
+            image = load_image(path, predictor.cfg.banner_px if crop_banner else 0)
         except BadImageError as err:  # names the file and what is wrong with it
             results.append({"file": str(path), "error": str(err)})
             continue
-        explanation = explain(model, cfg.arch, cfg.img_size, image, target, method)
-        written = save_overlay(explanation, Path(out) / f"{Path(path).stem}-{method}.png")
-        results.append({"file": str(path), "overlay": str(written), "explained": classes[explanation.target],
-                        "predicted": classes[explanation.predicted], "probability": explanation.probability})
+        explanation = explain(predictor, image, target, method)
+        results.append({"file": str(path), "overlay": str(save_overlay(explanation, destination)),
+                        "explained": classes[explanation.target], "predicted": classes[explanation.predicted],
+                        "probability": explanation.probability})
     return results
 
 
-def explain_confusions(model: nn.Module, cfg: TrainConfig, dataset: Dataset, classes: list[str],
-                       confusions: list[dict[str, Any]], count: int = 3, method: str = "gradcam"
-                       ) -> list[tuple[Explanation, Explanation]]:
+def explain_confusions(predictor: Predictor, dataset: Dataset, confusions: list[dict[str, Any]], count: int = 3,
+                       method: str = "gradcam") -> list[tuple[Explanation, Explanation]]:
     """For each of the first ``count`` most-confused pairs that has a misclassified image in ``dataset``:
     that image explained for the predicted class and for the true class."""
-    model.eval()
-    device = next(model.parameters()).device
-    norm = model_spec(cfg.arch).norm
-    labels = dataset_labels(dataset)
+    classes, labels = predictor.classes, dataset_labels(dataset)
     pairs = []
     for confusion in confusions:
         true, predicted = classes.index(confusion["true"]), classes.index(confusion["predicted"])
-        for index in (i for i, label in enumerate(labels) if label == true):
-            image = dataset[index][0]
-            with torch.no_grad():
-                guess = int(model(cam_input(image, cfg.img_size, norm).to(device)).argmax())
+        candidates = [i for i, label in enumerate(labels) if label == true]
+        for index, guess in zip(candidates, predicted_classes(predictor, dataset, candidates)):
             if guess == predicted:
-                pairs.append((explain(model, cfg.arch, cfg.img_size, image, predicted, method),
-                              explain(model, cfg.arch, cfg.img_size, image, true, method)))
+                image = dataset[index][0]
+                pairs.append((explain(predictor, image, predicted, method), explain(predictor, image, true, method)))
                 break
         if len(pairs) == count:
             break

@@ -22,12 +22,9 @@ from torch import nn
 from torchvision import models
 
 from fgvc.data import Normalization
+from fgvc.errors import ConfigError, WeightsError
 
 IMAGENET = Normalization(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
-
-
-class WeightsError(RuntimeError):
-    """Pretrained weights could not be fetched or do not fit the architecture."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +40,7 @@ class ModelSpec:
 
 
 def model_spec(arch: str) -> ModelSpec:
-    """The ``ModelSpec`` of ``arch``; ``ValueError`` for an unknown name."""
+    """The ``ModelSpec`` of ``arch``; ``ConfigError`` for an unknown name."""
     if arch.startswith("efficientnet-b") and arch in url_map:
         # _bn1 is the head's last feature map; the shared `_swish` module must never be hooked.
         return ModelSpec(arch, "efficientnet_pytorch", efficientnet_params(arch)[2], IMAGENET, "_fc", "_bn1")
@@ -52,7 +49,7 @@ def model_spec(arch: str) -> ModelSpec:
         norm = Normalization(IMAGENET.mean, IMAGENET.std, weights.transforms.keywords["interpolation"])
         return ModelSpec(arch, "torchvision", weights.transforms.keywords["crop_size"], norm,
                          "classifier.1", "features.8")
-    raise ValueError(f"unknown arch {arch!r}: expected efficientnet-b0..b7 or tv_efficientnet_b0..b7")
+    raise ConfigError(f"unknown arch {arch!r}: expected efficientnet-b0..b7 or tv_efficientnet_b0..b7")
 
 
 def weights_url(spec: ModelSpec) -> str:
@@ -113,7 +110,7 @@ def build_model(arch: str, num_classes: int, pretrained: bool = True, weights: s
     ``bn_momentum`` (PyTorch's convention) replaces the library's batch-norm momentum.
     """
     if num_classes < 2:
-        raise ValueError(f"num_classes={num_classes} is invalid: expected at least 2 classes")
+        raise ConfigError(f"num_classes={num_classes} is invalid: expected at least 2 classes")
     spec = model_spec(arch)
     model = _fresh_model(spec, num_classes)
     if pretrained or weights is not None:

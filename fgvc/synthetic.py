@@ -45,6 +45,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from fgvc.errors import ConfigError, FolderError
+
 BANNER_HEIGHT = 20  # px, like the real images
 MIN_PICTURE = 48  # px, smallest width and height of the picture above the banner
 
@@ -364,14 +366,14 @@ def _check_int(name: str, value: object, minimum: int, maximum: int | None = Non
     ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
     if not ok or (maximum is not None and value > maximum):
         expected = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-        raise ValueError(f"{name} must be an integer {expected}, got {value!r}")
+        raise ConfigError(f"{name} must be an integer {expected}, got {value!r}")
 
 
 def _prepare(root: Path) -> Path:
     """Make an empty ``root/data``, replacing only a dataset this module wrote earlier."""
     if root.exists() and any(root.iterdir()):
         if not (root / _MARKER).is_file():
-            raise FileExistsError(f"{root} exists and is not a synthetic dataset (no {_MARKER}); "
+            raise FolderError(f"{root} exists and is not a synthetic dataset (no {_MARKER}); "
                                   "refusing to overwrite it, choose another output folder")
         shutil.rmtree(root / "data", ignore_errors=True)
     data = root / "data"
@@ -392,7 +394,7 @@ def write_synthetic_dataset(out: str | Path, num_classes: int = 12, per_class: i
     ``size`` is (width, height) of each JPEG including the bottom ``BANNER_HEIGHT`` rows.
     ``banner_colour`` paints the banner plain in that colour (tests pick one that nothing else
     in the images comes near, so a single banner pixel that survives cropping shows).
-    Raises ValueError for bad arguments and FileExistsError rather than overwrite a folder
+    Raises ``ConfigError`` for bad arguments and ``FolderError`` rather than overwrite a folder
     this function did not write.
     """
     _check_int("num_classes", num_classes, 2, MAX_CLASSES)
@@ -401,7 +403,7 @@ def write_synthetic_dataset(out: str | Path, num_classes: int = 12, per_class: i
     if (not isinstance(size, (tuple, list)) or len(size) != 2
             or not all(isinstance(s, int) and not isinstance(s, bool) for s in size)
             or size[0] < MIN_PICTURE or size[1] < MIN_PICTURE + BANNER_HEIGHT):
-        raise ValueError(f"size must be (width, height) integers of at least "
+        raise ConfigError(f"size must be (width, height) integers of at least "
                          f"({MIN_PICTURE}, {MIN_PICTURE + BANNER_HEIGHT}), got {size!r}")
     size = (size[0], size[1])
 

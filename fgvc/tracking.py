@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import IO
 
+from fgvc.errors import FolderError
+
 try:
     import fcntl
 except ImportError:  # Windows: no flock; run folders are still created atomically
@@ -38,8 +40,7 @@ _HELD: dict[Path, IO[str]] = {}  # run folders this process holds, with their op
 def claim_run_dir(run_dir: str | Path) -> None:
     """Hold ``run_dir`` for this process until ``release_run_dir`` (claiming it again is harmless).
 
-    Raises ``FileExistsError`` naming the process that holds it, and ``PermissionError`` when
-    the folder cannot be written.
+    Raises ``FolderError`` naming the process that holds it, or saying that the folder cannot be written.
     """
     run_dir = Path(run_dir).resolve()
     if run_dir in _HELD:
@@ -47,7 +48,7 @@ def claim_run_dir(run_dir: str | Path) -> None:
     try:
         handle = (run_dir / LOCK_FILE).open("a+")
     except OSError as err:
-        raise PermissionError(f"cannot write in run folder {run_dir} ({err}): expected a writable folder") from err
+        raise FolderError(f"cannot write in run folder {run_dir} ({err}): expected a writable folder") from err
     if fcntl is not None:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -55,7 +56,7 @@ def claim_run_dir(run_dir: str | Path) -> None:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             handle.close()
-            raise FileExistsError(f"run folder {run_dir} is in use by {holder}: two runs never share a folder; "
+            raise FolderError(f"run folder {run_dir} is in use by {holder}: two runs never share a folder; "
                                   f"wait for it to end, or choose another --run-dir") from None
     handle.seek(0)
     handle.truncate()
@@ -83,7 +84,7 @@ def new_run_dir(base: str | Path, name: str) -> Path:
             return candidate
         except FileExistsError:
             continue
-    raise FileExistsError(f"could not create a new run folder under {base}")
+    raise FolderError(f"could not create a new run folder under {base}")
 
 
 def setup_logging(run_dir: str | Path | None = None, level: int = logging.INFO) -> logging.Logger:

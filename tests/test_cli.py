@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from pathlib import Path
 
 import pytest
 
-from fgvc.cli import build_parser, main
+from fgvc.cli import _config_overrides, build_parser, main
+from fgvc.config import TrainConfig, flag, make_config
 from fgvc.data import FGVC_FOLDER
+from fgvc.tracking import read_rows
 
 
 def test_synth_train_evaluate_predict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -71,3 +74,97 @@ def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[s
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([command, "--help"])
     assert exit_info.value.code == 0 and "usage: fgvc " + command in capsys.readouterr().out
+
+
+def test_train_flags_are_generated_from_every_config_field(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for item in dataclasses.fields(TrainConfig):
+        if item.name != "preset":
+            assert flag(item.name) in text, item.name
+            assert " ".join(item.metadata["help"].split()[:4]) in text, item.name  # the help kept beside the field
+    args = build_parser().parse_args(["train", "--momentum", "0.8", "--no-pretrained", "--eval-view", "crop"])
+    assert (args.momentum, args.pretrained, args.eval_view, args.lr) == (0.8, False, "crop", None)
+
+
+def test_config_file_sets_fields_and_flags_override_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    yaml_file = tmp_path / "my.yaml"
+    yaml_file.write_text("preset: demo\nimg_size: 96\nmin_crop_scale: 0.6\nmomentum: 0.8\n")
+    args = build_parser().parse_args(["train", "--config", str(yaml_file), "--img-size", "64"])
+    cfg = make_config(args.preset, args.config, **_config_overrides(args))  # what `fgvc train` runs
+    assert (cfg.preset, cfg.img_size, cfg.min_crop_scale, cfg.momentum) == ("demo", 64, 0.6, 0.8)
+    assert cfg.lr == make_config("demo").lr  # untouched fields keep the preset's value
+    json_file = tmp_path / "config.json"  # the format every run folder holds
+    json_file.write_text(json.dumps(cfg.to_dict()))
+    assert make_config(config_file=json_file) == cfg
+
+    yaml_file.write_text("preset: demo\nlearning_rate: 0.1\n")
+    assert main(["train", "--config", str(yaml_file)]) == 2
+    assert "learning_rate" in capsys.readouterr().err
+    yaml_file.write_text("epochs: [1\n")
+    assert main(["train", "--config", str(yaml_file)]) == 2
+    err = capsys.readouterr().err
+    assert str(yaml_file) in err and "YAML" in err and len(err.strip().splitlines()) == 1
+
+
+def test_resume_honours_safe_overrides_and_refuses_the_rest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data, run = tmp_path / "data", tmp_path / "run"
+    assert main(["synth", "--out", str(data), "--classes", "3", "--per-class", "12", "--size", "96x88"]) == 0
+    assert main(["train", "--preset", "demo", "--data-root", str(data), "--epochs", "2", "--img-size", "64",
+                 "--batch-size", "8", "--workers", "0", "--warmup-epochs", "0", "--run-dir", str(run),
+                 "--no-progress", "--stop-after", "1"]) == 0
+    last = str(run / "last.pt")
+    capsys.readouterr()
+    for refused, named in ((["--lr", "0.5"], "--lr cannot change"), (["--img-size", "96"], "--img-size cannot"),
+                           (["--epochs", "1"], "--epochs 1 is shorter"), (["--preset", "demo"], "--preset cannot")):
+        assert main(["train", "--resume", last, *refused]) == 2
+        err = capsys.readouterr().err
+        assert named in err and len(err.strip().splitlines()) == 1, err
+    assert read_rows(run / "epochs.csv")[-1]["epoch"] == 1  # nothing was trained by a refused resume
+
+    assert main(["train", "--resume", last, "--epochs", "3", "--workers", "0", "--device", "cpu",
+                 "--no-progress"]) == 0
+    rows = read_rows(run / "epochs.csv")
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert rows[1]["lr"] > 0.1 * rows[0]["lr"] and rows[2]["lr"] == pytest.approx(0, abs=1e-12)  # one schedule of 3
+    assert json.loads((run / "config.json").read_text())["epochs"] == 3
+    assert "resuming" in (run / "train.log").read_text() and "(was 2: schedule recomputed)" in (
+        run / "train.log").read_text()
+
+
+def test_a_bug_keeps_its_traceback_while_a_user_error_gets_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import fgvc.data
+
+    def shape_bug(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x1280 and 1792x6)")
+
+    monkeypatch.setattr(fgvc.data, "check_data", shape_bug)
+    with pytest.raises(RuntimeError, match="mat1 and mat2"):  # not turned into exit status 2
+        main(["check-data", "--data-root", str(tmp_path)])
+    monkeypatch.undo()
+    assert main(["check-data", "--data-root", str(tmp_path)]) == 2  # a deliberate message
+    err = capsys.readouterr().err
+    assert err.startswith("fgvc: error: FGVC-Aircraft not found") and len(err.strip().splitlines()) == 1
+
+
+def test_annotation_files_are_checked_before_any_image_is_decoded(
+        synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    import fgvc.data
+    from fgvc.data import DatasetError, build_loaders
+    from fgvc.model import IMAGENET
+
+    copy = tmp_path / "copy"
+    shutil.copytree(synthetic_root, copy)
+    families = copy / FGVC_FOLDER / "data" / "families.txt"
+    families.unlink()
+
+    def no_decoding(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an image was decoded before every annotation file was checked")
+
+    monkeypatch.setattr(fgvc.data, "find_bad_images", no_decoding)
+    with pytest.raises(DatasetError, match=str(families)):
+        build_loaders(make_config("demo", data_root=str(copy), workers=0), IMAGENET)

@@ -41,6 +41,7 @@ from fgvc.data import (
 from fgvc.engine import fit
 from fgvc.gradcam import explain, load_split_images
 from fgvc.model import model_spec
+from fgvc.predict import Predictor
 from fgvc.synthetic import BANNER_HEIGHT, write_synthetic_dataset
 
 MAGENTA = (255, 0, 255)
@@ -130,11 +131,11 @@ def test_loaders_from_a_preset_never_see_the_banner(contract_root: Path, preset:
 
 
 def test_gradcam_and_notebook_images_are_banner_cropped(contract_root: Path, contract_run: Path) -> None:
-    trained = load_trained(contract_run / "last.pt")
-    images = load_split_images(trained.cfg, "test")
+    predictor = Predictor.from_checkpoint(contract_run / "last.pt", device="cpu")
+    images = load_split_images(predictor.cfg, "test")
     for index in range(len(images)):
         assert banner_pixels(np.asarray(images[index][0])) == 0
-    explanation = explain(trained.model, trained.cfg.arch, trained.cfg.img_size, images[0][0])
+    explanation = explain(predictor, images[0][0])
     assert banner_pixels(explanation.image) == 0 and explanation.image.shape[0] == 116 - BANNER_HEIGHT
 
 

@@ -46,7 +46,7 @@ def test_resume_is_exact(synthetic_root: Path, tmp_path: Path) -> None:
     straight = fit(tiny_config(synthetic_root, tmp_path / "straight", epochs=2), progress=False)
     first = fit(tiny_config(synthetic_root, tmp_path / "resumed", epochs=2), progress=False, stop_after=1)
     assert load_checkpoint(first / "last.pt")["epoch"] == 1
-    resumed = fit(tiny_config(synthetic_root, tmp_path / "unused"), resume=first / "last.pt", progress=False)
+    resumed = fit(resume=first / "last.pt", progress=False)
     assert resumed == first
     a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(resumed / "last.pt")
     assert b["epoch"] == 2

@@ -13,8 +13,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from fgvc.analysis import format_confusions, format_report, format_worst, read_confusion
 from fgvc.checkpoint import load_trained
 from fgvc.data import FGVC_FOLDER
-from fgvc.engine import predict_scores
 from fgvc.evaluation import evaluate_checkpoint
+from fgvc.predict import predict_scores
+from fgvc.runtime import Runtime
 
 REPORT_FILES = ("metrics.json", "per_class.csv", "confusion.csv", "confusions.csv", "confusion.png")
 
@@ -62,12 +63,12 @@ def test_tta_on_a_flip_invariant_model_changes_nothing() -> None:
     torch.manual_seed(0)
     loader = DataLoader(TensorDataset(torch.randn(20, 3, 8, 8), torch.randint(0, 4, (20,))), batch_size=8)
     model, cpu = FlipInvariant(), torch.device("cpu")
-    plain, _ = predict_scores(model, loader, device=cpu)
-    flipped, _ = predict_scores(model, loader, device=cpu, tta=True)
+    plain, _ = predict_scores(model, loader, Runtime(cpu))
+    flipped, _ = predict_scores(model, loader, Runtime(cpu), tta=True)
     np.testing.assert_allclose(plain, flipped, atol=1e-6)
     class_changing = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))
-    assert not np.allclose(predict_scores(class_changing, loader, device=cpu)[0],
-                           predict_scores(class_changing, loader, device=cpu, tta=True)[0])
+    assert not np.allclose(predict_scores(class_changing, loader, Runtime(cpu))[0],
+                           predict_scores(class_changing, loader, Runtime(cpu), tta=True)[0])
 
 
 def test_checkpoint_carries_the_hierarchy_of_the_dataset(trained_run: Path, synthetic_root: Path) -> None:

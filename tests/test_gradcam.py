@@ -10,11 +10,13 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
+from fgvc.checkpoint import TrainState
 from fgvc.config import make_config
 from fgvc.data import FGVC_FOLDER
 from fgvc.engine import build_optimizer, build_scheduler, train_one_epoch
 from fgvc.gradcam import cam_peak, compute_cam, overlay_heatmap
 from fgvc.model import build_model
+from fgvc.runtime import Runtime
 
 SIZE, PART = 128, 32
 ARCH = "efficientnet-b0"
@@ -61,10 +63,10 @@ def test_gradcam_points_at_the_part_that_decides_the_class() -> None:
     loader = DataLoader(TensorDataset(train_x, train_y), batch_size=16, shuffle=True, drop_last=True)
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, len(loader))
-    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    runtime = Runtime(torch.device("cpu"))
+    state = TrainState(model, optimizer, scheduler, runtime.grad_scaler())
     for epoch in range(1, cfg.epochs + 1):
-        train_one_epoch(model, loader, optimizer, scheduler, torch.nn.CrossEntropyLoss(), device=torch.device("cpu"),
-                        dtype=None, scaler=scaler, epoch=epoch)
+        train_one_epoch(state, loader, torch.nn.CrossEntropyLoss(), runtime, epoch=epoch)
     with torch.no_grad():
         accuracy = (model.eval()(test_x).argmax(1) == test_y).float().mean().item()
     trained_share = share_pointing_at_the_part(model, test_x, test_y, corners)

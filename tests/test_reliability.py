@@ -27,11 +27,11 @@ from PIL import Image
 from fgvc import engine
 from fgvc.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
 from fgvc.cli import main
-from fgvc.config import ConfigError, TrainConfig
+from fgvc.config import ConfigError
 from fgvc.data import FGVC_FOLDER, BadImageError, DatasetError, build_dataset, load_image
 from fgvc.engine import fit
-from fgvc.evaluation import predict_files
 from fgvc.model import WeightsError, build_model
+from fgvc.predict import Predictor
 from fgvc.synthetic import write_synthetic_dataset
 from fgvc.tracking import claim_run_dir, new_run_dir, read_rows, release_run_dir
 
@@ -168,7 +168,7 @@ def test_ctrl_c_in_jupyter_raises_one_short_keyboard_interrupt(tiny_root: Path, 
     assert free.returncode == 0, free.stderr  # the run folder was let go
 
     monkeypatch.setattr(engine, "append_row", append_row)
-    fit(TrainConfig(), resume=run / "last.pt", progress=False)
+    fit(resume=run / "last.pt", progress=False)
     assert [r["epoch"] for r in read_rows(run / "epochs.csv")] == [1, 2]
 
 
@@ -387,7 +387,7 @@ def test_odd_images_are_converted_and_bad_ones_refused_per_file(checkpoint: Path
     good, refused = odd_images(tmp_path)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)  # bomb.png has 40,000 pixels, the others at most 2,400
     paths = [refused[0], *good[:3], *refused[1:], *good[3:], tmp_path / "missing.jpg"]
-    results = predict_files(checkpoint, [str(p) for p in paths], topk=2, device="cpu")
+    results = Predictor.from_checkpoint(checkpoint, device="cpu").predict_files([str(p) for p in paths], topk=2)
     assert [r["file"] for r in results] == [str(p) for p in paths]
     for path, result in zip(paths, results):
         if path in good:
@@ -462,7 +462,7 @@ def test_two_runs_never_write_into_the_same_folder(tiny_root: Path, checkpoint: 
             fit(tiny_config(tiny_root, fresh, **SMALL), progress=False)
         assert sorted(p.name for p in fresh.iterdir()) == [".lock"]  # nothing written by the refused run
         with pytest.raises(FileExistsError, match="in use"):
-            fit(TrainConfig(), resume=checkpoint, progress=False)
+            fit(resume=checkpoint, progress=False)
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.communicate()

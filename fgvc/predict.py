@@ -1,0 +1,152 @@
+"""One inference path: a ``Predictor`` built once from a checkpoint.
+
+    predictor = Predictor.from_checkpoint("logs/<run>/last.pt", device="auto")
+    results = predictor.predict_files(["plane.jpg", "photos/"], topk=5)
+    scores = predictor.scores([pil_image, ...])            # (N, C) softmax probabilities
+
+The predictor owns the preprocessing (``fgvc.data.eval_transform`` with the run's view), the
+device, the autocast precision and batching. ``fgvc evaluate``, ``fgvc predict``,
+``fgvc gradcam`` and both notebooks go through it, so they name the same class with the same
+probability for the same photo. This module imports nothing of the training stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader
+from torchvision import transforms
+from tqdm.auto import tqdm
+
+from fgvc.checkpoint import load_trained
+from fgvc.config import TrainConfig
+from fgvc.data import eval_transform, load_image
+from fgvc.errors import BadImageError
+from fgvc.model import model_spec
+from fgvc.runtime import Runtime
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+@torch.no_grad()
+def predict_scores(model: nn.Module, loader: DataLoader, runtime: Runtime, tta: bool = False,
+                   progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax probabilities (N, C) and targets (N,) of ``model`` over ``loader``.
+
+    ``tta`` averages the softmax of each image and of its horizontal mirror.
+    """
+    model.eval()
+    all_scores, all_targets = [], []
+    for images, targets in tqdm(loader, desc="eval", leave=False, disable=not progress):
+        all_scores.append(_probabilities(model, runtime.inputs(images), runtime, tta).cpu())
+        all_targets.append(targets)
+    return torch.cat(all_scores).numpy(), torch.cat(all_targets).numpy()
+
+
+def _probabilities(model: nn.Module, inputs: torch.Tensor, runtime: Runtime, tta: bool) -> torch.Tensor:
+    with runtime.autocast():
+        probs = model(inputs).float().softmax(dim=1)
+        if tta:
+            probs = (probs + model(inputs.flip(3)).float().softmax(dim=1)) / 2
+    return probs
+
+
+def expand_images(paths: Sequence[str | Path]) -> list[Path]:
+    """Files as given; folders replaced by the image files below them, sorted."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            files.append(path)
+    return files
+
+
+@dataclass
+class Predictor:
+    """A trained model with the preprocessing, device, precision and batch size it predicts with."""
+
+    model: nn.Module  # in eval mode, on the runtime's device
+    cfg: TrainConfig  # the run's config: image size, normalisation (through the arch), banner
+    classes: list[str]
+    runtime: Runtime
+    view: str = "squash"
+    tta: bool = False
+    batch_size: int = 32
+    hierarchy: dict[str, list[str]] = field(default_factory=dict)  # family / manufacturer of each class
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto", precision: str = "auto",
+                        view: str | None = None, tta: bool = False, batch_size: int | None = None) -> Predictor:
+        """Rebuild the model of ``checkpoint``; ``view`` and ``batch_size`` default to the run's."""
+        trained = load_trained(checkpoint)
+        cfg = trained.cfg
+        runtime = Runtime.create(device, precision, cfg.channels_last)
+        view = view or cfg.eval_view
+        eval_transform(cfg.img_size, model_spec(cfg.arch).norm, view)  # refuses an unknown view
+        return cls(runtime.prepare(trained.model).eval(), cfg, trained.classes, runtime, view, tta,
+                   batch_size or cfg.batch_size, trained.hierarchy)
+
+    @property
+    def transform(self) -> transforms.Compose:
+        """PIL image -> normalised tensor, as the network sees it."""
+        return eval_transform(self.cfg.img_size, model_spec(self.cfg.arch).norm, self.view)
+
+    def inputs(self, image: Image.Image) -> torch.Tensor:
+        """One image as a batch of one on the device (what Grad-CAM feeds the model)."""
+        return self.runtime.inputs(self.transform(image).unsqueeze(0))
+
+    @torch.no_grad()
+    def scores(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Softmax probabilities (N, C); images of one input shape are batched ``batch_size`` at a time."""
+        self.model.eval()
+        tensors = [self.transform(image) for image in images]
+        out = np.zeros((len(tensors), len(self.classes)), dtype=np.float32)
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for index, tensor in enumerate(tensors):
+            by_shape.setdefault(tuple(tensor.shape), []).append(index)
+        for indices in by_shape.values():
+            for start in range(0, len(indices), self.batch_size):
+                chunk = indices[start:start + self.batch_size]
+                batch = self.runtime.inputs(torch.stack([tensors[i] for i in chunk]))
+                out[chunk] = _probabilities(self.model, batch, self.runtime, self.tta).cpu().numpy()
+        return out
+
+    def loader_scores(self, loader: DataLoader, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and targets over a loader whose dataset uses ``self.transform``."""
+        return predict_scores(self.model, loader, self.runtime, self.tta, progress)
+
+    def top(self, probabilities: np.ndarray, k: int) -> list[dict[str, Any]]:
+        """The ``k`` likeliest classes of one image, each with its probability, family and manufacturer."""
+        order = np.argsort(-probabilities, kind="stable")[:min(k, len(self.classes))]
+        return [{"class": self.classes[i], "probability": float(probabilities[i]),
+                 **{level: names[i] for level, names in self.hierarchy.items()}} for i in order]
+
+    def predict_files(self, paths: Sequence[str | Path], topk: int = 5, crop_banner: bool = False
+                      ) -> list[dict[str, Any]]:
+        """Top-k classes of each image (folders are searched for images), ``batch_size`` files at a time.
+
+        ``crop_banner`` cuts the run's FGVC-Aircraft banner (``cfg.banner_px`` rows) first. An
+        unreadable file gets an ``error`` entry naming it, and the others are still predicted.
+        """
+        banner_px = self.cfg.banner_px if crop_banner else 0
+        files = expand_images(paths)
+        results: list[dict[str, Any]] = []
+        for start in range(0, len(files), self.batch_size):
+            loaded: list[tuple[Path, Image.Image]] = []
+            for path in files[start:start + self.batch_size]:
+                try:
+                    loaded.append((path, load_image(path, banner_px)))
+                except BadImageError as err:
+                    results.append({"file": str(path), "error": str(err)})
+            probabilities = self.scores([image for _, image in loaded])
+            results.extend({"file": str(path), "top": self.top(p, topk)} for (path, _), p in zip(loaded, probabilities))
+        order = {str(path): i for i, path in enumerate(files)}
+        return sorted(results, key=lambda result: order[result["file"]])

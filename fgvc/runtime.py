@@ -1,0 +1,83 @@
+"""The execution settings shared by training and inference: device, autocast precision, memory layout.
+
+    runtime = Runtime.create(device="auto", precision="auto", channels_last=True)
+    model = runtime.prepare(model)
+    with runtime.autocast():
+        logits = model(runtime.inputs(images))
+
+``auto`` picks CUDA, then MPS, then the CPU; and bf16 autocast where the GPU has it, fp16 (with a
+GradScaler while training) on older GPUs, fp32 elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from fgvc.errors import DeviceError
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA, then MPS, then CPU; a named device must be available."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if not available.get(name, False):
+        raise DeviceError(f"device={name!r} is not available on this machine: expected 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``name`` on ``device``; ``None`` means plain fp32."""
+    if name == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how a model runs."""
+
+    device: torch.device
+    dtype: torch.dtype | None = None  # autocast dtype; None: fp32
+    channels_last: bool = False
+
+    @classmethod
+    def create(cls, device: str = "auto", precision: str = "auto", channels_last: bool = False) -> Runtime:
+        """Resolve ``auto`` device and precision names for this machine."""
+        torch_device = resolve_device(device)
+        return cls(torch_device, resolve_precision(precision, torch_device), channels_last)
+
+    @property
+    def precision_name(self) -> str:
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Autocast to ``dtype`` on ``device``, or nothing for fp32."""
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        """``model`` on the device, in the memory layout."""
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        return model.to(self.device)
+
+    def inputs(self, images: torch.Tensor) -> torch.Tensor:
+        """A batch of images on the device, in the memory layout."""
+        images = images.to(self.device, non_blocking=True)
+        return images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
+
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        """A loss scaler, active only for fp16 (bf16 and fp32 need none)."""
+        return torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
