@@ -13,7 +13,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-ARCHS = tuple(f"efficientnet-b{i}" for i in range(8)) + tuple(f"tv_efficientnet_b{i}" for i in range(8))
+ARCHS = (tuple(f"efficientnet-b{i}" for i in range(8)) + tuple(f"efficientnet-lite{i}" for i in range(3))
+         + tuple(f"tv_efficientnet_b{i}" for i in range(8)))
 DATASETS = ("fgvc-aircraft", "imagefolder")
 LEVELS = ("variant", "family", "manufacturer")
 FGVC_SPLITS = ("train", "val", "trainval", "test")
