@@ -57,8 +57,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                        description="Train with a preset, then a --config file, then flags, each overriding the one "
                        "before. With --resume the run's own config is used; flags that can safely change on "
                        "resume (--device, --workers, --data-root, a longer --epochs) are honoured, others refused.")
-    p.add_argument("--preset", choices=sorted(PRESETS), help="b4: the FGVC-Aircraft recipe; demo: synthetic data "
-                   "on a CPU in minutes (default: the config file's, else b4)")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="b4: the FGVC-Aircraft recipe on a GPU; cpu: pretrained "
+                   "Lite0 for a machine without a GPU; demo: synthetic data on a CPU in minutes, offline (default: "
+                   "the config file's, else b4)")
     p.add_argument("--config", metavar="FILE", help="a JSON or YAML file of config fields (a run's config.json is one)")
     add_config_flags(p)
     p.add_argument("--resume", metavar="FILE", help="continue the run of this last.pt at its next epoch")

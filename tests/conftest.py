@@ -26,9 +26,11 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def tiny_config(data_root: Path, run_dir: Path, **overrides: object) -> TrainConfig:
-    """The demo preset shrunk for tests: 64-px images, in-process loading."""
+    """The demo preset shrunk for tests: 64-px images, in-process loading; B0 from random weights, so the
+    engine's tests show that the loop itself learns (the demo fine-tunes Lite0: see test_pretrained.py)."""
     values = {"data_root": str(data_root), "run_dir": str(run_dir), "img_size": 64, "batch_size": 16,
-              "workers": 0, "epochs": 2, "warmup_epochs": 0, "log_every": 5}
+              "workers": 0, "epochs": 2, "warmup_epochs": 0, "log_every": 5, "arch": "efficientnet-b0",
+              "pretrained": False}
     return make_config("demo", **{**values, **overrides})
 
 

@@ -47,3 +47,10 @@ def test_unknown_preset_and_field_are_named() -> None:
         make_config("b9")
     with pytest.raises(ConfigError, match="learning_rate"):
         make_config("demo", learning_rate=0.1)
+
+
+@pytest.mark.parametrize("preset", ["demo", "cpu"])
+def test_cpu_presets_fine_tune_lite0_from_its_packaged_weights(preset: str) -> None:
+    cfg = make_config(preset)
+    assert (cfg.arch, cfg.pretrained, cfg.device) == ("efficientnet-lite0", True, "cpu")
+    assert make_config(preset, arch="efficientnet-lite2").arch == "efficientnet-lite2"

@@ -15,16 +15,16 @@ from fgvc.config import make_config
 from fgvc.data import FGVC_FOLDER
 from fgvc.engine import build_optimizer, build_scheduler, train_one_epoch
 from fgvc.gradcam import cam_peak, compute_cam, overlay_heatmap
-from fgvc.model import build_model
+from fgvc.model import build_model, model_spec
 from fgvc.runtime import Runtime
 
 SIZE, PART = 128, 32
-ARCH = "efficientnet-b0"
 
 
-def part_images(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, int]]]:
+def part_images(count: int, seed: int, arch: str) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, int]]]:
     """Noisy images with grey distractor squares and one coloured square, red (class 0) or blue (class 1),
-    at a random place: only that square decides the class. Returns images, labels and square corners."""
+    at a random place: only that square decides the class. Returns images (normalised for ``arch``),
+    labels and square corners."""
     rng = np.random.default_rng(seed)
     images = rng.uniform(0.3, 0.6, size=(count, 3, SIZE, SIZE)).astype(np.float32)
     labels = rng.integers(0, 2, size=count)
@@ -37,29 +37,36 @@ def part_images(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, list
         image[:, y:y + PART, x:x + PART] = 0.1
         image[0 if label == 0 else 2, y:y + PART, x:x + PART] = 0.95
         corners.append((x, y))
-    return torch.from_numpy(images - 0.5), torch.from_numpy(labels), corners
+    norm = model_spec(arch).norm
+    mean, std = np.array(norm.mean, np.float32)[:, None, None], np.array(norm.std, np.float32)[:, None, None]
+    return torch.from_numpy((images - mean) / std), torch.from_numpy(labels), corners
 
 
-def share_pointing_at_the_part(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+def share_pointing_at_the_part(model: torch.nn.Module, arch: str, images: torch.Tensor, labels: torch.Tensor,
                                corners: list[tuple[int, int]]) -> float:
     """Share of images whose Grad-CAM peak (for the true class) lies on the coloured square, give or take
     half a feature-map cell (16 px at stride 32)."""
     model.eval()
     hits = 0
     for image, label, (x, y) in zip(images, labels, corners):
-        peak_x, peak_y = cam_peak(compute_cam(model, ARCH, image[None], int(label)))
+        peak_x, peak_y = cam_peak(compute_cam(model, arch, image[None], int(label)))
         hits += x - 16 <= peak_x < x + PART + 16 and y - 16 <= peak_y < y + PART + 16
     return hits / len(images)
 
 
-def test_gradcam_points_at_the_part_that_decides_the_class() -> None:
+@pytest.mark.parametrize(("arch", "pretrained", "epochs"), [("efficientnet-b0", False, 8),
+                                                           ("efficientnet-lite0", True, 4)])
+def test_gradcam_points_at_the_part_that_decides_the_class(arch: str, pretrained: bool, epochs: int) -> None:
+    """B0 trained from random weights, and Lite0 fine-tuned from its ImageNet weights; the control is the
+    same architecture from random weights, untrained."""
     torch.manual_seed(0)
-    train_x, train_y, _ = part_images(192, seed=1)
-    test_x, test_y, corners = part_images(80, seed=2)
-    untrained = build_model(ARCH, 2, pretrained=False, bn_momentum=0.1)
-    model = build_model(ARCH, 2, pretrained=False, bn_momentum=0.1)
-    model.load_state_dict(untrained.state_dict())
-    cfg = make_config("demo", epochs=8, lr=2e-3, batch_size=16, warmup_epochs=0)
+    train_x, train_y, _ = part_images(192, seed=1, arch=arch)
+    test_x, test_y, corners = part_images(80, seed=2, arch=arch)
+    untrained = build_model(arch, 2, pretrained=False, bn_momentum=0.1)
+    model = build_model(arch, 2, pretrained=pretrained, bn_momentum=0.1)
+    if not pretrained:
+        model.load_state_dict(untrained.state_dict())
+    cfg = make_config("demo", arch=arch, epochs=epochs, lr=2e-3, batch_size=16, warmup_epochs=0)
     loader = DataLoader(TensorDataset(train_x, train_y), batch_size=16, shuffle=True, drop_last=True)
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, len(loader))
@@ -69,10 +76,11 @@ def test_gradcam_points_at_the_part_that_decides_the_class() -> None:
         train_one_epoch(state, loader, torch.nn.CrossEntropyLoss(), runtime, epoch=epoch)
     with torch.no_grad():
         accuracy = (model.eval()(test_x).argmax(1) == test_y).float().mean().item()
-    trained_share = share_pointing_at_the_part(model, test_x, test_y, corners)
-    untrained_share = share_pointing_at_the_part(untrained, test_x, test_y, corners)
-    print(f"\naccuracy {accuracy:.2f}; CAM peak on the part: trained {trained_share:.2f}, "
-          f"untrained {untrained_share:.2f} (a peak lands in the zone by chance ~{(PART + 32) ** 2 / SIZE ** 2:.2f})")
+    trained_share = share_pointing_at_the_part(model, arch, test_x, test_y, corners)
+    untrained_share = share_pointing_at_the_part(untrained, arch, test_x, test_y, corners)
+    print(f"\n{arch} (pretrained={pretrained}): accuracy {accuracy:.2f}; CAM peak on the part: "
+          f"trained {trained_share:.2f}, untrained {untrained_share:.2f} "
+          f"(a peak lands in the zone by chance ~{(PART + 32) ** 2 / SIZE ** 2:.2f})")
     assert accuracy >= 0.8
     assert trained_share >= 0.6  # a clear majority
     assert untrained_share < 0.6  # the same check fails without training: it can fail

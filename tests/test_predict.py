@@ -83,7 +83,8 @@ def ends_images(count: int, seed: int) -> tuple[list[Image.Image], list[int]]:
 
 
 def test_crop_view_loses_the_ends_of_a_wide_photo_and_the_default_does_not() -> None:
-    cfg = make_config("demo", img_size=64, epochs=6, lr=2e-3, warmup_epochs=0, batch_size=16)
+    cfg = make_config("demo", arch="efficientnet-b0", pretrained=False, img_size=64, epochs=6, lr=2e-3,
+                      warmup_epochs=0, batch_size=16)
     assert cfg.eval_view == "squash"  # the default keeps the whole aircraft
     train_images, train_labels = ends_images(160, seed=1)
     transform = eval_transform(cfg.img_size, IMAGENET, cfg.eval_view)
