@@ -23,7 +23,9 @@ import sys
 from collections.abc import Sequence
 
 from fgvc.config import CAM_METHODS, DATASETS, DEVICES, EVAL_VIEWS, PRESETS, TrainConfig, flag, make_config
-from fgvc.errors import ConfigError, FgvcError
+from fgvc.errors import ConfigError, FgvcError, Preempted
+
+REQUEUE_EXIT = 75  # EX_TEMPFAIL: a temporary failure, try again (requeue and resume)
 
 FLAG_TYPES = {"int": int, "float": float, "str": str}
 
@@ -248,13 +250,17 @@ def _figures(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; return the process exit status (2 for a user error, with a one-line message;
-    130 for Ctrl-C). Anything that is not an ``FgvcError`` is a bug and keeps its traceback."""
+    130 for Ctrl-C; 75 when preempted by SIGTERM or SIGUSR1). Anything that is not an ``FgvcError`` is a
+    bug and keeps its traceback."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except FgvcError as err:
         print(f"fgvc: error: {err}", file=sys.stderr)
         return 2
+    except Preempted:  # fgvc train has already logged how to resume
+        print(f"fgvc: preempted: exit status {REQUEUE_EXIT} asks the scheduler to requeue the job", file=sys.stderr)
+        return REQUEUE_EXIT
     except KeyboardInterrupt:  # fgvc train has already logged how to resume
         print("fgvc: interrupted", file=sys.stderr)
         return 130

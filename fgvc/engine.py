@@ -13,13 +13,16 @@ the batches and augmentations an uninterrupted run would have seen.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import math
 import random
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +38,7 @@ from fgvc.analysis import analyse, format_report
 from fgvc.checkpoint import TrainState, load_checkpoint, save_checkpoint
 from fgvc.config import TrainConfig, resume_config, validate
 from fgvc.data import Loaders, build_loaders, hierarchy_names, image_files
-from fgvc.errors import ConfigError, FolderError, NonFiniteLossError
+from fgvc.errors import ConfigError, FolderError, NonFiniteLossError, Preempted
 from fgvc.model import build_model, model_spec
 from fgvc.plots import curves_figure
 from fgvc.predict import predict_scores
@@ -215,7 +218,8 @@ def fit(cfg: TrainConfig | None = None, *, resume: str | Path | None = None, ove
 
     The process holds the run folder while it trains: another run into it is refused. Ctrl-C
     (also Jupyter's interrupt) leaves ``last.pt`` at the last finished epoch, exact to resume,
-    and is re-raised as a ``KeyboardInterrupt`` whose one-line message says how to resume.
+    and is re-raised as a ``KeyboardInterrupt`` whose one-line message says how to resume; SIGTERM
+    and SIGUSR1 (a scheduler's preemption) do the same, raising ``Preempted``.
     A NaN or infinite loss raises ``NonFiniteLossError`` before that epoch's checkpoint is written.
     """
     checkpoint = None
@@ -239,15 +243,38 @@ def fit(cfg: TrainConfig | None = None, *, resume: str | Path | None = None, ove
         cfg = start_run(cfg)
         run_dir = Path(cfg.run_dir)
     try:
-        return _train_run(cfg, run_dir, checkpoint, resume, progress, stop_after)
-    except KeyboardInterrupt:
+        with preemption_signals():
+            return _train_run(cfg, run_dir, checkpoint, resume, progress, stop_after)
+    except KeyboardInterrupt as stop:
         last = run_dir / "last.pt"
-        message = (f"interrupted; {last} keeps the last finished epoch; resume with: fgvc train --resume {last}"
-                   if last.is_file() else "interrupted before the first epoch finished: no checkpoint, start again")
+        what = str(stop) if isinstance(stop, Preempted) else "interrupted"
+        message = (f"{what}; {last} keeps the last finished epoch; resume with: fgvc train --resume {last}"
+                   if last.is_file() else f"{what} before the first epoch finished: no checkpoint, start again")
         log.warning(message)
-        raise KeyboardInterrupt(message) from None
+        raise type(stop)(message) from None
     finally:
         release_run_dir(run_dir)
+
+
+@contextlib.contextmanager
+def preemption_signals() -> Iterator[None]:
+    """Turn SIGTERM (what schedulers send before they kill a job) and SIGUSR1 (SLURM's ``--signal``) into
+    ``Preempted``, so a preempted run stops like Ctrl-C: ``last.pt`` keeps the last finished epoch.
+    Outside the main thread (where signals cannot be handled) it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise Preempted(f"preempted by {signal.Signals(signum).name}")
+
+    wanted = [signal.SIGTERM] + ([signal.SIGUSR1] if hasattr(signal, "SIGUSR1") else [])
+    previous = {sig: signal.signal(sig, stop) for sig in wanted}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def build_state(cfg: TrainConfig, num_classes: int, steps_per_epoch: int, runtime: Runtime,

@@ -46,5 +46,10 @@ class FolderError(FgvcError, FileExistsError):
     """A folder to write into already holds something, is held by another process, or cannot be written."""
 
 
+class Preempted(KeyboardInterrupt):
+    """A scheduler asked the run to stop (SIGTERM, or SLURM's SIGUSR1): it ends like Ctrl-C, and the job
+    should be requeued to resume from ``last.pt``."""
+
+
 class DeviceError(FgvcError, RuntimeError):
     """The requested device is not available on this machine."""

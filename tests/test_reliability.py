@@ -143,6 +143,24 @@ def test_ctrl_c_in_the_terminal_keeps_last_pt_and_says_how_to_resume(long_root: 
     assert load_checkpoint(run / "last.pt")["epoch"] == 1
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1])
+def test_preemption_keeps_last_pt_says_how_to_resume_and_asks_for_a_requeue(long_root: Path, tmp_path: Path,
+                                                                            sig: signal.Signals) -> None:
+    run = tmp_path / "preempted"
+    process = start_cli(train_args(long_root, run, 2, "--log-every", "1"))
+    wait_for_epoch(process, run / "steps.csv", 2)
+    process.send_signal(sig)  # what a scheduler sends before it kills the job
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 75, err  # EX_TEMPFAIL: requeue
+    last = run / "last.pt"
+    assert (f"preempted by {sig.name}; {last} keeps the last finished epoch; "
+            f"resume with: fgvc train --resume {last}") in out
+    assert "requeue" in err and "Traceback" not in out + err
+    assert load_checkpoint(last)["epoch"] == 1
+    assert main(["train", "--resume", str(last), "--no-progress"]) == 0
+    assert [r["epoch"] for r in read_rows(run / "epochs.csv")] == [1, 2]
+
+
 def test_ctrl_c_in_jupyter_raises_one_short_keyboard_interrupt(tiny_root: Path, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     append_row = engine.append_row
