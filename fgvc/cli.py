@@ -7,6 +7,7 @@
     fgvc train --config my.yaml --lr 0.01           # preset < config file < flags
     fgvc train --resume logs/<run>/last.pt          # continue an interrupted run
     fgvc train --resume logs/<run>/last.pt --epochs 80   # ...and train longer
+    torchrun --nproc_per_node=4 -m fgvc train --preset b4   # 4 GPUs, one run
     fgvc check-data --data-root data                # list annotation lines and images that are bad
     fgvc evaluate --checkpoint logs/<run>/last.pt --split test
     fgvc predict --checkpoint logs/<run>/last.pt photo.jpg --topk 5
@@ -150,17 +151,22 @@ def _config_overrides(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from fgvc import distributed
     from fgvc.engine import fit
 
     options = {"progress": not args.no_progress, "stop_after": args.stop_after}
-    if args.resume:
-        if args.preset or args.config:
-            raise ConfigError(f"--{'preset' if args.preset else 'config'} cannot be used with --resume: the run "
-                              f"keeps its own config")
-        run_dir = fit(resume=args.resume, overrides=_config_overrides(args), **options)
-    else:
-        run_dir = fit(make_config(args.preset, args.config, **_config_overrides(args)), **options)
-    print(f"run folder: {run_dir}")
+    try:
+        if args.resume:
+            if args.preset or args.config:
+                raise ConfigError(f"--{'preset' if args.preset else 'config'} cannot be used with --resume: the "
+                                  f"run keeps its own config")
+            run_dir = fit(resume=args.resume, overrides=_config_overrides(args), **options)
+        else:
+            run_dir = fit(make_config(args.preset, args.config, **_config_overrides(args)), **options)
+    finally:
+        distributed.shutdown()  # under torchrun: leave the process group
+    if distributed.from_environment().primary:
+        print(f"run folder: {run_dir}")
     return 0
 
 

@@ -69,7 +69,10 @@ class TrainConfig:
                             "square), whole (short side to the size) or crop (centre square)", EVAL_VIEWS)
     # optimisation
     epochs: int = _field(50, "epochs to train")
-    batch_size: int = _field(32, "images per optimizer step")
+    batch_size: int = _field(32, "images per process in each forward pass (global batch: processes x batch x "
+                             "accum_steps)")
+    accum_steps: int = _field(1, "batches whose gradients add up before each optimizer step (a large global batch "
+                              "on a small GPU)")
     lr: float = _field(0.02, "peak learning rate after warmup")
     optimizer: str = _field("sgd", "sgd (momentum, nesterov) or adamw", OPTIMIZERS)
     momentum: float = _field(0.9, "SGD momentum")
@@ -80,6 +83,7 @@ class TrainConfig:
     affine_degrees: float = _field(10.0, "largest rotation of the random affine (shear: half of it)")
     # execution
     precision: str = _field("auto", "auto: bf16 (or fp16) on GPUs, fp32 on the CPU", PRECISIONS)
+    sync_bn: bool = _field(False, "synchronise batch-norm statistics across the GPUs of a torchrun run")
     channels_last: bool = _field(True, "NHWC memory layout (faster on recent GPUs)")
     device: str = _field("auto", "auto: CUDA, then MPS, then CPU", DEVICES)
     workers: int = _field(8, "DataLoader worker processes")
@@ -175,6 +179,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             raise ConfigError(f"config file {path} is not valid JSON: {err}") from err
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path} holds a {type(values).__name__}: expected a mapping of field names")
+    values = {k: v for k, v in values.items() if k not in RUN_FACTS}
     TrainConfig.from_dict({k: v for k, v in values.items() if k != "preset"})  # names unknown fields
     return values
 
@@ -191,6 +196,10 @@ def make_config(preset: str | None = None, config_file: str | Path | None = None
     cfg = TrainConfig.from_dict(values)
     validate(cfg)
     return cfg
+
+
+# What config.json records about a run beside its config (not settable: they follow from how it was launched).
+RUN_FACTS = ("processes", "global_batch")
 
 
 def flag(name: str) -> str:
@@ -234,7 +243,7 @@ def validate(cfg: TrainConfig) -> None:
     _check(cfg.arch in ARCHS, "arch", cfg.arch, f"one of {', '.join(ARCHS)}")
     _check(isinstance(cfg.img_size, int) and cfg.img_size >= MIN_IMG_SIZE, "img_size", cfg.img_size,
            f"an integer >= {MIN_IMG_SIZE} (EfficientNets downsample 32x)")
-    for name in ("epochs", "batch_size", "log_every"):
+    for name in ("epochs", "batch_size", "accum_steps", "log_every"):
         value = getattr(cfg, name)
         _check(isinstance(value, int) and value > 0, name, value, "a positive integer")
     for name in ("workers", "warmup_epochs", "banner_px"):

@@ -25,11 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from torchvision import datasets, transforms
 
 from fgvc import metrics
 from fgvc.config import EVAL_VIEWS, FGVC_SPLITS, LEVELS, TrainConfig
+from fgvc.distributed import SINGLE, Dist, ShardSampler
 from fgvc.errors import BadImageError, ConfigError, DatasetError
 
 FGVC_FOLDER = "fgvc-aircraft-2013b"
@@ -315,27 +316,32 @@ def drop_bad_images(dataset: Dataset, cfg: TrainConfig, split: str) -> list[BadI
     return bad
 
 
-def _check_sizes(cfg: TrainConfig, train_set: Dataset, eval_set: Dataset) -> None:
-    """Refuse a batch larger than the training split, or an empty evaluation split."""
-    if len(train_set) < cfg.batch_size:
+def _check_sizes(cfg: TrainConfig, train_set: Dataset, eval_set: Dataset, ranks: Dist) -> None:
+    """Refuse a batch larger than a process's share of the training split, or an empty evaluation split."""
+    if len(train_set) // ranks.world_size < cfg.batch_size:
+        share = f", {len(train_set) // ranks.world_size} per process" if ranks.enabled else ""
         raise DatasetError(f"batch_size={cfg.batch_size} is larger than split {cfg.train_split!r} "
-                           f"({len(train_set)} images under {cfg.data_root}): expected a smaller batch")
+                           f"({len(train_set)} images under {cfg.data_root}{share}): expected a smaller batch")
     if len(eval_set) == 0:
         raise DatasetError(f"split {cfg.eval_split!r} under {cfg.data_root} holds no usable image: "
                            f"expected at least one to evaluate on")
 
 
-def eval_loader(dataset: Dataset, batch_size: int, view: str, workers: int) -> DataLoader:
+def eval_loader(dataset: Dataset, batch_size: int, view: str, workers: int,
+                sampler: Sampler[int] | None = None) -> DataLoader:
     """In-order batches of ``dataset`` (one image a batch for the ``whole`` view, whose widths differ)."""
-    return DataLoader(dataset, batch_size=1 if view == "whole" else batch_size, shuffle=False, num_workers=workers,
-                      pin_memory=torch.cuda.is_available())
+    return DataLoader(dataset, batch_size=1 if view == "whole" else batch_size, shuffle=False, sampler=sampler,
+                      num_workers=workers, pin_memory=torch.cuda.is_available())
 
 
-def build_loaders(cfg: TrainConfig, norm: Normalization, generator: torch.Generator | None = None) -> Loaders:
+def build_loaders(cfg: TrainConfig, norm: Normalization, generator: torch.Generator | None = None,
+                  ranks: Dist = SINGLE) -> Loaders:
     """Augmented, shuffled training loader and a plain evaluation loader (``cfg.eval_view``) for ``cfg``.
 
     ``generator`` drives shuffling and worker seeds; ``fit`` reseeds it every epoch so a
-    resumed run sees the same batches as an uninterrupted one. Every annotation file is read
+    resumed run sees the same batches as an uninterrupted one. Under torchrun (``ranks``) each
+    process trains on its own shard (``DistributedSampler``, reshuffled each epoch by ``set_epoch``)
+    and evaluates every ``world_size``-th image, with no padding. Every annotation file is read
     (the family and manufacturer files too) before any image is decoded; then every image is
     decoded once (``cfg.workers`` threads), so a bad file stops the run before training starts.
     """
@@ -346,13 +352,16 @@ def build_loaders(cfg: TrainConfig, norm: Normalization, generator: torch.Genera
         raise DatasetError(f"the classes of split {cfg.train_split!r} and {cfg.eval_split!r} differ under "
                            f"{cfg.data_root}: every split must hold the same class folders")
     hierarchy = dataset_hierarchy(cfg, cfg.eval_split)
-    _check_sizes(cfg, train_set, eval_set)
+    _check_sizes(cfg, train_set, eval_set, ranks)
     skipped = drop_bad_images(train_set, cfg, cfg.train_split) + drop_bad_images(eval_set, cfg, cfg.eval_split)
-    _check_sizes(cfg, train_set, eval_set)
+    _check_sizes(cfg, train_set, eval_set, ranks)
+    shard = (DistributedSampler(train_set, ranks.world_size, ranks.rank, shuffle=True, seed=cfg.seed, drop_last=True)
+             if ranks.enabled else None)
     # Workers are not persistent: each epoch's workers take their seeds from the reseeded generator.
-    train = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True, generator=generator,
-                       num_workers=cfg.workers, pin_memory=torch.cuda.is_available())
-    evaluation = eval_loader(eval_set, cfg.batch_size, cfg.eval_view, cfg.workers)
+    train = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=shard is None, sampler=shard, drop_last=True,
+                       generator=generator, num_workers=cfg.workers, pin_memory=torch.cuda.is_available())
+    evaluation = eval_loader(eval_set, cfg.batch_size, cfg.eval_view, cfg.workers,
+                             ShardSampler(len(eval_set), ranks) if ranks.enabled else None)
     return Loaders(train, evaluation, list(train_set.classes), hierarchy, skipped)
 
 

@@ -30,15 +30,16 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
-from fgvc import metrics
+from fgvc import distributed, metrics
 from fgvc.analysis import analyse, format_report
-from fgvc.checkpoint import TrainState, load_checkpoint, save_checkpoint
+from fgvc.checkpoint import TrainState, load_checkpoint, save_checkpoint, unwrap
 from fgvc.config import TrainConfig, resume_config, validate
 from fgvc.data import Loaders, build_loaders, hierarchy_names, image_files
-from fgvc.errors import ConfigError, FolderError, NonFiniteLossError, Preempted
+from fgvc.distributed import SINGLE, Dist
+from fgvc.errors import ConfigError, FgvcError, FolderError, NonFiniteLossError, Preempted
 from fgvc.model import build_model, model_spec
 from fgvc.plots import curves_figure
 from fgvc.predict import predict_scores
@@ -55,6 +56,7 @@ from fgvc.tracking import (
 )
 
 log = logging.getLogger("fgvc")
+RANK_SEED_STRIDE = 100_003  # rank r draws its augmentations from seed + r * stride (rank 0: the plain seed)
 
 
 def _last_good(epoch: int) -> str:
@@ -93,19 +95,21 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int) -> float:
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
                     steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Per-step warmup + cosine schedule over the whole run."""
+    """Per-step warmup + cosine schedule over the whole run (``steps_per_epoch`` optimizer steps an epoch)."""
     warmup, total = cfg.warmup_epochs * steps_per_epoch, cfg.epochs * steps_per_epoch
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, warmup, total))
 
 
 def train_one_epoch(state: TrainState, loader: DataLoader, criterion: nn.Module, runtime: Runtime, *,
                     epoch: int, log_every: int = 5, log_step: Callable[[dict[str, float]], None] | None = None,
-                    progress: bool = False) -> float:
+                    progress: bool = False, accum_steps: int = 1) -> float:
     """Train ``state`` one pass over ``loader``; every ``log_every`` batches call ``log_step`` with the mean loss.
 
-    Returns the epoch's mean training loss. Raises ``NonFiniteLossError`` naming the epoch and
-    step when the loss stops being finite (checked at each logged step, so the GPU is not
-    synchronised on every batch).
+    The gradients of ``accum_steps`` batches add up before each optimizer step (under DDP, without
+    an all-reduce for the batches in between). Returns the epoch's mean training loss, averaged
+    over the processes of a torchrun run. Raises ``NonFiniteLossError`` naming the epoch and step
+    when the loss stops being finite (checked at each logged step, on every rank alike, so the GPU
+    is not synchronised on every batch and all ranks stop together).
     """
     model, optimizer, scheduler, scaler = state.model, state.optimizer, state.scheduler, state.scaler
     model.train()
@@ -115,17 +119,22 @@ def train_one_epoch(state: TrainState, loader: DataLoader, criterion: nn.Module,
     bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not progress)
     for batch, (images, targets) in enumerate(bar, start=1):
         images, targets = runtime.inputs(images), targets.to(runtime.device, non_blocking=True)
-        with runtime.autocast():
-            loss = criterion(model(images), targets)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
+        step_now = batch % accum_steps == 0 or batch == steps
+        no_sync = model.no_sync() if not step_now and hasattr(model, "no_sync") else contextlib.nullcontext()
+        with no_sync:
+            with runtime.autocast():
+                loss = criterion(model(images), targets)
+            scaler.scale(loss / accum_steps).backward()
+        if step_now:
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
         window_loss += loss.detach().float()
-        window_images += images.shape[0]
+        window_images += images.shape[0] * runtime.ranks.world_size
         window_batches += 1
         if batch % log_every == 0 or batch == steps:
+            window_loss = distributed.mean(window_loss, runtime.ranks)
             mean_loss = window_loss.item() / window_batches
             step = (epoch - 1) * steps + batch
             if not math.isfinite(mean_loss):
@@ -156,8 +165,10 @@ class EvalResult:
 
 
 def evaluate(model: nn.Module, loader: DataLoader, runtime: Runtime, progress: bool = False) -> EvalResult:
-    """Cross-entropy, top-1, top-5 and mean per-class accuracy of ``model`` over ``loader``."""
-    scores, targets = predict_scores(model, loader, runtime, progress=progress)
+    """Cross-entropy, top-1, top-5 and mean per-class accuracy of ``model`` over ``loader``; under torchrun
+    each rank scores its shard and every rank gets the whole split's result, each image counted once."""
+    scores, targets = distributed.gather_shards(*predict_scores(model, loader, runtime, progress=progress),
+                                                runtime.ranks)
     num_classes = scores.shape[1]
     loss = float(-np.log(np.clip(scores[np.arange(len(targets)), targets], 1e-12, None)).mean())
     confusion = metrics.confusion_matrix(scores.argmax(axis=1), targets, num_classes)
@@ -171,7 +182,7 @@ def evaluate(model: nn.Module, loader: DataLoader, runtime: Runtime, progress: b
     )
 
 
-def start_run(cfg: TrainConfig) -> TrainConfig:
+def start_run(cfg: TrainConfig, ranks: Dist = SINGLE) -> TrainConfig:
     """Validate ``cfg``, claim its run folder, write ``config.json`` and log to ``train.log``.
 
     The folder is ``cfg.run_dir``, or a new ``logs/<time>-<preset>``; a folder that already
@@ -193,13 +204,33 @@ def start_run(cfg: TrainConfig) -> TrainConfig:
                           f"{run_dir / 'last.pt'} or choose another --run-dir")
     keep_epochs_up_to(run_dir / "steps.csv", 0, STEP_FIELDS)  # rows of a run stopped in its first epoch
     cfg = dataclasses.replace(cfg, run_dir=str(run_dir))
-    _write_config(cfg)
+    _write_config(cfg, ranks)
     setup_logging(run_dir)
     return cfg
 
 
-def _write_config(cfg: TrainConfig) -> None:
-    (Path(cfg.run_dir) / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+def _write_config(cfg: TrainConfig, ranks: Dist) -> None:
+    """``config.json``: the config, the number of processes and the global batch they make."""
+    facts = {"processes": ranks.world_size, "global_batch": ranks.world_size * cfg.batch_size * cfg.accum_steps}
+    (Path(cfg.run_dir) / "config.json").write_text(json.dumps({**cfg.to_dict(), **facts}, indent=2) + "\n")
+
+
+def _on_primary(action: Callable[[], Any], ranks: Dist) -> Any:
+    """Run ``action`` on rank 0 alone and give every rank its result, or its error message."""
+    if not ranks.enabled:
+        return action()
+    result: Any = None
+    if ranks.primary:
+        try:
+            result = action()
+        except FgvcError as err:
+            result = err
+    shared = distributed.broadcast(result if not isinstance(result, FgvcError) else FgvcError(str(result)), ranks)
+    if isinstance(result, FgvcError):
+        raise result
+    if isinstance(shared, FgvcError):
+        raise shared
+    return shared
 
 
 def fit(cfg: TrainConfig | None = None, *, resume: str | Path | None = None, overrides: dict[str, Any] | None = None,
@@ -231,20 +262,22 @@ def fit(cfg: TrainConfig | None = None, *, resume: str | Path | None = None, ove
         saved = TrainConfig.from_dict(checkpoint["config"])
         run_dir = Path(resume).parent
         cfg = dataclasses.replace(resume_config(saved, overrides or {}), run_dir=str(run_dir))
-        claim_run_dir(run_dir)
-        setup_logging(run_dir)
-        if cfg != dataclasses.replace(saved, run_dir=str(run_dir)):
-            _write_config(cfg)
+        ranks = distributed.init(cfg.device)
+        _on_primary(lambda: (claim_run_dir(run_dir), _write_config(cfg, ranks), setup_logging(run_dir)), ranks)
     elif overrides:
         raise ConfigError("overrides are for a resumed run: put the values into the config of a new run")
     else:
         if cfg is None:
             raise ConfigError("fit needs a config (make_config(...)) or a checkpoint to resume")
-        cfg = start_run(cfg)
+        validate(cfg)
+        ranks = distributed.init(cfg.device)
+        cfg = _on_primary(lambda: start_run(cfg, ranks), ranks)
         run_dir = Path(cfg.run_dir)
+    if not ranks.primary:
+        setup_logging(None, logging.WARNING)  # the other ranks print warnings and errors only
     try:
         with preemption_signals():
-            return _train_run(cfg, run_dir, checkpoint, resume, progress, stop_after)
+            return _train_run(cfg, run_dir, checkpoint, resume, progress and ranks.primary, stop_after, ranks)
     except KeyboardInterrupt as stop:
         last = run_dir / "last.pt"
         what = str(stop) if isinstance(stop, Preempted) else "interrupted"
@@ -277,6 +310,17 @@ def preemption_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def _distribute(model: nn.Module, cfg: TrainConfig, runtime: Runtime) -> nn.Module:
+    """``model`` wrapped in DistributedDataParallel (with synchronised batch norm if asked, GPUs only)."""
+    if cfg.sync_bn:
+        if runtime.device.type != "cuda":
+            raise ConfigError("--sync-bn needs GPUs (PyTorch's SyncBatchNorm has no CPU kernel): leave it out "
+                              "on the CPU")
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    on_gpu = runtime.device.type == "cuda"
+    return nn.parallel.DistributedDataParallel(model, device_ids=[runtime.device.index] if on_gpu else None)
+
+
 def build_state(cfg: TrainConfig, num_classes: int, steps_per_epoch: int, runtime: Runtime,
                 pretrained: bool = True) -> TrainState:
     """A fresh training state: the model (ImageNet weights when ``pretrained`` and the config asks for them),
@@ -290,38 +334,44 @@ def build_state(cfg: TrainConfig, num_classes: int, steps_per_epoch: int, runtim
 
 
 def _restore(state: TrainState, checkpoint: dict[str, Any], source: str | Path, cfg: TrainConfig,
-             run_dir: Path) -> None:
+             run_dir: Path, ranks: Dist) -> None:
     """Continue from ``checkpoint``: weights, optimizer, schedule position, and CSVs cut back to its epoch."""
     state.restore(checkpoint, source)
     scheduler = state.scheduler  # the schedule follows cfg.epochs, which a resume may have lengthened
     for group, base, factor in zip(state.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
         group["lr"] = base * factor(scheduler.last_epoch)
     for name, fields in (("steps.csv", STEP_FIELDS), ("epochs.csv", EPOCH_FIELDS)):
-        keep_epochs_up_to(run_dir / name, state.epoch, fields)
+        if ranks.primary:
+            keep_epochs_up_to(run_dir / name, state.epoch, fields)
     saved_epochs = checkpoint["config"]["epochs"]
     log.info("resuming %s after epoch %d of %d%s", run_dir, state.epoch, cfg.epochs,
              f" (was {saved_epochs}: schedule recomputed)" if cfg.epochs != saved_epochs else "")
 
 
 def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | None, source: str | Path | None,
-               progress: bool, stop_after: int | None) -> Path:
+               progress: bool, stop_after: int | None, ranks: Dist) -> Path:
     """The body of ``fit`` once the run folder is held: build, restore, loop, finish."""
-    runtime = Runtime.create(cfg.device, cfg.precision, cfg.channels_last)
+    runtime = Runtime.create(cfg.device, cfg.precision, cfg.channels_last, ranks)
     generator = torch.Generator()
-    loaders = build_loaders(cfg, model_spec(cfg.arch).norm, generator)
-    state = build_state(cfg, len(loaders.classes), len(loaders.train), runtime, pretrained=checkpoint is None)
+    loaders = build_loaders(cfg, model_spec(cfg.arch).norm, generator, ranks)
+    steps_per_epoch = math.ceil(len(loaders.train) / cfg.accum_steps)
+    state = build_state(cfg, len(loaders.classes), steps_per_epoch, runtime, pretrained=checkpoint is None)
     if checkpoint is not None:
-        _restore(state, checkpoint, source, cfg, run_dir)
+        _restore(state, checkpoint, source, cfg, run_dir, ranks)
     else:
         log.info("run folder %s", run_dir)
+    if ranks.enabled:
+        state.model = _distribute(state.model, cfg, runtime)
     log.info("%s on %s (%s), %d classes, %d train / %d eval images (%d bad images skipped), %s precision",
              cfg.arch, runtime.device, cfg.dataset, len(loaders.classes), len(loaders.train.dataset),
              len(loaders.eval.dataset), len(loaders.skipped), runtime.precision_name)
+    log.info("global batch %d = %d process(es) x batch %d x %d accumulation step(s)",
+             ranks.world_size * cfg.batch_size * cfg.accum_steps, ranks.world_size, cfg.batch_size, cfg.accum_steps)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     last_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, state.epoch + stop_after)
     for epoch in range(state.epoch + 1, last_epoch + 1):
         result = _run_epoch(state, epoch, cfg, loaders, criterion, runtime, generator, progress)
-        if epoch == cfg.epochs:
+        if epoch == cfg.epochs and ranks.primary:
             analysis = analyse(result.scores, result.targets, loaders.classes, loaders.hierarchy,
                                run_dir / f"eval-{cfg.eval_split}", cfg.seed,
                                {"checkpoint": str(run_dir / "last.pt"), "split": cfg.eval_split, "tta": False,
@@ -332,33 +382,39 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
 
 def _run_epoch(state: TrainState, epoch: int, cfg: TrainConfig, loaders: Loaders, criterion: nn.Module,
                runtime: Runtime, generator: torch.Generator, progress: bool) -> EvalResult:
-    """Train and evaluate epoch ``epoch``, then write its CSV row, checkpoints and curves."""
-    run_dir = Path(cfg.run_dir)
+    """Train and evaluate epoch ``epoch``, then write its CSV row, checkpoints and curves (rank 0 alone)."""
+    run_dir, ranks = Path(cfg.run_dir), runtime.ranks
 
     def log_step(row: dict[str, float]) -> None:
-        append_row(run_dir / "steps.csv", STEP_FIELDS, row)
+        if ranks.primary:
+            append_row(run_dir / "steps.csv", STEP_FIELDS, row)
         log.info("epoch %d step %d loss %.4f lr %.2e", row["epoch"], row["step"], row["loss"], row["lr"])
 
-    seed_everything(cfg.seed * 1000 + epoch)
-    generator.manual_seed(cfg.seed * 1000 + epoch)
+    seed = cfg.seed * 1000 + epoch + RANK_SEED_STRIDE * ranks.rank  # each rank augments differently
+    seed_everything(seed)
+    generator.manual_seed(seed)
+    if isinstance(loaders.train.sampler, DistributedSampler):
+        loaders.train.sampler.set_epoch(epoch)
     started = time.perf_counter()
     train_loss = train_one_epoch(state, loaders.train, criterion, runtime, epoch=epoch, log_every=cfg.log_every,
-                                 log_step=log_step, progress=progress)
-    result = evaluate(state.model, loaders.eval, runtime, progress)
+                                 log_step=log_step, progress=progress, accum_steps=cfg.accum_steps)
+    distributed.sync_buffers(unwrap(state.model), ranks)
+    result = evaluate(unwrap(state.model), loaders.eval, runtime, progress)
     if not math.isfinite(result.loss):
         raise NonFiniteLossError(f"the {cfg.eval_split} loss became {result.loss} after epoch {epoch}: expected "
                                  f"a finite loss (try a lower --lr or --precision fp32); {_last_good(epoch - 1)}")
     row = {"epoch": epoch, "train_loss": train_loss, "eval_loss": result.loss, "eval_top1": result.top1,
            "eval_top5": result.top5, "eval_mean_class_acc": result.mean_class_acc,
            "lr": state.scheduler.get_last_lr()[0], "seconds": time.perf_counter() - started}
-    append_row(run_dir / "epochs.csv", EPOCH_FIELDS, row)
     is_best = cfg.eval_split == "val" and result.top1 > state.best_top1
     state.epoch, state.best_top1 = epoch, max(state.best_top1, result.top1)
-    checkpoint = state.checkpoint(cfg, loaders.classes, hierarchy_names(loaders.hierarchy or {}), row)
-    save_checkpoint(run_dir / "last.pt", checkpoint)
-    if is_best:
-        save_checkpoint(run_dir / "best.pt", checkpoint)
-    curves_figure(run_dir).savefig(run_dir / "curves.png", dpi=110)
+    if ranks.primary:
+        append_row(run_dir / "epochs.csv", EPOCH_FIELDS, row)
+        checkpoint = state.checkpoint(cfg, loaders.classes, hierarchy_names(loaders.hierarchy or {}), row)
+        save_checkpoint(run_dir / "last.pt", checkpoint)
+        if is_best:
+            save_checkpoint(run_dir / "best.pt", checkpoint)
+        curves_figure(run_dir).savefig(run_dir / "curves.png", dpi=110)
     log.info("epoch %d/%d: train loss %.4f, %s loss %.4f, top-1 %.2f%%, top-5 %.2f%%, mean class %.2f%% "
              "(%.0f s)", epoch, cfg.epochs, train_loss, cfg.eval_split, result.loss, 100 * result.top1,
              100 * result.top5, 100 * result.mean_class_acc, row["seconds"])

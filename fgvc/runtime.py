@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from fgvc.distributed import SINGLE, Dist
 from fgvc.errors import DeviceError
 
 
@@ -50,12 +51,17 @@ class Runtime:
     device: torch.device
     dtype: torch.dtype | None = None  # autocast dtype; None: fp32
     channels_last: bool = False
+    ranks: Dist = SINGLE  # this process among those of a torchrun run
 
     @classmethod
-    def create(cls, device: str = "auto", precision: str = "auto", channels_last: bool = False) -> Runtime:
-        """Resolve ``auto`` device and precision names for this machine."""
+    def create(cls, device: str = "auto", precision: str = "auto", channels_last: bool = False,
+               ranks: Dist = SINGLE) -> Runtime:
+        """Resolve ``auto`` device and precision names for this machine (under torchrun, ``cuda`` is this
+        rank's GPU)."""
         torch_device = resolve_device(device)
-        return cls(torch_device, resolve_precision(precision, torch_device), channels_last)
+        if torch_device.type == "cuda":
+            torch_device = torch.device("cuda", torch.cuda.current_device())
+        return cls(torch_device, resolve_precision(precision, torch_device), channels_last, ranks)
 
     @property
     def precision_name(self) -> str:

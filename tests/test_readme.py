@@ -29,6 +29,7 @@ def readme_commands() -> list[str]:
             else:
                 continuing = False
     commands += re.findall(r"`(fgvc [^`]+)`", text)
+    commands += ["fgvc " + line.split(" -m fgvc ", 1)[1] for line in text.splitlines() if " -m fgvc " in line]
     return [re.sub(r"\s+#.*$", "", command).strip() for command in commands]
 
 
@@ -59,7 +60,7 @@ def test_readme_command_is_accepted_by_the_parser(command: str) -> None:
                 if choices and following and not following.startswith("-") and not following.isupper():
                     values = following.split("|")
                     assert set(values) - {"..."} <= set(choices), f"{command}: {following} for {alternative}"
-    if tokens and not re.search(r"[\[\]|]|\.\.\.", command):  # a concrete command: it parses as written
+    if tokens and not re.search(r"[\[\]|$]|\.\.\.", command):  # a concrete command: it parses as written
         try:
             build_parser().parse_args(command.split()[1:])
         except SystemExit as exit_info:

@@ -1,0 +1,124 @@
+"""torchrun with 2 processes on the CPU (gloo): one run folder written by rank 0, every test image counted once,
+ranks that fail together, resume on another number of processes, gradient accumulation."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import tiny_config
+
+from fgvc.checkpoint import load_checkpoint
+from fgvc.cli import main
+from fgvc.data import FGVC_FOLDER
+from fgvc.engine import _distribute, fit
+from fgvc.errors import ConfigError
+from fgvc.evaluation import evaluate_checkpoint
+from fgvc.runtime import Runtime
+from fgvc.synthetic import write_synthetic_dataset
+from fgvc.tracking import read_rows
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def odd_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 classes, 30 trainval and 15 test images: an odd test split, which a padding sampler would inflate."""
+    root = tmp_path_factory.mktemp("odd")
+    write_synthetic_dataset(root, num_classes=3, per_class=15, size=(96, 88))
+    return root
+
+
+def torchrun(run: Path, root: Path, *extra: str, logs: Path) -> subprocess.CompletedProcess[str]:
+    """``torchrun --standalone --nproc_per_node=2 -m fgvc train ...`` on the CPU, each rank's output in ``logs``."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               "--log-dir", str(logs), "--redirects", "3", "-m", "fgvc", "train", "--preset", "demo",
+               "--data-root", str(root), "--img-size", "64", "--batch-size", "4", "--workers", "0",
+               "--device", "cpu", "--run-dir", str(run), "--no-progress", *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def rank_output(logs: Path, rank: int, stream: str) -> str:
+    return "".join(p.read_text() for p in logs.rglob(f"{rank}/{stream}.log"))
+
+
+@pytest.fixture(scope="module")
+def two_process_run(odd_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("ddp")
+    result = torchrun(base / "run", odd_root, "--epochs", "2", logs=base / "logs")
+    assert result.returncode == 0, result.stdout + result.stderr + rank_output(base / "logs", 0, "stderr")
+    return base / "run", base / "logs"
+
+
+def test_one_run_folder_written_by_rank_0_alone(two_process_run: tuple[Path, Path]) -> None:
+    run, logs = two_process_run
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "config.json", "curves.png", "epochs.csv", "eval-test",
+                                                     "last.pt", "steps.csv", "train.log"]
+    assert [r["epoch"] for r in read_rows(run / "epochs.csv")] == [1, 2]
+    config = json.loads((run / "config.json").read_text())
+    assert (config["processes"], config["global_batch"]) == (2, 8)
+    assert "global batch 8 = 2 process(es) x batch 4" in (run / "train.log").read_text()
+    assert "run folder:" in rank_output(logs, 0, "stdout")
+    assert rank_output(logs, 1, "stdout") == "" and rank_output(logs, 1, "stderr") == ""  # the others stay quiet
+
+
+def test_evaluation_counts_every_test_image_once_and_agrees_with_one_process(
+        two_process_run: tuple[Path, Path], odd_root: Path, tmp_path: Path) -> None:
+    run, _ = two_process_run
+    test_ids = [line.split(" ")[0] for line in
+                (odd_root / FGVC_FOLDER / "data" / "images_variant_test.txt").read_text().splitlines()]
+    with (run / "eval-test" / "predictions.csv").open(newline="") as f:
+        distributed = {Path(r["file"]).stem: r for r in csv.DictReader(f)}
+    assert len(test_ids) == 15 and sorted(distributed) == sorted(test_ids)  # 15, not 16: nothing padded
+    single = evaluate_checkpoint(run / "last.pt", "test", device="cpu", out=tmp_path / "single")
+    with (tmp_path / "single" / "predictions.csv").open(newline="") as f:
+        alone = {Path(r["file"]).stem: r for r in csv.DictReader(f)}
+    for image_id, row in alone.items():
+        assert distributed[image_id]["predicted"] == row["predicted"], image_id
+        assert float(distributed[image_id]["probability"]) == pytest.approx(float(row["probability"]), abs=1e-5)
+    assert read_rows(run / "epochs.csv")[-1]["eval_top1"] == pytest.approx(single.report["top1"])
+    assert len({row["probability"] for row in alone.values()}) > 3  # a model whose scores depend on the image
+
+
+def test_a_run_of_two_processes_resumes_on_one(odd_root: Path, tmp_path: Path) -> None:
+    result = torchrun(tmp_path / "run", odd_root, "--epochs", "2", "--stop-after", "1", logs=tmp_path / "logs")
+    assert result.returncode == 0, result.stderr
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 1
+    assert main(["train", "--resume", str(tmp_path / "run" / "last.pt"), "--no-progress"]) == 0
+    assert [r["epoch"] for r in read_rows(tmp_path / "run" / "epochs.csv")] == [1, 2]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["processes"] == 1
+
+
+def test_a_bad_image_stops_every_rank_with_the_same_message(odd_root: Path, tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(odd_root, root)
+    images = root / FGVC_FOLDER / "data" / "images"
+    bad = sorted(images.glob("*.jpg"))[0]
+    bad.write_bytes(b"not a picture")
+    result = torchrun(tmp_path / "run", root, "--epochs", "1", logs=tmp_path / "logs")
+    assert result.returncode != 0  # and it returned: no rank was left waiting
+    for rank in (0, 1):
+        assert f"fgvc: error: {bad}: not an image" in rank_output(tmp_path / "logs", rank, "stderr"), rank
+
+
+def test_gradient_accumulation_steps_the_optimizer_once_per_k_batches(odd_root: Path, tmp_path: Path) -> None:
+    run = fit(tiny_config(odd_root, tmp_path / "run", epochs=1, batch_size=4, accum_steps=3), progress=False)
+    batches = 30 // 4  # 7 batches a epoch: optimizer steps after batches 3, 6 and 7
+    assert load_checkpoint(run / "last.pt")["scheduler"]["last_epoch"] == 3
+    assert [int(r["step"]) for r in read_rows(run / "steps.csv")] == [5, batches]
+    assert "global batch 12 = 1 process(es) x batch 4 x 3 accumulation step(s)" in (run / "train.log").read_text()
+
+
+def test_sync_bn_is_refused_on_the_cpu() -> None:
+    cfg = tiny_config(Path("unused"), Path("unused"), sync_bn=True)
+    with pytest.raises(ConfigError, match="--sync-bn needs GPUs"):
+        _distribute(torch.nn.BatchNorm2d(3), cfg, Runtime(torch.device("cpu")))
