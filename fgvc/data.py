@@ -338,10 +338,10 @@ def build_loaders(cfg: TrainConfig, norm: Normalization, generator: torch.Genera
                   ranks: Dist = SINGLE) -> Loaders:
     """Augmented, shuffled training loader and a plain evaluation loader (``cfg.eval_view``) for ``cfg``.
 
-    ``generator`` drives shuffling and worker seeds; ``fit`` reseeds it every epoch so a
-    resumed run sees the same batches as an uninterrupted one. Under torchrun (``ranks``) each
-    process trains on its own shard (``DistributedSampler``, reshuffled each epoch by ``set_epoch``)
-    and evaluates every ``world_size``-th image, with no padding. Every annotation file is read
+    The training order is a permutation drawn from ``(cfg.seed, epoch)`` (``loader.sampler.set_epoch``),
+    so a resumed run sees the same batches as an uninterrupted one; under torchrun (``ranks``) each
+    process trains on every ``world_size``-th image of it and evaluates every ``world_size``-th
+    image, with no padding. ``generator`` seeds the loader's workers; ``fit`` reseeds it every epoch. Every annotation file is read
     (the family and manufacturer files too) before any image is decoded; then every image is
     decoded once (``cfg.workers`` threads), so a bad file stops the run before training starts.
     """
@@ -355,11 +355,12 @@ def build_loaders(cfg: TrainConfig, norm: Normalization, generator: torch.Genera
     _check_sizes(cfg, train_set, eval_set, ranks)
     skipped = drop_bad_images(train_set, cfg, cfg.train_split) + drop_bad_images(eval_set, cfg, cfg.eval_split)
     _check_sizes(cfg, train_set, eval_set, ranks)
-    shard = (DistributedSampler(train_set, ranks.world_size, ranks.rank, shuffle=True, seed=cfg.seed, drop_last=True)
-             if ranks.enabled else None)
+    # One sampler for 1 process or N: the permutation depends on (seed, epoch) alone, and rank r takes every
+    # N-th index of it, so global batch k holds the same images on 1 process as on N.
+    shard = DistributedSampler(train_set, ranks.world_size, ranks.rank, shuffle=True, seed=cfg.seed, drop_last=True)
     # Workers are not persistent: each epoch's workers take their seeds from the reseeded generator.
-    train = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=shard is None, sampler=shard, drop_last=True,
-                       generator=generator, num_workers=cfg.workers, pin_memory=torch.cuda.is_available())
+    train = DataLoader(train_set, batch_size=cfg.batch_size, sampler=shard, drop_last=True, generator=generator,
+                       num_workers=cfg.workers, pin_memory=torch.cuda.is_available())
     evaluation = eval_loader(eval_set, cfg.batch_size, cfg.eval_view, cfg.workers,
                              ShardSampler(len(eval_set), ranks) if ranks.enabled else None)
     return Loaders(train, evaluation, list(train_set.classes), hierarchy, skipped)

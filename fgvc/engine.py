@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from fgvc import distributed, metrics
@@ -393,8 +393,7 @@ def _run_epoch(state: TrainState, epoch: int, cfg: TrainConfig, loaders: Loaders
     seed = cfg.seed * 1000 + epoch + RANK_SEED_STRIDE * ranks.rank  # each rank augments differently
     seed_everything(seed)
     generator.manual_seed(seed)
-    if isinstance(loaders.train.sampler, DistributedSampler):
-        loaders.train.sampler.set_epoch(epoch)
+    loaders.train.sampler.set_epoch(epoch)  # this epoch's permutation, the same on every rank
     started = time.perf_counter()
     train_loss = train_one_epoch(state, loaders.train, criterion, runtime, epoch=epoch, log_every=cfg.log_every,
                                  log_step=log_step, progress=progress, accum_steps=cfg.accum_steps)

@@ -6,18 +6,22 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import tiny_config
+from torch.utils.data import DataLoader, TensorDataset
 
-from fgvc.checkpoint import load_checkpoint
+from fgvc.checkpoint import TrainState, load_checkpoint
 from fgvc.cli import main
+from fgvc.config import make_config
 from fgvc.data import FGVC_FOLDER
-from fgvc.engine import _distribute, fit
+from fgvc.engine import _distribute, build_optimizer, build_scheduler, fit, train_one_epoch
 from fgvc.errors import ConfigError
 from fgvc.evaluation import evaluate_checkpoint
 from fgvc.runtime import Runtime
@@ -36,11 +40,13 @@ def odd_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def torchrun(run: Path, root: Path, *extra: str, logs: Path) -> subprocess.CompletedProcess[str]:
-    """``torchrun --standalone --nproc_per_node=2 -m fgvc train ...`` on the CPU, each rank's output in ``logs``."""
+    """``torchrun --standalone --nproc_per_node=2 -m fgvc train ...`` on the CPU, each rank's output in ``logs``:
+    the demo preset at 64 px, batch 4 a process, into ``run`` (or, given ``--resume``, just ``extra``)."""
+    new_run = ["--preset", "demo", "--data-root", str(root), "--img-size", "64", "--batch-size", "4", "--workers",
+               "0", "--device", "cpu", "--run-dir", str(run)]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               "--log-dir", str(logs), "--redirects", "3", "-m", "fgvc", "train", "--preset", "demo",
-               "--data-root", str(root), "--img-size", "64", "--batch-size", "4", "--workers", "0",
-               "--device", "cpu", "--run-dir", str(run), "--no-progress", *extra]
+               "--log-dir", str(logs), "--redirects", "3", "-m", "fgvc", "train",
+               *([] if "--resume" in extra else new_run), "--no-progress", *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 
@@ -87,13 +93,41 @@ def test_evaluation_counts_every_test_image_once_and_agrees_with_one_process(
     assert len({row["probability"] for row in alone.values()}) > 3  # a model whose scores depend on the image
 
 
-def test_a_run_of_two_processes_resumes_on_one(odd_root: Path, tmp_path: Path) -> None:
-    result = torchrun(tmp_path / "run", odd_root, "--epochs", "2", "--stop-after", "1", logs=tmp_path / "logs")
+def test_resume_under_two_processes_and_a_two_process_run_resumes_on_one(odd_root: Path, tmp_path: Path) -> None:
+    run, last = tmp_path / "run", tmp_path / "run" / "last.pt"
+    result = torchrun(run, odd_root, "--epochs", "3", "--stop-after", "1", logs=tmp_path / "logs1")
     assert result.returncode == 0, result.stderr
-    assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 1
-    assert main(["train", "--resume", str(tmp_path / "run" / "last.pt"), "--no-progress"]) == 0
-    assert [r["epoch"] for r in read_rows(tmp_path / "run" / "epochs.csv")] == [1, 2]
-    assert json.loads((tmp_path / "run" / "config.json").read_text())["processes"] == 1
+    result = torchrun(run, odd_root, "--resume", str(last), "--stop-after", "1", logs=tmp_path / "logs2")
+    assert result.returncode == 0, result.stderr + rank_output(tmp_path / "logs2", 0, "stderr")
+    assert load_checkpoint(last)["epoch"] == 2
+    assert main(["train", "--resume", str(last), "--no-progress"]) == 0
+    assert [r["epoch"] for r in read_rows(run / "epochs.csv")] == [1, 2, 3]
+    assert json.loads((run / "config.json").read_text())["processes"] == 1
+    assert "resuming" in (run / "train.log").read_text()
+
+
+def test_sigterm_to_the_launcher_leaves_a_last_pt_that_resumes(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    write_synthetic_dataset(root, num_classes=3, per_class=30, size=(96, 88))  # 60 trainval: 15 steps a rank
+    run, logs = tmp_path / "run", tmp_path / "logs"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               "--log-dir", str(logs), "--redirects", "3", "-m", "fgvc", "train", "--preset", "demo",
+               "--arch", "efficientnet-b0", "--no-pretrained", "--data-root", str(root), "--img-size", "32",
+               "--batch-size", "2", "--workers", "0", "--device", "cpu", "--epochs", "2", "--log-every", "1",
+               "--run-dir", str(run), "--no-progress"]
+    launcher = subprocess.Popen(command, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not (run / "steps.csv").exists() or not any(r["epoch"] == 2 for r in read_rows(run / "steps.csv")):
+        assert launcher.poll() is None and time.monotonic() < deadline, launcher.communicate()
+        time.sleep(0.02)
+    launcher.send_signal(signal.SIGTERM)  # what a scheduler does to the job
+    launcher.communicate(timeout=120)
+    assert launcher.returncode != 0
+    assert load_checkpoint(run / "last.pt")["epoch"] == 1
+    assert "preempted by SIGTERM" in rank_output(logs, 0, "stdout")
+    assert main(["train", "--resume", str(run / "last.pt"), "--no-progress"]) == 0
+    assert [r["epoch"] for r in read_rows(run / "epochs.csv")] == [1, 2]
 
 
 def test_a_bad_image_stops_every_rank_with_the_same_message(odd_root: Path, tmp_path: Path) -> None:
@@ -122,3 +156,42 @@ def test_sync_bn_is_refused_on_the_cpu() -> None:
     cfg = tiny_config(Path("unused"), Path("unused"), sync_bn=True)
     with pytest.raises(ConfigError, match="--sync-bn needs GPUs"):
         _distribute(torch.nn.BatchNorm2d(3), cfg, Runtime(torch.device("cpu")))
+
+
+def test_two_processes_match_one_process_with_the_same_global_batch(
+        two_process_run: tuple[Path, Path], odd_root: Path, tmp_path: Path) -> None:
+    """Both runs see the same images in each global batch (one permutation per epoch, every 2nd index per rank).
+    They are not bit-identical: each rank's batch norm normalises its own 4 images instead of all 8, each rank
+    draws its own augmentations, and the gradients are averaged in another order."""
+    run, _ = two_process_run
+    alone = fit(make_config("demo", data_root=str(odd_root), img_size=64, batch_size=8, workers=0, device="cpu",
+                            epochs=2, run_dir=str(tmp_path / "alone")), progress=False)
+    two, one = read_rows(run / "epochs.csv"), read_rows(alone / "epochs.csv")
+    print("\n2 processes x 4:", [(r["train_loss"], r["eval_top1"]) for r in two],
+          "\n1 process x 8: ", [(r["train_loss"], r["eval_top1"]) for r in one])
+    for a, b in zip(two, one, strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], abs=0.25)
+        assert a["eval_top1"] == pytest.approx(b["eval_top1"], abs=3 / 15 + 1e-9)  # 3 of the 15 test images
+
+
+def test_accumulating_k_batches_of_b_is_one_step_of_k_times_b() -> None:
+    """On a model without batch norm, gradients of 2 batches of 4 added up (each loss divided by 2) are the
+    gradient of one batch of 8: the two runs end with the same weights, up to float rounding."""
+    torch.manual_seed(0)
+    data = TensorDataset(torch.randn(32, 6), torch.randint(0, 3, (32,)))
+    cfg = tiny_config(Path("unused"), Path("unused"), optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4,
+                      epochs=1, warmup_epochs=0)
+    weights = {}
+    for batch, accum in ((8, 1), (4, 2)):
+        torch.manual_seed(1)
+        model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+        optimizer = build_optimizer(model, cfg)
+        runtime = Runtime(torch.device("cpu"))
+        state = TrainState(model, optimizer, build_scheduler(optimizer, cfg, 32 // 8), runtime.grad_scaler())
+        train_one_epoch(state, DataLoader(data, batch_size=batch), torch.nn.CrossEntropyLoss(), runtime, epoch=1,
+                        accum_steps=accum)
+        assert state.scheduler.last_epoch == 4  # four optimizer steps either way
+        weights[accum] = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert torch.allclose(weights[1], weights[2], atol=1e-6)
+    assert not torch.allclose(weights[1], torch.cat([p.detach().flatten() for p in torch.nn.Sequential(
+        torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3)).parameters()]), atol=1e-3)
