@@ -40,7 +40,7 @@ test: setup
 	$(PY) -m pytest
 
 lint: setup
-	$(PY) -m ruff check fgvc tests
+	$(PY) -m ruff check fgvc tests bench
 
 # Regenerate source/ and cover.jpg from a fresh demo run (synthetic data) in logs/figures-demo.
 figures: setup

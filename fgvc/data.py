@@ -341,9 +341,10 @@ def build_loaders(cfg: TrainConfig, norm: Normalization, generator: torch.Genera
     The training order is a permutation drawn from ``(cfg.seed, epoch)`` (``loader.sampler.set_epoch``),
     so a resumed run sees the same batches as an uninterrupted one; under torchrun (``ranks``) each
     process trains on every ``world_size``-th image of it and evaluates every ``world_size``-th
-    image, with no padding. ``generator`` seeds the loader's workers; ``fit`` reseeds it every epoch. Every annotation file is read
-    (the family and manufacturer files too) before any image is decoded; then every image is
-    decoded once (``cfg.workers`` threads), so a bad file stops the run before training starts.
+    image, with no padding. ``generator`` seeds the loader's workers; ``fit`` reseeds it every epoch.
+    Every annotation file is read (the family and manufacturer files too) before any image is
+    decoded; then every image is decoded once (``cfg.workers`` threads), so a bad file stops the
+    run before training starts.
     """
     augment = train_transform(cfg.img_size, norm, cfg.min_crop_scale, cfg.affine_degrees)
     train_set = build_split(cfg, cfg.train_split, augment)

@@ -1,0 +1,94 @@
+"""Training throughput of one torchrun launch: a few optimizer steps on random images, timed after a warm-up.
+
+    torchrun --standalone --nproc_per_node=4 bench/ddp_throughput.py --arch efficientnet-b4 --img-size 448
+    python bench/ddp_throughput.py --report ONE_JSON ALL_JSON      # scaling efficiency of two launches
+
+Rank 0 prints one JSON line: processes, device, images per second in all and per process. The
+images are random: this measures the network, the optimizer and DDP's gradient all-reduce, not the
+input pipeline (issue 11 benchmarks that).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+from torch import nn
+
+from fgvc import distributed
+from fgvc.model import build_model
+from fgvc.runtime import Runtime
+
+
+def throughput(args: argparse.Namespace) -> dict[str, object]:
+    """Images per second of ``args.steps`` training steps on every process of this launch."""
+    ranks = distributed.init(args.device)
+    runtime = Runtime.create(args.device, args.precision, channels_last=args.device != "cpu", ranks=ranks)
+    model = runtime.prepare(build_model(args.arch, 100, pretrained=False))
+    if ranks.enabled:
+        on_gpu = runtime.device.type == "cuda"
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[runtime.device.index] if on_gpu else None)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    images = torch.randn(args.batch_size, 3, args.img_size, args.img_size)
+    targets = torch.randint(0, 100, (args.batch_size,))
+    images, targets = runtime.inputs(images), targets.to(runtime.device)
+    scaler = runtime.grad_scaler()
+
+    def step() -> None:
+        with runtime.autocast():
+            loss = nn.functional.cross_entropy(model(images), targets)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    for _ in range(args.warmup):
+        step()
+    if runtime.device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    if runtime.device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = distributed.mean(torch.tensor(time.perf_counter() - started), ranks).item()
+    total = args.steps * args.batch_size * ranks.world_size / seconds
+    name = torch.cuda.get_device_name(runtime.device) if runtime.device.type == "cuda" else "cpu"
+    distributed.shutdown()
+    return {"processes": ranks.world_size, "device": name, "arch": args.arch, "img_size": args.img_size,
+            "batch_per_process": args.batch_size, "precision": runtime.precision_name,
+            "images_per_s": round(total, 1), "images_per_s_per_process": round(total / ranks.world_size, 1)}
+
+
+def report(one: dict[str, object], many: dict[str, object]) -> str:
+    """The scaling of ``many`` processes against one: per-process throughput as a share of a lone process's."""
+    efficiency = float(many["images_per_s_per_process"]) / float(one["images_per_s"])
+    return (f"{many['device']}, {many['arch']} at {many['img_size']} px, batch {many['batch_per_process']} per GPU, "
+            f"{many['precision']}: 1 GPU {one['images_per_s']} images/s; {many['processes']} GPUs "
+            f"{many['images_per_s']} images/s ({many['images_per_s_per_process']} per GPU); "
+            f"scaling efficiency {efficiency:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="efficientnet-b4")
+    parser.add_argument("--img-size", type=int, default=448)
+    parser.add_argument("--batch-size", type=int, default=32, help="per process")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
+    parser.add_argument("--report", nargs=2, metavar=("ONE", "MANY"), help="two JSON lines of this script")
+    args = parser.parse_args()
+    if args.report:
+        print(report(*(json.loads(line) for line in args.report)))
+        return
+    result = throughput(args)
+    if distributed.from_environment().primary:
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
