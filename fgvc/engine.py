@@ -216,21 +216,28 @@ def _write_config(cfg: TrainConfig, ranks: Dist) -> None:
 
 
 def _on_primary(action: Callable[[], Any], ranks: Dist) -> Any:
-    """Run ``action`` on rank 0 alone and give every rank its result, or its error message."""
+    """Run ``action`` on rank 0 alone and give every rank its result; its ``FgvcError`` stops every rank
+    with the same message."""
     if not ranks.enabled:
         return action()
-    result: Any = None
+    outcome: Any = None
     if ranks.primary:
         try:
-            result = action()
+            outcome = action()
         except FgvcError as err:
-            result = err
-    shared = distributed.broadcast(result if not isinstance(result, FgvcError) else FgvcError(str(result)), ranks)
-    if isinstance(result, FgvcError):
-        raise result
-    if isinstance(shared, FgvcError):
-        raise shared
-    return shared
+            distributed.broadcast(FgvcError(str(err)), ranks)
+            raise
+    outcome = distributed.broadcast(outcome, ranks)
+    if isinstance(outcome, FgvcError):
+        raise outcome
+    return outcome
+
+
+def _hold_for_resume(run_dir: Path, cfg: TrainConfig, ranks: Dist) -> None:
+    """Hold a resumed run's folder, record how it now runs in ``config.json``, and log into its ``train.log``."""
+    claim_run_dir(run_dir)
+    _write_config(cfg, ranks)
+    setup_logging(run_dir)
 
 
 def fit(cfg: TrainConfig | None = None, *, resume: str | Path | None = None, overrides: dict[str, Any] | None = None,
@@ -263,7 +270,7 @@ def fit(cfg: TrainConfig | None = None, *, resume: str | Path | None = None, ove
         run_dir = Path(resume).parent
         cfg = dataclasses.replace(resume_config(saved, overrides or {}), run_dir=str(run_dir))
         ranks = distributed.init(cfg.device)
-        _on_primary(lambda: (claim_run_dir(run_dir), _write_config(cfg, ranks), setup_logging(run_dir)), ranks)
+        _on_primary(lambda: _hold_for_resume(run_dir, cfg, ranks), ranks)
     elif overrides:
         raise ConfigError("overrides are for a resumed run: put the values into the config of a new run")
     else:
