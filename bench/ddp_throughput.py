@@ -28,8 +28,7 @@ def throughput(args: argparse.Namespace) -> dict[str, object]:
     runtime = Runtime.create(args.device, args.precision, channels_last=args.device != "cpu", ranks=ranks)
     model = runtime.prepare(build_model(args.arch, 100, pretrained=False))
     if ranks.enabled:
-        on_gpu = runtime.device.type == "cuda"
-        model = nn.parallel.DistributedDataParallel(model, device_ids=[runtime.device.index] if on_gpu else None)
+        model = distributed.wrap(model, runtime.device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     images = torch.randn(args.batch_size, 3, args.img_size, args.img_size)
     targets = torch.randint(0, 100, (args.batch_size,))

@@ -20,6 +20,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
+from fgvc.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Dist:
@@ -113,6 +115,17 @@ def gather_shards(scores: np.ndarray, targets: np.ndarray, ranks: Dist) -> tuple
         all_scores[rank::ranks.world_size] = shard_scores
         all_targets[rank::ranks.world_size] = shard_targets
     return all_scores, all_targets
+
+
+def wrap(model: torch.nn.Module, device: torch.device, sync_bn: bool = False) -> torch.nn.Module:
+    """``model`` in DistributedDataParallel on ``device``, with batch norm synchronised across GPUs if asked."""
+    on_gpu = device.type == "cuda"
+    if sync_bn:
+        if not on_gpu:
+            raise ConfigError("--sync-bn needs GPUs (PyTorch's SyncBatchNorm has no CPU kernel): leave it out "
+                              "on the CPU")
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if on_gpu else None)
 
 
 def shutdown() -> None:

@@ -317,17 +317,6 @@ def preemption_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _distribute(model: nn.Module, cfg: TrainConfig, runtime: Runtime) -> nn.Module:
-    """``model`` wrapped in DistributedDataParallel (with synchronised batch norm if asked, GPUs only)."""
-    if cfg.sync_bn:
-        if runtime.device.type != "cuda":
-            raise ConfigError("--sync-bn needs GPUs (PyTorch's SyncBatchNorm has no CPU kernel): leave it out "
-                              "on the CPU")
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    on_gpu = runtime.device.type == "cuda"
-    return nn.parallel.DistributedDataParallel(model, device_ids=[runtime.device.index] if on_gpu else None)
-
-
 def build_state(cfg: TrainConfig, num_classes: int, steps_per_epoch: int, runtime: Runtime,
                 pretrained: bool = True) -> TrainState:
     """A fresh training state: the model (ImageNet weights when ``pretrained`` and the config asks for them),
@@ -368,7 +357,7 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
     else:
         log.info("run folder %s", run_dir)
     if ranks.enabled:
-        state.model = _distribute(state.model, cfg, runtime)
+        state.model = distributed.wrap(state.model, runtime.device, cfg.sync_bn)
     log.info("%s on %s (%s), %d classes, %d train / %d eval images (%d bad images skipped), %s precision",
              cfg.arch, runtime.device, cfg.dataset, len(loaders.classes), len(loaders.train.dataset),
              len(loaders.eval.dataset), len(loaders.skipped), runtime.precision_name)

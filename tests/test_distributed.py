@@ -21,7 +21,8 @@ from fgvc.checkpoint import TrainState, load_checkpoint
 from fgvc.cli import main
 from fgvc.config import make_config
 from fgvc.data import FGVC_FOLDER
-from fgvc.engine import _distribute, build_optimizer, build_scheduler, fit, train_one_epoch
+from fgvc.distributed import wrap
+from fgvc.engine import build_optimizer, build_scheduler, fit, train_one_epoch
 from fgvc.errors import ConfigError
 from fgvc.evaluation import evaluate_checkpoint
 from fgvc.runtime import Runtime
@@ -153,9 +154,8 @@ def test_gradient_accumulation_steps_the_optimizer_once_per_k_batches(odd_root: 
 
 
 def test_sync_bn_is_refused_on_the_cpu() -> None:
-    cfg = tiny_config(Path("unused"), Path("unused"), sync_bn=True)
     with pytest.raises(ConfigError, match="--sync-bn needs GPUs"):
-        _distribute(torch.nn.BatchNorm2d(3), cfg, Runtime(torch.device("cpu")))
+        wrap(torch.nn.BatchNorm2d(3), torch.device("cpu"), sync_bn=True)
 
 
 def test_two_processes_match_one_process_with_the_same_global_batch(
