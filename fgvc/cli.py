@@ -12,6 +12,7 @@
     fgvc evaluate --checkpoint logs/<run>/last.pt --split test
     fgvc predict --checkpoint logs/<run>/last.pt photo.jpg --topk 5
     fgvc gradcam --checkpoint logs/<run>/last.pt photo.jpg --out cams/
+    fgvc bench data                                 # input pipeline images/s against today's baseline
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from fgvc.errors import ConfigError, FgvcError, Preempted
 
 REQUEUE_EXIT = 75  # EX_TEMPFAIL: a temporary failure, try again (requeue and resume)
 
+BENCHMARKS = ("data", "train", "predict")
 FLAG_TYPES = {"int": int, "float": float, "str": str}
 
 
@@ -141,6 +143,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="source", help="folder for the figures (default source)")
     p.add_argument("--cover", default="cover.jpg", help="cover image path (default cover.jpg)")
     p.set_defaults(func=_figures)
+
+    p = sub.add_parser("bench", help="benchmarks: images/s against a baseline measured in the same run")
+    p.add_argument("benchmark", choices=BENCHMARKS, help="data: the training input pipeline; train: one "
+                   "optimisation step; predict: inference and ONNX Runtime")
+    p.add_argument("--img-size", type=int, help="input size (default: 448 for data, per benchmark otherwise)")
+    p.add_argument("--batch-size", type=int, help="images per batch (default: per benchmark)")
+    p.add_argument("--repeats", type=int, default=5, help="timed repeats after the warm-up; rows give the median")
+    p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument("--workdir", default="data/bench", help="folder for the generated images (kept and reused)")
+    p.add_argument("--quick", action="store_true", help="tiny inputs, to check that the benchmark runs")
+    p.add_argument("--out", help="also append the table to this Markdown file")
+    p.set_defaults(func=_bench)
     return parser
 
 
@@ -251,6 +265,17 @@ def _figures(args: argparse.Namespace) -> int:
 
     for path in write_figures(args.run, args.out, args.cover):
         print(f"wrote {path}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import importlib
+
+    report = importlib.import_module(f"fgvc.benchmarks.{args.benchmark}").run(args)
+    print(report)
+    if args.out:
+        with open(args.out, "a", encoding="utf-8") as f:
+            f.write(report + "\n\n")
     return 0
 
 

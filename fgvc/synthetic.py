@@ -388,10 +388,13 @@ def _write_lines(path: Path, lines: list[str]) -> None:
 
 def write_synthetic_dataset(out: str | Path, num_classes: int = 12, per_class: int = 30,
                             size: tuple[int, int] = (160, 140), seed: int = 0,
-                            banner_colour: tuple[int, int, int] | None = None) -> Path:
+                            banner_colour: tuple[int, int, int] | None = None,
+                            width_range: tuple[int, int] | None = None) -> Path:
     """Write the dataset under out/fgvc-aircraft-2013b and return that folder.
 
-    ``size`` is (width, height) of each JPEG including the bottom ``BANNER_HEIGHT`` rows.
+    ``size`` is (width, height) of each JPEG including the bottom ``BANNER_HEIGHT`` rows. With
+    ``width_range`` = (min, max), each image's width is drawn from that range instead and its picture
+    is 2/3 as tall (3:2, as FGVC-Aircraft's photos are), with the banner below.
     ``banner_colour`` paints the banner plain in that colour (tests pick one that nothing else
     in the images comes near, so a single banner pixel that survives cropping shows).
     Raises ``ConfigError`` for bad arguments and ``FolderError`` rather than overwrite a folder
@@ -406,11 +409,14 @@ def write_synthetic_dataset(out: str | Path, num_classes: int = 12, per_class: i
         raise ConfigError(f"size must be (width, height) integers of at least "
                          f"({MIN_PICTURE}, {MIN_PICTURE + BANNER_HEIGHT}), got {size!r}")
     size = (size[0], size[1])
+    if width_range is not None:
+        _check_int("width_range[0]", width_range[0], MIN_PICTURE * 3 // 2)
+        _check_int("width_range[1]", width_range[1], width_range[0])
 
     root = Path(out) / "fgvc-aircraft-2013b"
     data = _prepare(root)
     _write_lines(root / _MARKER, [f"fgvc.synthetic num_classes={num_classes} per_class={per_class} "
-                                  f"size={size[0]}x{size[1]} seed={seed}"])
+                                  f"size={size[0]}x{size[1]} seed={seed} width_range={width_range}"])
     variants = _classes(num_classes)
     rng = np.random.default_rng(seed)
     ids = [f"{i:07d}" for i in rng.choice(10**7, size=num_classes * per_class, replace=False)]
@@ -422,7 +428,11 @@ def write_synthetic_dataset(out: str | Path, num_classes: int = 12, per_class: i
     for c, var in enumerate(variants):
         class_ids = ids[c * per_class:(c + 1) * per_class]
         for k, image_id in enumerate(class_ids):
-            image, box = _render(var, size, np.random.default_rng([seed, c, k]), banner_colour)
+            draw = np.random.default_rng([seed, c, k])
+            if width_range is not None:
+                width = int(draw.integers(width_range[0], width_range[1] + 1))
+                size = (width, round(width * 2 / 3) + BANNER_HEIGHT)
+            image, box = _render(var, size, draw, banner_colour)
             image.save(data / "images" / f"{image_id}.jpg", quality=90)
             boxes.append(f"{image_id} {' '.join(map(str, box))}")
         test, val, train = class_ids[:n_test], class_ids[n_test:n_test + n_val], class_ids[n_test + n_val:]
