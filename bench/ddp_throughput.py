@@ -15,9 +15,9 @@ import json
 import time
 
 import torch
-from torch import nn
 
 from fgvc import distributed
+from fgvc.benchmarks.train import training_step
 from fgvc.model import build_model
 from fgvc.runtime import Runtime
 
@@ -30,18 +30,9 @@ def throughput(args: argparse.Namespace) -> dict[str, object]:
     if ranks.enabled:
         model = distributed.wrap(model, runtime.device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    images = torch.randn(args.batch_size, 3, args.img_size, args.img_size)
-    targets = torch.randint(0, 100, (args.batch_size,))
-    images, targets = runtime.inputs(images), targets.to(runtime.device)
-    scaler = runtime.grad_scaler()
-
-    def step() -> None:
-        with runtime.autocast():
-            loss = nn.functional.cross_entropy(model(images), targets)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+    images = runtime.inputs(torch.randn(args.batch_size, 3, args.img_size, args.img_size))
+    targets = torch.randint(0, 100, (args.batch_size,)).to(runtime.device)
+    step = training_step(model, optimizer, runtime.grad_scaler(), runtime, images, targets)
 
     for _ in range(args.warmup):
         step()

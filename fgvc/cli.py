@@ -9,6 +9,7 @@
     fgvc train --resume logs/<run>/last.pt --epochs 80   # ...and train longer
     torchrun --nproc_per_node=4 -m fgvc train --preset b4   # 4 GPUs, one run
     fgvc check-data --data-root data                # list annotation lines and images that are bad
+    fgvc prepare --data-root data --out data/prepared-448 --img-size 448   # once: faster training input
     fgvc evaluate --checkpoint logs/<run>/last.pt --split test
     fgvc predict --checkpoint logs/<run>/last.pt photo.jpg --topk 5
     fgvc gradcam --checkpoint logs/<run>/last.pt photo.jpg --out cams/
@@ -101,6 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="fgvc-aircraft", choices=DATASETS)
     p.set_defaults(func=_check_data)
 
+    p = sub.add_parser("prepare", help="store FGVC-Aircraft banner-cropped and shrunk for faster training",
+                       description="Write a copy of FGVC-Aircraft for training at --img-size and below: every "
+                       "image banner-cropped, its short side shrunk to 1.15 x the size. Train on it with "
+                       "--data-root OUT; the original stays as it is.")
+    p.add_argument("--data-root", default="data", help="folder holding the original fgvc-aircraft-2013b/")
+    p.add_argument("--out", required=True, help="folder for the prepared copy")
+    p.add_argument("--img-size", type=int, default=448, help="the largest training size it serves (default 448)")
+    p.add_argument("--banner-px", type=int, default=20, help="rows of banner to cut (default 20)")
+    p.set_defaults(func=_prepare)
+
     view_help = "what the network sees of each photo: squash, whole or crop (default: the run's eval_view)"
     p = sub.add_parser("evaluate", help="full evaluation of a checkpoint: metrics, per-class, confusions")
     p.add_argument("--checkpoint", required=True)
@@ -152,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=5, help="timed repeats after the warm-up; rows give the median")
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--workdir", default="data/bench", help="folder for the generated images (kept and reused)")
+    p.add_argument("--arch", action="append", help="architecture(s) to measure, repeatable (default: per benchmark)")
     p.add_argument("--quick", action="store_true", help="tiny inputs, to check that the benchmark runs")
     p.add_argument("--out", help="also append the table to this Markdown file")
     p.set_defaults(func=_bench)
@@ -207,6 +219,13 @@ def _check_data(args: argparse.Namespace) -> int:
         print(problem)
     print(f"{checked} images checked under {args.data_root}: {len(problems)} problem(s)")
     return 1 if problems else 0
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from fgvc.data import prepare_fgvc
+
+    print(f"prepared copy written to {prepare_fgvc(args.data_root, args.out, args.img_size, args.banner_px)}")
+    return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:

@@ -85,6 +85,8 @@ class TrainConfig:
     precision: str = _field("auto", "auto: bf16 (or fp16) on GPUs, fp32 on the CPU", PRECISIONS)
     sync_bn: bool = _field(False, "synchronise batch-norm statistics across the GPUs of a torchrun run")
     channels_last: bool = _field(True, "NHWC memory layout (faster on recent GPUs)")
+    compile: bool = _field(False, "torch.compile the training model (compiling takes minutes; BENCHMARKS.md "
+                           "says when it pays for itself)")
     device: str = _field("auto", "auto: CUDA, then MPS, then CPU", DEVICES)
     workers: int = _field(8, "DataLoader worker processes")
     seed: int = _field(0, "seed of initial weights, sample order and augmentations")
@@ -133,7 +135,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "precision": "fp32",
         "channels_last": False,
         "device": "cpu",
-        "workers": 0,  # in-process loading: small images, and no per-epoch worker start-up in Jupyter
+        "workers": 0,  # in-process loading: the images are small
     },
     # Your own photos or FGVC-Aircraft without a GPU: Lite0 (no squeeze-and-excitation, ReLU6: cheap
     # on CPUs) fine-tuned from the ImageNet weights its pip package installs, at its native 224 px,

@@ -15,13 +15,17 @@ file and line), and ``build_loaders`` decodes every image first, refusing a bad 
 from __future__ import annotations
 
 import functools
+import json
 import logging
+import math
+import shutil
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -40,6 +44,8 @@ DOWNLOAD_TIMEOUT_S = 20.0
 # The random affine's fixed ranges; its rotation (and half of it as shear) comes from the config.
 AFFINE_TRANSLATE = (0.05, 0.05)  # largest shift, as a fraction of the width and of the height
 AFFINE_SCALE = (0.9, 1.1)
+# Training decodes (and `fgvc prepare` stores) images with their short side this many times the training size.
+PREPARED_SCALE = 1.15
 # What PIL raises for a file it cannot decode (missing, truncated, damaged, not an image, too many pixels).
 DECODE_ERRORS = (OSError, ValueError, EOFError, SyntaxError, Image.DecompressionBombError)
 
@@ -66,21 +72,45 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_image(path: str | Path, banner_px: int = 0) -> Image.Image:
+EXIF_ORIENTATION = 0x0112
+
+
+def _draft(img: Image.Image, banner_px: int, shrink_to: int) -> int:
+    """Have the JPEG decoder of ``img`` (not yet loaded) give it at 1/2 or 1/4 size, which decodes several
+    times faster, while its picture keeps a short side of at least ``shrink_to``. Returns the reduction
+    (1 where there is none)."""
+    if img.format != "JPEG" or img.getexif().get(EXIF_ORIENTATION, 1) != 1:
+        return 1
+    width, height = img.size
+    reduction = 1
+    while reduction < 4 and min(width, height - banner_px) >= 2 * reduction * shrink_to:
+        reduction *= 2
+    if reduction > 1:
+        img.draft("RGB", (width // reduction, height // reduction))
+    return reduction
+
+
+def load_image(path: str | Path, banner_px: int = 0, shrink_to: int | None = None) -> Image.Image:
     """Open an image as 8-bit RGB with its EXIF orientation applied and ``banner_px`` rows cut from the bottom.
 
-    Raises ``BadImageError`` naming the file when it is missing, empty, not an image, truncated,
-    beyond PIL's pixel limit (twice ``Image.MAX_IMAGE_PIXELS``) or no taller than the banner.
+    With ``shrink_to``, a JPEG much larger than that short side may come decoded at 1/2 or 1/4 size
+    (PIL's ``draft``: the decoder averages 2x2 or 4x4 blocks), never below ``shrink_to``; the block row
+    that straddles the banner's top edge is cut with the banner (up to 3 rows of picture). Raises
+    ``BadImageError`` naming the file when it is missing, empty, not an image, truncated, beyond PIL's
+    pixel limit (twice ``Image.MAX_IMAGE_PIXELS``) or no taller than the banner.
     """
     try:
         with Image.open(path) as img:
+            height = img.height
+            reduction = _draft(img, banner_px, shrink_to) if shrink_to and height > banner_px else 1
             img = to_rgb(ImageOps.exif_transpose(img))
     except DECODE_ERRORS as err:
         raise BadImageError(path, _decode_failure(path, err)) from err
     if banner_px:
         if img.height <= banner_px:
             raise BadImageError(path, f"{img.height} px tall, expected more than the {banner_px}-px banner")
-        img = img.crop((0, 0, img.width, img.height - banner_px))
+        img = img.crop((0, 0, img.width, img.height - banner_px if reduction == 1 else
+                        (height - banner_px) // reduction))
     return img
 
 
@@ -164,7 +194,7 @@ def check_data(root: str | Path, dataset: str = "fgvc-aircraft", banner_px: int 
         problems = [problem for level in LEVELS for split in FGVC_SPLITS
                     for problem in fgvc_annotation_problems(root, split, level)]
         files = sorted(str(p) for p in (data / "images").glob("*.jpg"))
-        loader = functools.partial(load_image, banner_px=banner_px)
+        loader = functools.partial(load_image, banner_px=0 if prepared_info(root) else banner_px)
     problems += [str(err) for err in find_bad_images(files, loader, threads)]
     return len(files), problems
 
@@ -186,9 +216,54 @@ def download_fgvc(root: str | Path) -> Path:
     return root / FGVC_FOLDER
 
 
+PREPARED_MARKER = "prepared.json"
+
+
+def prepared_info(root: str | Path) -> dict[str, object] | None:
+    """What ``fgvc prepare`` recorded about the dataset under ``root``, or None for an original one."""
+    marker = Path(root) / FGVC_FOLDER / PREPARED_MARKER
+    return json.loads(marker.read_text()) if marker.is_file() else None
+
+
+def prepare_fgvc(root: str | Path, out: str | Path, img_size: int, banner_px: int = 20,
+                 threads: int = 4) -> Path:
+    """Store FGVC-Aircraft under ``root`` again under ``out`` for training at ``img_size`` and below: every image
+    banner-cropped and shrunk to a short side of ``prepared_short_side(img_size)`` (JPEG quality 95, no chroma
+    subsampling), the annotation files copied. Training on ``out`` decodes a few times faster and draws
+    the same augmentations; evaluation inputs match the original's within a few grey levels (tested).
+    A bad image raises ``BadImageError`` naming it. Returns ``out``."""
+    source, target = Path(root) / FGVC_FOLDER / "data", Path(out) / FGVC_FOLDER / "data"
+    if not source.is_dir():
+        raise DatasetError(fgvc_missing_message(Path(root), source))
+    if prepared_info(root):
+        raise DatasetError(f"{root} is already prepared (it holds {FGVC_FOLDER}/{PREPARED_MARKER}): "
+                           f"expected the original dataset")
+    if Path(out).resolve() == Path(root).resolve():
+        raise DatasetError(f"--out {out} is the dataset itself: expected another folder")
+    (target / "images").mkdir(parents=True, exist_ok=True)
+    for annotation in source.glob("*.txt"):
+        shutil.copyfile(annotation, target / annotation.name)
+    short_side = prepared_short_side(img_size)
+
+    def store(path: Path) -> None:
+        image = fit_short_side(load_image(path, banner_px, shrink_to=short_side), short_side)
+        image.save(target / "images" / path.name, quality=95, subsampling=0)
+
+    pool = ThreadPoolExecutor(max(1, threads))
+    try:
+        list(pool.map(store, sorted(source.glob("images/*.jpg"))))
+    finally:
+        pool.shutdown(cancel_futures=True)
+    info = {"source": str(Path(root).resolve()), "img_size": img_size, "short_side": short_side,
+            "banner_px_removed": banner_px}
+    (Path(out) / FGVC_FOLDER / PREPARED_MARKER).write_text(json.dumps(info, indent=1) + "\n")
+    return Path(out)
+
+
 def build_dataset(root: str | Path, split: str, level: str = "variant", transform: Callable | None = None,
-                  download: bool = False, banner_px: int = 20) -> datasets.FGVCAircraft:
-    """FGVC-Aircraft ``split`` at ``level``; images come banner-cropped, then through ``transform``.
+                  download: bool = False, banner_px: int = 20, shrink_to: int | None = None) -> datasets.FGVCAircraft:
+    """FGVC-Aircraft ``split`` at ``level``; images come banner-cropped (unless ``fgvc prepare`` wrote ``root``:
+    its images have no banner left), decoded for ``shrink_to`` (see ``load_image``), then through ``transform``.
 
     ``.classes`` follows the line order of ``variants.txt`` (or families / manufacturers).
     """
@@ -199,20 +274,24 @@ def build_dataset(root: str | Path, split: str, level: str = "variant", transfor
     if problems:
         more = f" ({len(problems) - 1} more: `fgvc check-data --data-root {root}` lists them all)"
         raise DatasetError(problems[0] + (more if len(problems) > 1 else ""))
+    banner_px = 0 if prepared_info(root) else banner_px
     return datasets.FGVCAircraft(root, split=split, annotation_level=level, transform=transform,
-                                 loader=functools.partial(load_image, banner_px=banner_px))
+                                 loader=functools.partial(load_image, banner_px=banner_px, shrink_to=shrink_to))
 
 
-def build_imagefolder(root: str | Path, split: str, transform: Callable | None = None) -> datasets.ImageFolder:
+def build_imagefolder(root: str | Path, split: str, transform: Callable | None = None,
+                      shrink_to: int | None = None) -> datasets.ImageFolder:
     """A user's own photos laid out as ``root/<split>/<class>/<image>``."""
     folder = Path(root) / split
     if not folder.is_dir():
         raise DatasetError(f"image folder {folder} not found: expected {root}/{split}/<class name>/<image files>")
-    return datasets.ImageFolder(folder, transform=transform, loader=load_image)
+    return datasets.ImageFolder(folder, transform=transform, loader=functools.partial(load_image, shrink_to=shrink_to))
 
 
 def dataset_labels(dataset: Dataset) -> list[int]:
     """The label of every item without decoding any image (ImageFolder ``targets``, FGVCAircraft ``_labels``)."""
+    if isinstance(dataset, AugmentedSplit):
+        return dataset_labels(dataset.base)
     if hasattr(dataset, "targets"):
         return list(dataset.targets)
     return list(dataset._labels)
@@ -227,17 +306,138 @@ class Normalization:
     interpolation: transforms.InterpolationMode = transforms.InterpolationMode.BICUBIC
 
 
-def train_transform(img_size: int, norm: Normalization, min_crop_scale: float = 0.25,
-                    affine_degrees: float = 10.0) -> transforms.Compose:
-    """The project's three augmentations: random resized crop, horizontal flip, random affine."""
-    return transforms.Compose([
-        transforms.RandomResizedCrop(img_size, scale=(min_crop_scale, 1.0), interpolation=norm.interpolation),
-        transforms.RandomHorizontalFlip(),
-        transforms.RandomAffine(degrees=affine_degrees, translate=AFFINE_TRANSLATE, scale=AFFINE_SCALE,
-                                shear=affine_degrees / 2, interpolation=transforms.InterpolationMode.BILINEAR),
-        transforms.ToTensor(),
-        transforms.Normalize(norm.mean, norm.std),
-    ])
+@dataclass(frozen=True)
+class Augmentation:
+    """One draw of the three augmentations for one image, in torchvision's terms."""
+
+    crop: tuple[float, float, float, float]  # random resized crop: left, top, width, height in the image's pixels
+    flip: bool  # horizontal flip
+    angle: float  # random affine, applied to the img_size x img_size crop: rotation in degrees,
+    translate: tuple[int, int]  # shift in pixels,
+    scale: float  # zoom,
+    shear: float  # and shear along x in degrees
+
+
+def draw_augmentation(rng: np.random.Generator, width: int, height: int, img_size: int, min_crop_scale: float,
+                      affine_degrees: float) -> Augmentation:
+    """The parameters torchvision's ``RandomResizedCrop(scale=(min_crop_scale, 1))``, ``RandomHorizontalFlip``
+    and ``RandomAffine(affine_degrees, AFFINE_TRANSLATE, AFFINE_SCALE, shear=affine_degrees / 2)`` would draw
+    for a ``width`` x ``height`` image, by the same algorithm, from ``rng``."""
+    area, log_ratio = width * height, (math.log(3 / 4), math.log(4 / 3))
+    crop = None
+    for _ in range(10):  # torchvision's rejection sampling, then its fallback
+        target = area * rng.uniform(min_crop_scale, 1.0)
+        ratio = math.exp(rng.uniform(*log_ratio))
+        w, h = round(math.sqrt(target * ratio)), round(math.sqrt(target / ratio))
+        if 0 < w <= width and 0 < h <= height:
+            crop = (float(rng.integers(0, width - w + 1)), float(rng.integers(0, height - h + 1)), float(w), float(h))
+            break
+    if crop is None:  # the whole image, clipped to the ratio range
+        w, h = width, height
+        if width / height < 3 / 4:
+            h = round(w / (3 / 4))
+        elif width / height > 4 / 3:
+            w = round(h * (4 / 3))
+        crop = ((width - w) / 2, (height - h) / 2, float(w), float(h))
+    shift = [round(rng.uniform(-f * img_size, f * img_size)) for f in AFFINE_TRANSLATE]
+    return Augmentation(crop=crop, flip=bool(rng.random() < 0.5),
+                        angle=float(rng.uniform(-affine_degrees, affine_degrees)),
+                        translate=(shift[0], shift[1]), scale=float(rng.uniform(*AFFINE_SCALE)),
+                        shear=float(rng.uniform(-affine_degrees / 2, affine_degrees / 2)))
+
+
+def augmentation_matrix(aug: Augmentation, img_size: int) -> np.ndarray:
+    """The 2x3 matrix that maps each output pixel to its source pixel in the image (OpenCV's
+    ``WARP_INVERSE_MAP`` convention, pixel centres at integers): the crop resized to ``img_size``, the
+    flip and the affine, composed, as torchvision applies them one after the other."""
+    def homogeneous(m: Sequence[float]) -> np.ndarray:
+        return np.array([m[:3], m[3:6], [0.0, 0.0, 1.0]])
+
+    centre = img_size / 2
+    affine = homogeneous(transforms.functional._get_inverse_affine_matrix(
+        [centre, centre], aug.angle, list(aug.translate), aug.scale, [aug.shear, 0.0]))
+    flip = homogeneous([-1.0, 0.0, img_size, 0.0, 1.0, 0.0]) if aug.flip else np.eye(3)
+    left, top, width, height = aug.crop
+    crop = homogeneous([width / img_size, 0.0, left, 0.0, height / img_size, top])
+    to_centre, from_centre = homogeneous([1, 0, 0.5, 0, 1, 0.5]), homogeneous([1, 0, -0.5, 0, 1, -0.5])
+    return (from_centre @ crop @ flip @ affine @ to_centre)[:2]
+
+
+def fit_short_side(image: Image.Image, short_side: int) -> Image.Image:
+    """``image`` shrunk (area averaging) so that its short side is ``short_side``; a smaller one is kept as it is."""
+    scale = short_side / min(image.size)
+    if scale >= 1:
+        return image
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return Image.fromarray(cv2.resize(np.asarray(image), size, interpolation=cv2.INTER_AREA))
+
+
+def prepared_short_side(img_size: int) -> int:
+    """The short side images are stored at (``fgvc prepare``) and decoded to for training at ``img_size``."""
+    return math.ceil(PREPARED_SCALE * img_size)
+
+
+class Augment:
+    """The three training augmentations (random resized crop, horizontal flip, random affine) as one affine
+    warp per image, to a uint8 ``(3, img_size, img_size)`` tensor; ``normalize`` makes it a float input on
+    the device. Images larger than training needs are first shrunk to ``prepared_short_side`` (as
+    ``fgvc prepare`` stores them), so the bilinear warp never shrinks by much."""
+
+    def __init__(self, img_size: int, min_crop_scale: float = 0.25, affine_degrees: float = 10.0) -> None:
+        self.img_size, self.min_crop_scale, self.affine_degrees = img_size, min_crop_scale, affine_degrees
+
+    def draw(self, rng: np.random.Generator, image: Image.Image) -> Augmentation:
+        """This image's augmentation parameters."""
+        return draw_augmentation(rng, image.width, image.height, self.img_size, self.min_crop_scale,
+                                 self.affine_degrees)
+
+    def __call__(self, image: Image.Image, rng: np.random.Generator) -> torch.Tensor:
+        image = fit_short_side(image, prepared_short_side(self.img_size))
+        matrix = augmentation_matrix(self.draw(rng, image), self.img_size)
+        warped = cv2.warpAffine(np.asarray(image), matrix, (self.img_size, self.img_size),
+                                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT)
+        return torch.from_numpy(warped).permute(2, 0, 1)
+
+
+class AugmentedSplit(Dataset):
+    """A training split whose item ``(epoch, index)`` is image ``index`` augmented by ``augment`` with the
+    randomness of ``(seed, epoch, index)``: the same in any worker, process or resumed run, so DataLoader
+    workers can live across epochs. A plain ``index`` means epoch 0."""
+
+    def __init__(self, base: Dataset, augment: Augment, seed: int) -> None:
+        self.base, self.augment, self.seed = base, augment, seed
+        self.classes = base.classes
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        image, label = self.base[index]
+        return self.augment(image, np.random.default_rng([self.seed, epoch, index])), label
+
+
+class EpochSampler(Sampler[tuple[int, int]]):
+    """``(epoch, index)`` keys from a ``DistributedSampler`` (its epoch is set by ``set_epoch``)."""
+
+    def __init__(self, sampler: DistributedSampler) -> None:
+        self.sampler = sampler
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return ((self.sampler.epoch, index) for index in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
+def normalize(images: torch.Tensor, norm: Normalization) -> torch.Tensor:
+    """A uint8 ``(N, 3, H, W)`` batch as the float input the weights expect, computed where the batch is."""
+    mean = torch.tensor(norm.mean, device=images.device).view(1, 3, 1, 1) * 255
+    std = torch.tensor(norm.std, device=images.device).view(1, 3, 1, 1) * 255
+    return (images.float() - mean) / std
 
 
 def eval_transform(img_size: int, norm: Normalization, view: str = "squash") -> transforms.Compose:
@@ -265,12 +465,22 @@ def visible_part(image: Image.Image, view: str) -> Image.Image:
     return image.crop((left, top, left + side, top + side))
 
 
-def build_split(cfg: TrainConfig, split: str, transform: Callable | None) -> Dataset:
-    """The dataset named by ``cfg`` for one split."""
+def build_split(cfg: TrainConfig, split: str, transform: Callable | None, shrink_to: int | None = None) -> Dataset:
+    """The dataset named by ``cfg`` for one split (``shrink_to``: see ``load_image``)."""
     if cfg.dataset == "imagefolder":
-        return build_imagefolder(cfg.data_root, split, transform)
+        return build_imagefolder(cfg.data_root, split, transform, shrink_to)
     return build_dataset(cfg.data_root, split, cfg.level, transform, download=cfg.download,
-                         banner_px=cfg.banner_px)
+                         banner_px=cfg.banner_px, shrink_to=shrink_to)
+
+
+def training_split(cfg: TrainConfig) -> Dataset:
+    """``cfg``'s training split as decoded images (see ``augmented``)."""
+    return build_split(cfg, cfg.train_split, None, shrink_to=prepared_short_side(cfg.img_size))
+
+
+def augmented(cfg: TrainConfig, split: Dataset) -> AugmentedSplit:
+    """``split`` (from ``training_split``) with ``cfg``'s augmentations."""
+    return AugmentedSplit(split, Augment(cfg.img_size, cfg.min_crop_scale, cfg.affine_degrees), cfg.seed)
 
 
 @dataclass
@@ -286,6 +496,8 @@ class Loaders:
 
 def image_files(dataset: Dataset) -> list[str]:
     """The image file of every item (ImageFolder ``samples``, FGVCAircraft ``_image_files``)."""
+    if isinstance(dataset, AugmentedSplit):
+        return image_files(dataset.base)
     if isinstance(dataset, datasets.ImageFolder):
         return [path for path, _ in dataset.samples]
     return list(dataset._image_files)
@@ -329,39 +541,46 @@ def _check_sizes(cfg: TrainConfig, train_set: Dataset, eval_set: Dataset, ranks:
 
 def eval_loader(dataset: Dataset, batch_size: int, view: str, workers: int,
                 sampler: Sampler[int] | None = None) -> DataLoader:
-    """In-order batches of ``dataset`` (one image a batch for the ``whole`` view, whose widths differ)."""
+    """In-order batches of ``dataset`` (one image a batch for the ``whole`` view, whose widths differ); its
+    workers live as long as the loader."""
     return DataLoader(dataset, batch_size=1 if view == "whole" else batch_size, shuffle=False, sampler=sampler,
-                      num_workers=workers, pin_memory=torch.cuda.is_available())
+                      num_workers=workers, persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
 
 
-def build_loaders(cfg: TrainConfig, norm: Normalization, generator: torch.Generator | None = None,
-                  ranks: Dist = SINGLE) -> Loaders:
+def build_loaders(cfg: TrainConfig, norm: Normalization, ranks: Dist = SINGLE) -> Loaders:
     """Augmented, shuffled training loader and a plain evaluation loader (``cfg.eval_view``) for ``cfg``.
 
     The training order is a permutation drawn from ``(cfg.seed, epoch)`` (``loader.sampler.set_epoch``),
-    so a resumed run sees the same batches as an uninterrupted one; under torchrun (``ranks``) each
-    process trains on every ``world_size``-th image of it and evaluates every ``world_size``-th
-    image, with no padding. ``generator`` seeds the loader's workers; ``fit`` reseeds it every epoch.
+    and each image's augmentation comes from ``(cfg.seed, epoch, index)``, so a resumed run sees the same
+    batches as an uninterrupted one; under torchrun (``ranks``) each process trains on every
+    ``world_size``-th image of it and evaluates every ``world_size``-th image, with no padding. Training
+    batches are uint8: ``normalize`` them on the device.
     Every annotation file is read (the family and manufacturer files too) before any image is
     decoded; then every image is decoded once (``cfg.workers`` threads), so a bad file stops the
     run before training starts.
     """
-    augment = train_transform(cfg.img_size, norm, cfg.min_crop_scale, cfg.affine_degrees)
-    train_set = build_split(cfg, cfg.train_split, augment)
+    train_set = training_split(cfg)
     eval_set = build_split(cfg, cfg.eval_split, eval_transform(cfg.img_size, norm, cfg.eval_view))
     if train_set.classes != eval_set.classes:
         raise DatasetError(f"the classes of split {cfg.train_split!r} and {cfg.eval_split!r} differ under "
                            f"{cfg.data_root}: every split must hold the same class folders")
+    info = prepared_info(cfg.data_root) if cfg.dataset == "fgvc-aircraft" else None
+    if info and int(info["img_size"]) < cfg.img_size:
+        log.warning("%s was prepared for img_size %s, smaller than %d: training crops are upsampled; "
+                    "run `fgvc prepare` again with --img-size %d", cfg.data_root, info["img_size"], cfg.img_size,
+                    cfg.img_size)
     hierarchy = dataset_hierarchy(cfg, cfg.eval_split)
     _check_sizes(cfg, train_set, eval_set, ranks)
     skipped = drop_bad_images(train_set, cfg, cfg.train_split) + drop_bad_images(eval_set, cfg, cfg.eval_split)
     _check_sizes(cfg, train_set, eval_set, ranks)
     # One sampler for 1 process or N: the permutation depends on (seed, epoch) alone, and rank r takes every
-    # N-th index of it, so global batch k holds the same images on 1 process as on N.
-    shard = DistributedSampler(train_set, ranks.world_size, ranks.rank, shuffle=True, seed=cfg.seed, drop_last=True)
-    # Workers are not persistent: each epoch's workers take their seeds from the reseeded generator.
-    train = DataLoader(train_set, batch_size=cfg.batch_size, sampler=shard, drop_last=True, generator=generator,
-                       num_workers=cfg.workers, pin_memory=torch.cuda.is_available())
+    # N-th index of it, so global batch k holds the same images on 1 process as on N; and image i's
+    # augmentation in epoch e depends on (seed, e, i) alone, so the workers persist across epochs.
+    shard = EpochSampler(DistributedSampler(train_set, ranks.world_size, ranks.rank, shuffle=True, seed=cfg.seed,
+                                            drop_last=True))
+    train = DataLoader(augmented(cfg, train_set), batch_size=cfg.batch_size, sampler=shard, drop_last=True,
+                       num_workers=cfg.workers, persistent_workers=cfg.workers > 0,
+                       pin_memory=torch.cuda.is_available())
     evaluation = eval_loader(eval_set, cfg.batch_size, cfg.eval_view, cfg.workers,
                              ShardSampler(len(eval_set), ranks) if ranks.enabled else None)
     return Loaders(train, evaluation, list(train_set.classes), hierarchy, skipped)

@@ -37,7 +37,7 @@ from fgvc import distributed, metrics
 from fgvc.analysis import analyse, format_report
 from fgvc.checkpoint import TrainState, load_checkpoint, save_checkpoint, unwrap
 from fgvc.config import TrainConfig, resume_config, validate
-from fgvc.data import Loaders, build_loaders, hierarchy_names, image_files
+from fgvc.data import Loaders, Normalization, build_loaders, hierarchy_names, image_files, normalize
 from fgvc.distributed import SINGLE, Dist
 from fgvc.errors import ConfigError, FgvcError, FolderError, NonFiniteLossError, Preempted
 from fgvc.model import build_model, model_spec
@@ -56,7 +56,7 @@ from fgvc.tracking import (
 )
 
 log = logging.getLogger("fgvc")
-RANK_SEED_STRIDE = 100_003  # rank r draws its augmentations from seed + r * stride (rank 0: the plain seed)
+RANK_SEED_STRIDE = 100_003  # rank r seeds dropout from seed + r * stride (rank 0: the plain seed)
 
 
 def _last_good(epoch: int) -> str:
@@ -102,8 +102,11 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
 
 def train_one_epoch(state: TrainState, loader: DataLoader, criterion: nn.Module, runtime: Runtime, *,
                     epoch: int, log_every: int = 5, log_step: Callable[[dict[str, float]], None] | None = None,
-                    progress: bool = False, accum_steps: int = 1) -> float:
+                    progress: bool = False, accum_steps: int = 1, norm: Normalization | None = None) -> float:
     """Train ``state`` one pass over ``loader``; every ``log_every`` batches call ``log_step`` with the mean loss.
+
+    uint8 batches (``build_loaders``' training batches) go to the device as they are and are normalised
+    there with ``norm``: a quarter of the bytes to copy, and no float work in the loader's workers.
 
     The gradients of ``accum_steps`` batches add up before each optimizer step (under DDP, without
     an all-reduce for the batches in between). Returns the epoch's mean training loss, averaged
@@ -119,6 +122,8 @@ def train_one_epoch(state: TrainState, loader: DataLoader, criterion: nn.Module,
     bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not progress)
     for batch, (images, targets) in enumerate(bar, start=1):
         images, targets = runtime.inputs(images), targets.to(runtime.device, non_blocking=True)
+        if images.dtype == torch.uint8:
+            images = normalize(images, norm)
         step_now = batch % accum_steps == 0 or batch == steps
         no_sync = model.no_sync() if not step_now and hasattr(model, "no_sync") else contextlib.nullcontext()
         with no_sync:
@@ -348,8 +353,7 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
                progress: bool, stop_after: int | None, ranks: Dist) -> Path:
     """The body of ``fit`` once the run folder is held: build, restore, loop, finish."""
     runtime = Runtime.create(cfg.device, cfg.precision, cfg.channels_last, ranks)
-    generator = torch.Generator()
-    loaders = build_loaders(cfg, model_spec(cfg.arch).norm, generator, ranks)
+    loaders = build_loaders(cfg, model_spec(cfg.arch).norm, ranks)
     steps_per_epoch = math.ceil(len(loaders.train) / cfg.accum_steps)
     state = build_state(cfg, len(loaders.classes), steps_per_epoch, runtime, pretrained=checkpoint is None)
     if checkpoint is not None:
@@ -358,6 +362,8 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
         log.info("run folder %s", run_dir)
     if ranks.enabled:
         state.model = distributed.wrap(state.model, runtime.device, cfg.sync_bn)
+    if cfg.compile:
+        state.model = torch.compile(state.model)  # checkpoints and evaluation use the module inside
     log.info("%s on %s (%s), %d classes, %d train / %d eval images (%d bad images skipped), %s precision",
              cfg.arch, runtime.device, cfg.dataset, len(loaders.classes), len(loaders.train.dataset),
              len(loaders.eval.dataset), len(loaders.skipped), runtime.precision_name)
@@ -366,7 +372,7 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     last_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, state.epoch + stop_after)
     for epoch in range(state.epoch + 1, last_epoch + 1):
-        result = _run_epoch(state, epoch, cfg, loaders, criterion, runtime, generator, progress)
+        result = _run_epoch(state, epoch, cfg, loaders, criterion, runtime, progress)
         if epoch == cfg.epochs and ranks.primary:
             analysis = analyse(result.scores, result.targets, loaders.classes, loaders.hierarchy,
                                run_dir / f"eval-{cfg.eval_split}", cfg.seed,
@@ -377,7 +383,7 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
 
 
 def _run_epoch(state: TrainState, epoch: int, cfg: TrainConfig, loaders: Loaders, criterion: nn.Module,
-               runtime: Runtime, generator: torch.Generator, progress: bool) -> EvalResult:
+               runtime: Runtime, progress: bool) -> EvalResult:
     """Train and evaluate epoch ``epoch``, then write its CSV row, checkpoints and curves (rank 0 alone)."""
     run_dir, ranks = Path(cfg.run_dir), runtime.ranks
 
@@ -386,13 +392,12 @@ def _run_epoch(state: TrainState, epoch: int, cfg: TrainConfig, loaders: Loaders
             append_row(run_dir / "steps.csv", STEP_FIELDS, row)
         log.info("epoch %d step %d loss %.4f lr %.2e", row["epoch"], row["step"], row["loss"], row["lr"])
 
-    seed = cfg.seed * 1000 + epoch + RANK_SEED_STRIDE * ranks.rank  # each rank augments differently
-    seed_everything(seed)
-    generator.manual_seed(seed)
+    seed_everything(cfg.seed * 1000 + epoch + RANK_SEED_STRIDE * ranks.rank)  # dropout differs between ranks
     loaders.train.sampler.set_epoch(epoch)  # this epoch's permutation, the same on every rank
     started = time.perf_counter()
     train_loss = train_one_epoch(state, loaders.train, criterion, runtime, epoch=epoch, log_every=cfg.log_every,
-                                 log_step=log_step, progress=progress, accum_steps=cfg.accum_steps)
+                                 log_step=log_step, progress=progress, accum_steps=cfg.accum_steps,
+                                 norm=model_spec(cfg.arch).norm)
     distributed.sync_buffers(unwrap(state.model), ranks)
     result = evaluate(unwrap(state.model), loaders.eval, runtime, progress)
     if not math.isfinite(result.loss):

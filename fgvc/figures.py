@@ -18,7 +18,7 @@ from PIL import Image
 
 from fgvc import gradcam, plots
 from fgvc.analysis import read_confusion
-from fgvc.data import build_split, train_transform
+from fgvc.data import augmented, training_split
 from fgvc.model import model_spec
 from fgvc.predict import Predictor
 
@@ -69,10 +69,9 @@ def write_figures(run_dir: str | Path, out: str | Path = "source", cover: str | 
     images = gradcam.load_split_images(cfg, cfg.eval_split)
     picked = gradcam.pick_examples(predictor, images, count)
     explanations, labels = gradcam.explain_examples(predictor, images, picked)
-    augmented = build_split(cfg, cfg.train_split, train_transform(cfg.img_size, norm, cfg.min_crop_scale,
-                                                                  cfg.affine_degrees))
+    samples = augmented(cfg, training_split(cfg))
     figures = {"scaling.png": scaling_figure(), "demo_curves.png": plots.curves_figure(run_dir),
-               "demo_samples.png": plots.samples_figure(augmented, classes, norm, count=12),
+               "demo_samples.png": plots.samples_figure(samples, classes, norm, count=12),
                "demo_gradcam.png": plots.cam_figure(explanations, classes, labels),
                "demo_confusion.png": plots.confusion_figure(*read_confusion(run_dir / f"eval-{cfg.eval_split}"))}
     written = []

@@ -148,7 +148,9 @@ def curves_figure(run_dir: str | Path) -> Figure:
 
 
 def denormalize(image: torch.Tensor, norm: Normalization) -> np.ndarray:
-    """A normalised (3, H, W) tensor back to an (H, W, 3) float RGB array in [0, 1]."""
+    """A normalised (or uint8) (3, H, W) tensor back to an (H, W, 3) float RGB array in [0, 1]."""
+    if image.dtype == torch.uint8:
+        return image.permute(1, 2, 0).numpy() / 255
     mean, std = torch.tensor(norm.mean)[:, None, None], torch.tensor(norm.std)[:, None, None]
     return (image.detach().cpu() * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
 

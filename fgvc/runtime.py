@@ -6,7 +6,9 @@
         logits = model(runtime.inputs(images))
 
 ``auto`` picks CUDA, then MPS, then the CPU; and bf16 autocast where the GPU has it, fp16 (with a
-GradScaler while training) on older GPUs, fp32 elsewhere.
+GradScaler while training) on older GPUs, fp32 elsewhere. On CUDA, ``create`` also lets cuDNN pick
+the fastest convolution algorithms for the fixed input size (``cudnn.benchmark``) and lets fp32
+matrix products use TF32 (``BENCHMARKS.md`` gives the measured reasons).
 """
 
 from __future__ import annotations
@@ -61,6 +63,9 @@ class Runtime:
         torch_device = resolve_device(device)
         if torch_device.type == "cuda":
             torch_device = torch.device("cuda", torch.cuda.current_device())
+            torch.backends.cudnn.benchmark = True  # every batch has the same shape: tune once, reuse
+            torch.backends.cuda.matmul.fp32_precision = "tf32"  # fp32 layers under autocast and --precision fp32
+            torch.backends.cudnn.conv.fp32_precision = "tf32"
         return cls(torch_device, resolve_precision(precision, torch_device), channels_last, ranks)
 
     @property

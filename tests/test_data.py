@@ -5,19 +5,22 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torchvision import transforms
 
 from fgvc.data import (
     FGVC_FOLDER,
     FGVC_URL,
+    Augment,
     DatasetError,
     build_dataset,
     build_imagefolder,
     eval_transform,
+    normalize,
     read_hierarchy,
-    train_transform,
 )
 from fgvc.model import IMAGENET
 
@@ -108,9 +111,13 @@ def test_imagefolder_layout(tmp_path: Path) -> None:
 
 def test_transforms_give_normalised_square_tensors(synthetic_root: Path) -> None:
     image, _ = build_dataset(synthetic_root, "train")[0]
-    train = train_transform(64, IMAGENET)(image)
+    augment, rng = Augment(64), np.random.default_rng(0)
+    train = augment(image, rng)
     evaluation = eval_transform(64, IMAGENET)
-    assert train.shape == (3, 64, 64) and evaluation(image).shape == (3, 64, 64)
+    assert train.shape == (3, 64, 64) and train.dtype == torch.uint8 and evaluation(image).shape == (3, 64, 64)
     assert torch.equal(evaluation(image), evaluation(image))
-    assert not torch.equal(train_transform(64, IMAGENET)(image), train)  # augmentation is random
-    assert -3 < float(train.mean()) < 3
+    assert not torch.equal(augment(image, rng), train)  # augmentation is random
+    normalised = normalize(train[None], IMAGENET)[0]
+    assert normalised.dtype == torch.float32 and -3 < float(normalised.mean()) < 3
+    expected = transforms.Normalize(IMAGENET.mean, IMAGENET.std)(train.float() / 255)
+    assert torch.allclose(normalised, expected, atol=1e-5)  # what ToTensor + Normalize would give

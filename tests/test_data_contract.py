@@ -22,8 +22,8 @@ import pytest
 import torch
 from conftest import tiny_config
 from PIL import Image
-from torchvision.transforms import functional
 
+from fgvc import data
 from fgvc.checkpoint import load_checkpoint, load_trained
 from fgvc.cli import main
 from fgvc.config import LEVELS, make_config
@@ -32,6 +32,8 @@ from fgvc.data import (
     AFFINE_TRANSLATE,
     FGVC_FOLDER,
     LEVEL_FILES,
+    Augmentation,
+    AugmentedSplit,
     build_loaders,
     check_data,
     dataset_labels,
@@ -57,7 +59,9 @@ def banner_pixels(rgb: np.ndarray) -> int:
 
 
 def tensor_to_rgb(tensor: torch.Tensor, arch: str) -> np.ndarray:
-    """A normalised (3, H, W) input back to uint8 RGB."""
+    """A normalised (or uint8) (3, H, W) input back to uint8 RGB."""
+    if tensor.dtype == torch.uint8:
+        return tensor.permute(1, 2, 0).numpy()
     norm = model_spec(arch).norm
     mean, std = torch.tensor(norm.mean)[:, None, None], torch.tensor(norm.std)[:, None, None]
     return (tensor * std + mean).clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
@@ -121,9 +125,10 @@ def test_loaders_from_a_preset_never_see_the_banner(contract_root: Path, preset:
     cfg = contract_config(contract_root, preset, img_size=128, train_split="train", eval_split="test")
     loaders = build_loaders(cfg, model_spec(cfg.arch).norm)
     for loader in (loaders.train, loaders.eval):
-        untransformed = copy.copy(loader.dataset)
+        decoded = getattr(loader.dataset, "base", loader.dataset)  # below the training split's augmentations
+        untransformed = copy.copy(decoded)
         untransformed.transform = None
-        for index, path in enumerate(image_files(loader.dataset)):  # what the transforms get: no banner left
+        for index, path in enumerate(image_files(decoded)):  # what the transforms get: no banner left
             image = np.asarray(untransformed[index][0])
             assert image.shape[0] == 116 - BANNER_HEIGHT and banner_pixels(image) == 0, path
         for images, _ in loader:  # and what the network receives
@@ -181,43 +186,23 @@ def test_check_data_measures_images_without_the_banner(contract_root: Path, tmp_
 # --- the augmentations -----------------------------------------------------------------------------------
 
 class Recorder:
-    """Wraps torchvision's functional resized_crop, hflip and affine and records each call's parameters."""
+    """Wraps ``fgvc.data.draw_augmentation`` and records every draw with the size of the image it was for."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.crops: list[float] = []  # area of each crop as a share of the image's area
-        self.sizes: list[list[int]] = []
-        self.flips = 0
-        self.affines: list[tuple[float, list[int], float, list[float], tuple[int, int]]] = []
-        for name in ("resized_crop", "hflip", "affine"):
-            monkeypatch.setattr(functional, name, getattr(self, name)(getattr(functional, name)))
+        self.draws: list[tuple[Augmentation, int, int, int]] = []  # (draw, image width, image height, img_size)
+        original = data.draw_augmentation
 
-    def resized_crop(self, original: Callable) -> Callable:
-        def wrapper(img, top, left, height, width, size, *args, **kwargs):
-            self.crops.append(height * width / (img.height * img.width))
-            self.sizes.append(list(size))
-            return original(img, top, left, height, width, size, *args, **kwargs)
-        return wrapper
-
-    def hflip(self, original: Callable) -> Callable:
-        def wrapper(img):
-            self.flips += 1
-            return original(img)
-        return wrapper
-
-    def affine(self, original: Callable) -> Callable:
-        def wrapper(img, angle, translate, scale, shear, *args, **kwargs):
-            self.affines.append((angle, list(translate), scale, list(shear), img.size))
-            return original(img, angle, translate, scale, shear, *args, **kwargs)
-        return wrapper
-
-    def calls(self) -> int:
-        return len(self.crops) + self.flips + len(self.affines)
+        def wrapper(rng, width, height, img_size, *args, **kwargs):
+            augmentation = original(rng, width, height, img_size, *args, **kwargs)
+            self.draws.append((augmentation, width, height, img_size))
+            return augmentation
+        monkeypatch.setattr(data, "draw_augmentation", wrapper)
 
 
 def draws(dataset: torch.utils.data.Dataset, passes: int) -> Iterator[torch.Tensor]:
-    for _ in range(passes):
+    for epoch in range(passes):
         for index in range(len(dataset)):
-            yield dataset[index][0]
+            yield dataset[epoch, index][0] if isinstance(dataset, AugmentedSplit) else dataset[index][0]
 
 
 def test_three_augmentations_with_their_configured_ranges_on_training_images_only(
@@ -225,31 +210,35 @@ def test_three_augmentations_with_their_configured_ranges_on_training_images_onl
     cfg = contract_config(contract_root, "b4", img_size=96, min_crop_scale=0.4, affine_degrees=20.0)
     loaders = build_loaders(cfg, model_spec(cfg.arch).norm)
     recorder = Recorder(monkeypatch)
-    count = sum(1 for _ in draws(loaders.train.dataset, passes=8))  # 384 training draws
-    crops, angles = np.array(recorder.crops), np.array([a[0] for a in recorder.affines])
+    outputs = list(draws(loaders.train.dataset, passes=8))  # 384 training draws
+    count = len(outputs)
+    crops = np.array([a.crop[2] * a.crop[3] / (w * h) for a, w, h, _ in recorder.draws])
+    angles = np.array([a.angle for a, *_ in recorder.draws])
+    flips = sum(a.flip for a, *_ in recorder.draws)
     print(f"\n{count} draws: crop area {crops.min():.3f}..{crops.max():.3f} (configured {cfg.min_crop_scale}..1), "
-          f"mirrored {recorder.flips / count:.3f}, angle {angles.min():.1f}..{angles.max():.1f} "
+          f"mirrored {flips / count:.3f}, angle {angles.min():.1f}..{angles.max():.1f} "
           f"(configured +-{cfg.affine_degrees})")
+    assert all(image.shape == (3, 96, 96) for image in outputs)
     # random resized crop: one per image, to the configured size, areas spanning the configured range
-    assert len(crops) == count and all(size == [96, 96] for size in recorder.sizes)
+    assert len(crops) == count and all(size == 96 for *_, size in recorder.draws)
     assert cfg.min_crop_scale - 0.01 <= crops.min() <= cfg.min_crop_scale + 0.1 and crops.max() >= 0.9
     assert crops.max() <= 1.0
     # horizontal flip: about half (binomial sd at 384 draws is 0.026)
-    assert 0.4 <= recorder.flips / count <= 0.6
-    # random affine: one per image, each parameter inside its range, the rotation spanning it
-    assert len(recorder.affines) == count
-    for angle, (tx, ty), scale, (shear_x, shear_y), (width, height) in recorder.affines:
-        assert abs(angle) <= cfg.affine_degrees
-        assert abs(tx) <= AFFINE_TRANSLATE[0] * width + 1 and abs(ty) <= AFFINE_TRANSLATE[1] * height + 1
-        assert AFFINE_SCALE[0] <= scale <= AFFINE_SCALE[1]
-        assert abs(shear_x) <= cfg.affine_degrees / 2 and shear_y == 0
+    assert 0.4 <= flips / count <= 0.6
+    # random affine: each parameter inside its range, the rotation spanning it
+    for augmentation, *_ in recorder.draws:
+        (tx, ty), size = augmentation.translate, 96
+        assert abs(augmentation.angle) <= cfg.affine_degrees
+        assert abs(tx) <= AFFINE_TRANSLATE[0] * size + 1 and abs(ty) <= AFFINE_TRANSLATE[1] * size + 1
+        assert AFFINE_SCALE[0] <= augmentation.scale <= AFFINE_SCALE[1]
+        assert abs(augmentation.shear) <= cfg.affine_degrees / 2
     assert angles.min() <= -0.8 * cfg.affine_degrees and angles.max() >= 0.8 * cfg.affine_degrees
-    assert max(abs(a[1][0]) for a in recorder.affines) >= 2  # it does shift
-    assert np.ptp([a[2] for a in recorder.affines]) >= 0.1  # and scale
+    assert max(abs(a.translate[0]) for a, *_ in recorder.draws) >= 2  # it does shift
+    assert np.ptp([a.scale for a, *_ in recorder.draws]) >= 0.1  # and scale
 
-    before = recorder.calls()
+    before = len(recorder.draws)
     first, second = list(draws(loaders.eval.dataset, 1)), list(draws(loaders.eval.dataset, 1))
-    assert recorder.calls() == before  # no random crop, flip or affine at evaluation
+    assert len(recorder.draws) == before  # no random crop, flip or affine at evaluation
     assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))  # deterministic inputs
 
 

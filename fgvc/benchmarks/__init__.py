@@ -24,6 +24,7 @@ import torch
 
 # FGVC-Aircraft's photos: 1000-1600 px wide, about 3:2, with the 20-px banner below, JPEG quality 90.
 FGVC_WIDTHS = (1000, 1600)
+CPU = torch.device("cpu")
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ def _synchronize(device: torch.device) -> None:
 
 
 def measure(name: str, run: Callable[[], int], repeats: int = 5, warmup: int = 1,
-            device: torch.device = torch.device("cpu"), note: str = "") -> Row:
+            device: torch.device = CPU, note: str = "") -> Row:
     """Call ``run`` (which returns how many images it processed) ``warmup`` times, then ``repeats`` times
     timed; the row gives the median images per second and the peak memory over the timed calls."""
     for _ in range(warmup):

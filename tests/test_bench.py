@@ -1,0 +1,21 @@
+"""The benchmarks run on tiny inputs and print their tables (their figures are BENCHMARKS.md's, not tests')."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fgvc.cli import main
+
+
+@pytest.mark.parametrize("benchmark", ["data", "train"])
+def test_a_benchmark_prints_its_table_against_a_same_run_baseline(benchmark: str, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "bench.md"
+    assert main(["bench", benchmark, "--quick", "--repeats", "1", "--device", "cpu", "--workdir", str(tmp_path),
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| configuration | images/s | vs baseline | peak memory (MB) | note |" in printed
+    baseline_rows = [line for line in printed.splitlines() if "baseline" in line and line.startswith("|")]
+    assert baseline_rows and all("| 1.00x |" in line for line in baseline_rows)
+    assert "cores" in printed and out.read_text().strip() == printed.strip()
