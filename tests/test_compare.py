@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import NUM_CLASSES, tiny_config
 
 from fgvc import metrics
 from fgvc.analysis import analyse
@@ -244,8 +245,20 @@ def test_cli_prints_writes_and_refuses_with_exit_code_2(tmp_path: Path, capsys: 
 # --- a real run ----------------------------------------------------------------------------
 
 
-def test_a_real_evaluation_writes_the_top5_and_compares_equal_to_the_run(trained_run: Path, tmp_path: Path) -> None:
-    analysis = evaluate_checkpoint(trained_run / "last.pt", "test", device="cpu", out=tmp_path / "again")
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A one-epoch run on a tiny 6-class synthetic dataset (5 images a class, 32 px): real files, written in seconds."""
+    from fgvc.engine import fit
+    from fgvc.synthetic import write_synthetic_dataset
+
+    root = tmp_path_factory.mktemp("tiny-synthetic")
+    write_synthetic_dataset(root, num_classes=NUM_CLASSES, per_class=5, size=(48, 68), seed=0)
+    run_dir = tmp_path_factory.mktemp("runs") / "small"
+    return fit(tiny_config(root, run_dir, epochs=1, img_size=32, batch_size=8), progress=False)
+
+
+def test_a_real_evaluation_writes_the_top5_and_compares_equal_to_the_run(small_run: Path, tmp_path: Path) -> None:
+    analysis = evaluate_checkpoint(small_run / "last.pt", "test", device="cpu", out=tmp_path / "again")
     with (tmp_path / "again" / "predictions.csv").open(newline="") as f:
         reader = csv.DictReader(f)
         rows = list(reader)
@@ -257,8 +270,8 @@ def test_a_real_evaluation_writes_the_top5_and_compares_equal_to_the_run(trained
         probabilities = [float(row["probability"]), *(float(row[f"probability_{r}"]) for r in range(2, 6))]
         assert len(set(top)) == 5 and probabilities == sorted(probabilities, reverse=True)
     assert np.mean([row["predicted"] == row["true"] for row in rows]) == pytest.approx(analysis.report["top1"])
-    comparison = compare(trained_run, tmp_path / "again")  # the run's own eval-test/ against a fresh evaluation
-    assert comparison["a"] == str(trained_run / "eval-test") and comparison["num_samples"] == len(rows)
+    comparison = compare(small_run, tmp_path / "again")  # the run's own eval-test/ against a fresh evaluation
+    assert comparison["a"] == str(small_run / "eval-test") and comparison["num_samples"] == len(rows)
     assert comparison["top1_a"] == pytest.approx(analysis.report["top1"])
     assert comparison["top1_diff"] == 0.0 and comparison["mcnemar_p"] == 1.0
     assert comparison["verdict"].startswith("no detectable difference")
