@@ -38,7 +38,7 @@ def analyse(scores: np.ndarray, targets: np.ndarray, classes: list[str],
 
     Files: ``metrics.json`` (everything), ``per_class.csv`` (worst first), ``confusion.csv``,
     ``confusions.csv`` (most-confused pairs), ``confusion.png`` (grouped by family) and, given the
-    image ``files`` in score order, ``predictions.csv`` (each image's true and predicted class).
+    image ``files`` in score order, ``predictions.csv`` (``_prediction_rows``: each image's top 5).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -54,12 +54,27 @@ def analyse(scores: np.ndarray, targets: np.ndarray, classes: list[str],
         writer.writerow(["true \\ predicted", *classes])
         writer.writerows([name, *row] for name, row in zip(classes, confusion.tolist()))
     if files is not None:
-        predicted = scores.argmax(axis=1)
-        _write_csv(out / "predictions.csv", ["file", "true", "predicted", "probability"],
-                   [{"file": file, "true": classes[t], "predicted": classes[p], "probability": f"{scores[i, p]:.6f}"}
-                    for i, (file, t, p) in enumerate(zip(files, targets, predicted, strict=True))])
+        _write_csv(out / "predictions.csv", *_prediction_rows(scores, targets, classes, files))
     plots.confusion_figure(confusion, classes, group_of).savefig(out / "confusion.png", dpi=110)
     return Analysis(report, confusion, classes, group_of)
+
+
+def _prediction_rows(scores: np.ndarray, targets: np.ndarray, classes: list[str], files: list[str]
+                     ) -> tuple[list[str], list[dict[str, Any]]]:
+    """The fields and rows of ``predictions.csv``: per image its ``id`` (the file name without extension, leading
+    zeros kept), ``file``, ``true`` class, then the top 5 classes (fewer when there are fewer classes) with their
+    probabilities, best first: ``predicted``, ``probability``, ``predicted_2``, ``probability_2``, ..."""
+    top = metrics.top_classes(scores, 5)
+    columns = [("predicted", "probability")]
+    columns += [(f"predicted_{rank}", f"probability_{rank}") for rank in range(2, top.shape[1] + 1)]
+    fields = ["id", "file", "true", *[name for pair in columns for name in pair]]
+    rows = []
+    for file, target, row_scores, row_top in zip(files, targets, scores, top, strict=True):
+        row = {"id": Path(file).stem, "file": file, "true": classes[target]}
+        for (class_field, probability_field), c in zip(columns, row_top, strict=True):
+            row[class_field], row[probability_field] = classes[c], f"{row_scores[c]:.6f}"
+        rows.append(row)
+    return fields, rows
 
 
 def _write_csv(path: Path, fields: list[str], rows: list[dict[str, Any]]) -> None:

@@ -11,6 +11,7 @@
     fgvc check-data --data-root data                # list annotation lines and images that are bad
     fgvc prepare --data-root data --out data/prepared-448 --img-size 448   # once: faster training input
     fgvc evaluate --checkpoint logs/<run>/last.pt --split test
+    fgvc compare logs/<run-a> logs/<run-b>          # is B better than A? paired test on the same images
     fgvc predict --checkpoint logs/<run>/last.pt photo.jpg --topk 5
     fgvc gradcam --checkpoint logs/<run>/last.pt photo.jpg --out cams/
     fgvc bench data                                 # input pipeline images/s against today's baseline
@@ -124,6 +125,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.set_defaults(func=_evaluate)
 
+    p = sub.add_parser("compare", help="is run B better than run A? paired test on the same images",
+                       description="Compare two evaluations of the same images image by image: the differences "
+                       "(B - A) in top-1 and mean per-class accuracy with paired bootstrap 95 % intervals, McNemar's "
+                       "exact test, the classes that gained and lost most, and a verdict. Prints the report and "
+                       "writes it as JSON and text. Evaluations of different splits, classes or images are refused.")
+    for name in ("a", "b"):
+        p.add_argument(name, metavar=name.upper(), help=f"run {name.upper()}: a run folder (its "
+                       f"eval-<eval_split>/ is read) or an evaluation folder such as <run>/eval-test-tta")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level of the verdict (default 0.05)")
+    p.add_argument("--top", type=int, default=5, help="classes listed as gained and as lost (default 5)")
+    p.add_argument("--out", metavar="FILE", help="the JSON report; the text goes beside it as .txt (default: "
+                   "compare-vs-<A's run>-<A's eval folder>.json in B's evaluation folder)")
+    p.set_defaults(func=_compare)
+
     p = sub.add_parser("predict", help="top-k variants of images (files or folders)")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or folders searched for images")
@@ -236,6 +251,15 @@ def _evaluate(args: argparse.Namespace) -> int:
                                    args.view)
     print("\n\n".join([format_report(analysis.report), format_worst(analysis.report),
                         format_confusions(analysis.report)]))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from fgvc.compare import compare, format_comparison, write_comparison
+
+    comparison = compare(args.a, args.b, args.alpha)
+    print(format_comparison(comparison, args.top))
+    print(f"\nwritten to {write_comparison(comparison, args.out, args.top)} (and .txt)")
     return 0
 
 

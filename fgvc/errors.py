@@ -53,3 +53,7 @@ class Preempted(KeyboardInterrupt):
 
 class DeviceError(FgvcError, RuntimeError):
     """The requested device is not available on this machine."""
+
+
+class ComparisonError(FgvcError, ValueError):
+    """Two evaluations cannot be compared: a folder without predictions, or different splits, classes or images."""

@@ -6,6 +6,7 @@ Typical use, with ``scores`` (N, C) logits or probabilities and ``targets`` (N,)
     report = metrics.summarize(scores, targets, class_names,
                                parents={"family": (family_of, family_names)})
     json.dump(report, fh)
+    paired = metrics.paired_comparison(preds_a, preds_b, targets, class_names)  # is B better than A?
 
 Accuracies are fractions in [0, 1]. Ties between scores are broken in favour of the
 lower class index everywhere (``topk_hits``, and top-1 predictions via ``argmax``), so
@@ -22,11 +23,14 @@ __all__ = [
     "bootstrap_ci",
     "confusion_matrix",
     "map_to_parent",
+    "mcnemar_exact",
     "mean_class_accuracy",
     "most_confused_pairs",
+    "paired_comparison",
     "parent_index",
     "per_class_accuracy",
     "summarize",
+    "top_classes",
     "topk_hits",
 ]
 
@@ -89,6 +93,19 @@ def topk_hits(scores: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray:
     return rank < k
 
 
+def top_classes(scores: np.ndarray, k: int) -> np.ndarray:
+    """The ``min(k, C)`` best-scoring classes of each sample, best first: int64 (N, min(k, C)).
+
+    Ties go to the lower class index, as in ``topk_hits``; the first column is ``scores.argmax(1)``.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    scores = np.asarray(scores)
+    if scores.ndim != 2 or scores.size == 0:
+        raise ValueError(f"scores must be a non-empty (N, C) matrix, got shape {scores.shape}")
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k].astype(np.int64)
+
+
 def confusion_matrix(preds: np.ndarray, targets: np.ndarray, num_classes: int) -> np.ndarray:
     """Counts as an int64 (C, C) matrix: rows are true classes, columns predicted classes."""
     if num_classes < 1:
@@ -145,6 +162,83 @@ def bootstrap_ci(
     tail = 100.0 * (1.0 - confidence) / 2.0
     low, high = np.percentile(values, [tail, 100.0 - tail])
     return float(low), float(high)
+
+
+def mcnemar_exact(a_only: int, b_only: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant pairs of two classifiers on the same samples.
+
+    ``a_only`` samples are right for A alone and ``b_only`` for B alone. Under "no difference" each
+    discordant sample is a fair coin, so the p-value is twice the smaller binomial tail of
+    Binomial(a_only + b_only, 1/2), capped at 1; computed with exact integers.
+    """
+    if a_only < 0 or b_only < 0:
+        raise ValueError(f"discordant counts must be >= 0, got a_only={a_only}, b_only={b_only}")
+    n = a_only + b_only
+    term = tail = 1  # C(n, 0); then C(n, i + 1) = C(n, i) * (n - i) / (i + 1), exactly in integers
+    for i in range(min(a_only, b_only)):
+        term = term * (n - i) // (i + 1)
+        tail += term
+    return min(1.0, 2 * tail / 2**n)
+
+
+def paired_comparison(
+    preds_a: np.ndarray,
+    preds_b: np.ndarray,
+    targets: np.ndarray,
+    class_names: list[str],
+    num_bootstrap: int = 1000,
+    seed: int = 0,
+) -> dict:
+    """Two classifiers' top-1 predictions on the same samples, compared pair by pair (JSON-serialisable).
+
+    Keys: ``num_samples``; ``top1_a``, ``top1_b``, ``mean_class_acc_a``, ``mean_class_acc_b``; the differences
+    ``top1_diff`` and ``mean_class_acc_diff`` (B - A), each with a 95 % paired-bootstrap interval ``{name}_ci``
+    (every resample draws the samples once and scores both classifiers on it; same resamples as ``summarize``
+    with the same seed); ``a_only`` / ``b_only`` (samples right for that classifier alone) and ``mcnemar_p``
+    (``mcnemar_exact``); ``per_class`` for every class with samples: ``class``, ``support``, ``correct_a``,
+    ``correct_b``, ``accuracy_a``, ``accuracy_b``, ``change`` (B - A), largest gain first, ties by class index.
+    """
+    num_classes = len(class_names)
+    targets = _labels(targets, num_classes, "targets")
+    preds_a = _labels(preds_a, num_classes, "preds_a")
+    preds_b = _labels(preds_b, num_classes, "preds_b")
+    if not preds_a.shape == preds_b.shape == targets.shape:
+        raise ValueError(f"preds_a, preds_b and targets have {preds_a.shape[0]}, {preds_b.shape[0]} and "
+                         f"{targets.shape[0]} entries; expected equal")
+    right_a, right_b = preds_a == targets, preds_b == targets
+
+    def mca(preds: np.ndarray, idx: np.ndarray) -> float:
+        return mean_class_accuracy(confusion_matrix(preds[idx], targets[idx], num_classes))
+
+    everything = np.arange(targets.shape[0])
+    report: dict = {"num_samples": int(targets.shape[0])}
+    for name, statistic in (
+        ("top1", lambda preds, idx: float((preds[idx] == targets[idx]).mean())),
+        ("mean_class_acc", mca),
+    ):
+        report[f"{name}_a"] = statistic(preds_a, everything)
+        report[f"{name}_b"] = statistic(preds_b, everything)
+        report[f"{name}_diff"] = report[f"{name}_b"] - report[f"{name}_a"]
+        report[f"{name}_diff_ci"] = list(bootstrap_ci(
+            lambda idx, statistic=statistic: statistic(preds_b, idx) - statistic(preds_a, idx),
+            targets.shape[0], num_bootstrap, 0.95, seed))
+    report["a_only"] = int((right_a & ~right_b).sum())
+    report["b_only"] = int((right_b & ~right_a).sum())
+    report["mcnemar_p"] = mcnemar_exact(report["a_only"], report["b_only"])
+
+    confusion_a = confusion_matrix(preds_a, targets, num_classes)
+    confusion_b = confusion_matrix(preds_b, targets, num_classes)
+    accuracy_a, accuracy_b = per_class_accuracy(confusion_a), per_class_accuracy(confusion_b)
+    support = confusion_a.sum(1)
+    present = np.flatnonzero(support > 0)
+    change = (np.diag(confusion_b) - np.diag(confusion_a)) / np.maximum(support, 1)  # exact ties stay ties
+    report["per_class"] = [
+        {"class": class_names[c], "support": int(support[c]), "correct_a": int(confusion_a[c, c]),
+         "correct_b": int(confusion_b[c, c]), "accuracy_a": float(accuracy_a[c]),
+         "accuracy_b": float(accuracy_b[c]), "change": float(change[c])}
+        for c in sorted(present, key=lambda c: (-change[c], c))
+    ]
+    return report
 
 
 def most_confused_pairs(confusion: np.ndarray, class_names: list[str], top: int = 20) -> list[dict]:

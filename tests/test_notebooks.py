@@ -56,7 +56,9 @@ def test_main_notebook_runs_top_to_bottom(synthetic_root: Path, tmp_path: Path) 
     assert images[next(i for i, s in enumerate(sources) if "confusion_figure" in s)] == 1
     text = "".join(o.get("text", "") for cell in code_cells(executed) for o in cell.outputs)
     assert "top-1" in text and f"{NUM_CLASSES} classes" in text and "most-confused pairs" in text
+    assert "McNemar's exact test" in text and "verdict: " in text  # the optional last section: TTA or not?
     assert (run_dir / "last.pt").exists() and (run_dir / "eval-test" / "metrics.json").exists()
+    assert (run_dir / "eval-test-tta" / "compare-vs-run-eval-test.json").exists()
 
 
 def test_gradcam_notebook_runs_top_to_bottom(trained_run: Path, tmp_path: Path) -> None:

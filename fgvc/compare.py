@@ -1,0 +1,196 @@
+"""Is run B better than run A? The paired comparison of two evaluations of the same images.
+
+    comparison = compare("logs/<run-a>", "logs/<run-b>")   # run folders, or eval-<split>/ folders
+    print(format_comparison(comparison))
+    write_comparison(comparison)                           # B's eval folder/compare-vs-<A>.json and .txt
+
+Both evaluations' ``predictions.csv`` are matched image by image (by image id and true class); the
+statistics are ``metrics.paired_comparison``. Evaluations of different splits, classes or images are refused.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fgvc import metrics
+from fgvc.analysis import read_confusion, read_report
+from fgvc.errors import ComparisonError, ConfigError
+
+PREDICTION_COLUMNS = ("id", "true", "predicted")  # what a comparison reads of predictions.csv
+
+
+@dataclass
+class Evaluation:
+    """The top-1 predictions of one evaluation, read back from its folder."""
+
+    folder: Path
+    split: str
+    classes: list[str]
+    ids: list[str]
+    targets: np.ndarray  # (N,) class indices
+    preds: np.ndarray  # (N,) top-1 class indices
+
+
+def evaluation_folder(path: str | Path) -> Path:
+    """``path`` itself when it holds ``predictions.csv``; for a run folder, its ``eval-<eval_split>/``."""
+    folder = Path(path)
+    if (folder / "predictions.csv").is_file():
+        return folder
+    config = folder / "config.json"
+    if not config.is_file():
+        raise ComparisonError(f"{folder} is neither an evaluation folder (with predictions.csv) nor a run folder "
+                              f"(with config.json)")
+    split = json.loads(config.read_text())["eval_split"]
+    evaluated = folder / f"eval-{split}"
+    if not (evaluated / "predictions.csv").is_file():
+        raise ComparisonError(f"{evaluated / 'predictions.csv'} not found: the run has not finished; evaluate it "
+                              f"with `fgvc evaluate --checkpoint {folder / 'last.pt'} --split {split}`")
+    return evaluated
+
+
+def read_evaluation(folder: str | Path) -> Evaluation:
+    """The split, classes and per-image top-1 predictions that ``analysis.analyse`` wrote into ``folder``."""
+    folder = Path(folder)
+    split = read_report(folder)["split"]
+    _, classes, _ = read_confusion(folder)
+    path = folder / "predictions.csv"
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [name for name in PREDICTION_COLUMNS if name not in (reader.fieldnames or [])]
+        if missing:
+            raise ComparisonError(f"{path} has no column {', '.join(missing)}: it was written by an older fgvc; "
+                                  f"evaluate again with `fgvc evaluate`")
+        rows = list(reader)
+    if not rows:
+        raise ComparisonError(f"{path} lists no images")
+    index = {name: i for i, name in enumerate(classes)}
+    for line, row in enumerate(rows, start=2):
+        for column in ("true", "predicted"):
+            if row[column] not in index:
+                raise ComparisonError(f"{path}, line {line}: {column} class {row[column]!r} is not one of the "
+                                      f"{len(classes)} classes of {folder / 'confusion.csv'}")
+    return Evaluation(folder, split, classes, [row["id"] for row in rows],
+                      np.array([index[row["true"]] for row in rows], dtype=np.int64),
+                      np.array([index[row["predicted"]] for row in rows], dtype=np.int64))
+
+
+def _keys(evaluation: Evaluation) -> list[tuple[str, int]]:
+    """Each image's (id, true class): unique also in image folders whose class folders reuse file names."""
+    keys = list(zip(evaluation.ids, evaluation.targets.tolist(), strict=True))
+    (repeated, count), = Counter(keys).most_common(1)
+    if count > 1:
+        raise ComparisonError(f"{evaluation.folder / 'predictions.csv'} lists image {repeated[0]} "
+                              f"({evaluation.classes[repeated[1]]}) {count} times")
+    return keys
+
+
+def _difference(noun: tuple[str, str], items_a: list[Any], items_b: list[Any], label: Callable[[Any], str]) -> str:
+    """Which items one of A and B holds and the other lacks, with the first of each ('' when none);
+    ``noun`` is (singular, plural)."""
+    parts = []
+    for name, items, other, others in (("A", items_a, "B", set(items_b)), ("B", items_b, "A", set(items_a))):
+        absent = [item for item in items if item not in others]
+        if absent:
+            what = f"{noun[0]} of {name} is" if len(absent) == 1 else f"{noun[1]} of {name} are"
+            parts.append(f"{len(absent)} {what} not in {other}, first: {label(absent[0])}")
+    return "; ".join(parts)
+
+
+def align(a: Evaluation, b: Evaluation) -> np.ndarray:
+    """The row of ``b`` for each image of ``a``, in ``a``'s order; refuses different splits, classes or images."""
+    both = f"A ({a.folder}) and B ({b.folder})"
+    if a.split != b.split:
+        raise ComparisonError(f"{both} evaluate different splits: {a.split!r} and {b.split!r}")
+    if a.classes != b.classes:
+        detail = _difference(("class", "classes"), a.classes, b.classes, repr) or "the same classes in another order"
+        raise ComparisonError(f"{both} have different class lists: {detail}")
+    keys_a, keys_b = _keys(a), _keys(b)
+    detail = _difference(("image", "images"), keys_a, keys_b, itemgetter(0))
+    if detail:
+        raise ComparisonError(f"{both} hold different images of split {a.split!r}: {detail}")
+    row_of = {key: row for row, key in enumerate(keys_b)}
+    return np.array([row_of[key] for key in keys_a], dtype=np.int64)
+
+
+def format_p(p: float) -> str:
+    """A p-value in three significant digits, or in scientific notation below 0.001."""
+    return f"{p:.3g}" if p >= 0.001 else f"{p:.1e}"
+
+
+def verdict(a_only: int, b_only: int, p: float, alpha: float) -> str:
+    """Plain words: which run gets more images right, when McNemar's test finds it at level ``alpha``."""
+    if p < alpha:
+        return f"{'B' if b_only > a_only else 'A'} is better (p = {format_p(p)})"
+    return f"no detectable difference (p = {format_p(p)}, alpha {alpha:g})"
+
+
+def compare(a: str | Path, b: str | Path, alpha: float = 0.05, num_bootstrap: int = 1000, seed: int = 0
+            ) -> dict[str, Any]:
+    """Compare the evaluations of ``a`` and ``b`` (run or evaluation folders) image by image.
+
+    The JSON-serialisable result holds the folders, ``split``, ``num_classes``, ``alpha``, every key of
+    ``metrics.paired_comparison`` (B - A), and ``verdict``.
+    """
+    if not 0.0 < alpha < 1.0:
+        raise ConfigError(f"alpha must be in (0, 1), got {alpha}")
+    first, second = read_evaluation(evaluation_folder(a)), read_evaluation(evaluation_folder(b))
+    rows = align(first, second)
+    paired = metrics.paired_comparison(first.preds, second.preds[rows], first.targets, first.classes,
+                                       num_bootstrap, seed)
+    return {"a": str(first.folder), "b": str(second.folder), "split": first.split,
+            "num_classes": len(first.classes), "alpha": alpha, **paired,
+            "verdict": verdict(paired["a_only"], paired["b_only"], paired["mcnemar_p"], alpha)}
+
+
+def _class_line(row: dict[str, Any]) -> str:
+    return (f"  {100 * row['change']:+6.1f} points  {row['class']}  "
+            f"({row['correct_a']} -> {row['correct_b']} of {row['support']} right)")
+
+
+def format_comparison(comparison: dict[str, Any], top: int = 5) -> str:
+    """The comparison in a few lines: both metrics with the paired intervals, McNemar's test, the ``top``
+    classes that gained and lost most, and the verdict."""
+    if top < 0:
+        raise ConfigError(f"top must be >= 0, got {top}")
+    lines = [f"A: {comparison['a']}", f"B: {comparison['b']}",
+             f"{comparison['split']} split: the same {comparison['num_samples']} images, "
+             f"{comparison['num_classes']} classes", "",
+             f"{'':16} {'A':>7}  {'B':>7}  {'B - A':>7}  (95% paired bootstrap interval)"]
+    for key, name in (("top1", "top-1"), ("mean_class_acc", "mean per-class")):
+        low, high = comparison[f"{key}_diff_ci"]
+        lines.append(f"{name:<16} {100 * comparison[f'{key}_a']:6.2f}%  {100 * comparison[f'{key}_b']:6.2f}%  "
+                     f"{100 * comparison[f'{key}_diff']:+7.2f}  ({100 * low:+.2f} to {100 * high:+.2f}) points")
+    lines += ["", "McNemar's exact test on the images one run gets right and the other wrong:",
+              f"  {comparison['a_only']} right for A alone, {comparison['b_only']} right for B alone: "
+              f"p = {format_p(comparison['mcnemar_p'])}"]
+    gained = [row for row in comparison["per_class"] if row["change"] > 0][:top]
+    lost = [row for row in reversed(comparison["per_class"]) if row["change"] < 0][:top]
+    for title, rows in (("gained", gained), ("lost", lost)):
+        lines += ["", f"classes that {title} most (B - A):", *([_class_line(r) for r in rows] or ["  none"])]
+    lines += ["", f"verdict: {comparison['verdict']}"]
+    return "\n".join(lines)
+
+
+def default_out(comparison: dict[str, Any]) -> Path:
+    """``compare-vs-<A's run>-<A's eval folder>.json`` in B's evaluation folder."""
+    a = Path(comparison["a"]).resolve()
+    return Path(comparison["b"]) / f"compare-vs-{a.parent.name}-{a.name}.json"
+
+
+def write_comparison(comparison: dict[str, Any], out: str | Path | None = None, top: int = 5) -> Path:
+    """Write the comparison as JSON to ``out`` (default ``default_out``) and its text beside it (``.txt``);
+    return the JSON path."""
+    out = Path(out) if out is not None else default_out(comparison)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(comparison, indent=2) + "\n")
+    out.with_suffix(".txt").write_text(format_comparison(comparison, top) + "\n")
+    return out
