@@ -114,7 +114,7 @@ def build_app(predictor: Predictor, examples: Sequence[Path] = (), title: str = 
                     f"and where the network looked.")
         with gr.Row():
             with gr.Column(scale=1):
-                upload = gr.File(label="Photo", type="filepath", elem_id="upload")
+                upload = gr.File(label="Upload a photo", type="filepath", elem_id="upload")
                 crop = gr.Checkbox(label="Crop FGVC banner", value=False, elem_id="crop-banner",
                                    info=f"cut the {predictor.cfg.banner_px}-px copyright strip of FGVC-Aircraft photos")
                 method = gr.Radio(list(CAM_METHODS), value="gradcam", label="CAM method", elem_id="method")
