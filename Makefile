@@ -9,7 +9,7 @@ RUN_ID := $(shell date +%Y%m%d-%H%M%S)
 DEMO_DIR ?= logs/$(RUN_ID)-demo
 PAPERMILL := $(PY) -m papermill --log-output --no-progress-bar
 
-.PHONY: setup run demo test lint figures bench
+.PHONY: setup run demo test lint figures bench browser serve-screenshot
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,7 +40,16 @@ demo: setup $(SYNTH_MARK)
 	$(PAPERMILL) main.ipynb $(DEMO_DIR)/main.ipynb -p PRESET demo -p DATA_ROOT $(SYNTH) -p RUN_DIR $(DEMO_DIR)
 	$(PAPERMILL) gradcam.ipynb $(DEMO_DIR)/gradcam.ipynb -p RUN_DIR $(DEMO_DIR)
 
-test: setup
+# The browser that tests/test_serve.py drives: Debian's Chromium and its driver, installed with apt-get when
+# missing (as root). Without root the browser test is skipped, and fails under CI (CI set).
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else echo "make: chromium and chromedriver are missing: the web demo's browser test will be skipped" \
+		"(it fails under CI). Install them as root: apt-get install chromium chromium-driver" >&2; fi
+
+test: setup browser
 	$(PY) -m pytest
 
 lint: setup
@@ -51,6 +60,7 @@ figures: setup
 	rm -rf logs/figures-demo
 	$(MAKE) demo DEMO_DIR=logs/figures-demo
 	$(PY) -m fgvc.cli figures --run logs/figures-demo --out source --cover cover.jpg
+	$(MAKE) serve-screenshot
 
 # The speed benchmarks (BENCHMARKS.md): each prints its table and appends it to logs/bench-<time>.md.
 bench: setup
@@ -58,3 +68,8 @@ bench: setup
 	$(PY) -m fgvc bench data --out logs/bench-$(RUN_ID).md
 	$(PY) -m fgvc bench train --out logs/bench-$(RUN_ID).md
 	$(PY) -m fgvc bench predict --out logs/bench-$(RUN_ID).md
+
+# source/serve.png: the web demo of logs/figures-demo/last.pt, photographed by the browser test.
+serve-screenshot: setup browser
+	FGVC_SERVE_CHECKPOINT=logs/figures-demo/last.pt FGVC_SERVE_SCREENSHOT=source/serve.png \
+		$(PY) -m pytest tests/test_serve.py -k browser -q

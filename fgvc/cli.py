@@ -15,6 +15,7 @@
     fgvc predict --checkpoint logs/<run>/last.pt photo.jpg --topk 5
     fgvc gradcam --checkpoint logs/<run>/last.pt photo.jpg --out cams/
     fgvc bench data                                 # input pipeline images/s against today's baseline
+    fgvc serve --checkpoint logs/<run>/last.pt      # a web demo on http://127.0.0.1:7860
 """
 
 from __future__ import annotations
@@ -164,6 +165,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.set_defaults(func=_gradcam)
 
+    p = sub.add_parser("serve", help="a web demo of a checkpoint: top-5 and Grad-CAM of a photo you drop in")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine "
+                   "only); 0.0.0.0 lets anyone who can reach this machine use the demo, with no password")
+    p.add_argument("--examples", nargs="+", metavar="IMAGE", default=[],
+                   help="example images (files, or folders searched for images) to pick from")
+    p.add_argument("--view", choices=EVAL_VIEWS, help=view_help)
+    p.add_argument("--device", default="auto", choices=DEVICES)
+    p.set_defaults(func=_serve)
+
     p = sub.add_parser("figures", help="regenerate the README figures and the cover from a run folder")
     p.add_argument("--run", required=True, help="run folder (make figures uses a demo run)")
     p.add_argument("--out", default="source", help="folder for the figures (default source)")
@@ -264,7 +276,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from fgvc.predict import Predictor
+    from fgvc.predict import Predictor, format_guess
 
     predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, view=args.view, tta=args.tta)
     results = predictor.predict_files(args.images, args.topk, args.crop_banner)
@@ -284,8 +296,7 @@ def _predict(args: argparse.Namespace) -> int:
             elif not args.json:
                 if rank == 1:
                     print(result["file"])
-                lineage = " / ".join(p for p in parents if p)
-                print(f"  {rank}. {guess['class']:<28} {100 * guess['probability']:6.2f}%  {lineage}")
+                print(format_guess(rank, guess))
     return 1 if any("error" in r for r in results) else 0
 
 
@@ -301,6 +312,13 @@ def _gradcam(args: argparse.Namespace) -> int:
             print(f"{result['overlay']}: {args.method} for {result['explained']} "
                   f"(predicted {result['predicted']}, {100 * result['probability']:.1f}%)")
     return 1 if any("error" in r for r in results) else 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from fgvc.serve import serve
+
+    serve(args.checkpoint, args.host, args.port, args.examples, args.device, args.view)
+    return 0
 
 
 def _figures(args: argparse.Namespace) -> int:

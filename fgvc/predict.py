@@ -69,6 +69,16 @@ def expand_images(paths: Sequence[str | Path]) -> list[Path]:
     return files
 
 
+def lineage(guess: dict[str, Any]) -> str:
+    """"family / manufacturer" of one of ``Predictor.top``'s guesses ("" when the checkpoint has no hierarchy)."""
+    return " / ".join(guess[level] for level in ("family", "manufacturer") if guess.get(level))
+
+
+def format_guess(rank: int, guess: dict[str, Any]) -> str:
+    """One line of ``fgvc predict``'s text output: rank, class, probability in percent, family / manufacturer."""
+    return f"  {rank}. {guess['class']:<28} {100 * guess['probability']:6.2f}%  {lineage(guess)}"
+
+
 @dataclass
 class Predictor:
     """A trained model with the preprocessing, device, precision and batch size it predicts with."""

@@ -1,0 +1,272 @@
+"""The web demo: what ``describe`` shows is what ``fgvc predict`` prints, bad uploads get the command line's
+message, and in a real headless Chromium the page shows all of it and keeps serving after a bad file."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fgvc.cli import main
+from fgvc.data import FGVC_FOLDER
+from fgvc.predict import Predictor
+from fgvc.serve import TOP_CLASS, describe, label
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+WAIT_S = 60  # the longest any step of the page may take
+START_S = 240  # the longest the server may take to start (imports torch and gradio on a busy machine)
+
+
+def write_bad_files(folder: Path) -> list[Path]:
+    """One file of each kind the loader refuses: empty, not an image, truncated, a decompression bomb."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "notes.jpg").write_text("not a photo\n")
+    good = Image.fromarray(np.random.default_rng(0).integers(0, 255, (96, 96, 3), dtype=np.uint8))
+    good.save(folder / "whole.jpg", quality=90)
+    (folder / "truncated.jpg").write_bytes((folder / "whole.jpg").read_bytes()[:1500])
+    (folder / "whole.jpg").unlink()
+    Image.new("1", (14000, 14000)).save(folder / "bomb.png")  # 196 M pixels: over twice PIL's limit, 24 kB on disk
+    return [folder / name for name in ("empty.jpg", "notes.jpg", "truncated.jpg", "bomb.png")]
+
+
+def cli_predict(checkpoint: Path, files: list[Path], crop_banner: bool, capsys: pytest.CaptureFixture[str],
+                text: bool = False) -> tuple[list, str]:
+    """``fgvc predict --json`` (or its text output) of ``files`` given by name from their folder, and its stderr."""
+    before = Path.cwd()
+    os.chdir(files[0].parent)
+    try:
+        capsys.readouterr()
+        main(["predict", "--checkpoint", str(checkpoint), *(f.name for f in files), "--device", "cpu",
+              *([] if text else ["--json"]), *(["--crop-banner"] if crop_banner else [])])
+        captured = capsys.readouterr()
+    finally:
+        os.chdir(before)
+    return (captured.out if text else json.loads(captured.out)), captured.err
+
+
+@pytest.fixture(scope="module")
+def checkpoint(request: pytest.FixtureRequest) -> Path:
+    """The tiny trained run's checkpoint, or the one FGVC_SERVE_CHECKPOINT names (for the README's screenshot)."""
+    if os.environ.get("FGVC_SERVE_CHECKPOINT"):
+        return Path(os.environ["FGVC_SERVE_CHECKPOINT"]).resolve()
+    return request.getfixturevalue("trained_run") / "last.pt"
+
+
+@pytest.fixture(scope="module")
+def predictor(checkpoint: Path) -> Predictor:
+    return Predictor.from_checkpoint(checkpoint, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def photos(synthetic_root: Path) -> list[Path]:
+    return sorted((synthetic_root / FGVC_FOLDER / "data" / "images").glob("*.jpg"))[::97][:4]
+
+
+@pytest.mark.parametrize("crop_banner", [False, True])
+def test_the_page_shows_what_fgvc_predict_prints(predictor: Predictor, checkpoint: Path, photos: list[Path],
+                                                 crop_banner: bool, capsys: pytest.CaptureFixture[str]) -> None:
+    expected, _ = cli_predict(checkpoint, photos, crop_banner, capsys)
+    printed, _ = cli_predict(checkpoint, photos, crop_banner, capsys, text=True)
+    shown = [describe(predictor, photo, crop_banner) for photo in photos]
+    assert "\n".join(s.text for s in shown) + "\n" == printed  # the very lines of the command line
+    for result, page in zip(expected, shown, strict=True):
+        assert [*page.confidences] == [label(guess) for guess in result["top"]]
+        assert [*page.confidences.values()] == pytest.approx([g["probability"] for g in result["top"]], abs=2e-6)
+        top = result["top"][0]
+        assert label(top) == f"{top['class']} ({top['family']} / {top['manufacturer']})"  # the hierarchy is shown
+        assert page.message == f"{Path(result['file']).name}: gradcam for {top['class']} (the top class)"
+        assert page.overlay is not None and page.overlay.shape == page.photo.shape
+    height = Image.open(photos[0]).height
+    assert shown[0].photo.shape[0] == height - (predictor.cfg.banner_px if crop_banner else 0)
+
+
+def test_the_explain_menu_and_the_cam_method_change_the_map(predictor: Predictor, photos: list[Path]) -> None:
+    top = describe(predictor, photos[0])
+    other = [*top.confidences][1].split(" (")[0]
+    for_other = describe(predictor, photos[0], explain_class=other)
+    by_eigencam = describe(predictor, photos[0], method="eigencam")
+    assert for_other.message.endswith(f"gradcam for {other}") and by_eigencam.message.startswith(
+        f"{photos[0].name}: eigencam for")
+    assert for_other.confidences == top.confidences  # explaining another class changes no prediction
+    assert np.abs(for_other.overlay.astype(int) - top.overlay).mean() > 1
+    assert np.abs(by_eigencam.overlay.astype(int) - top.overlay).mean() > 1
+
+
+def test_a_bad_upload_gets_the_message_of_the_command_line(predictor: Predictor, checkpoint: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    bad = write_bad_files(tmp_path / "bad")
+    _, stderr = cli_predict(checkpoint, bad, False, capsys)
+    shown = [describe(predictor, path) for path in bad]
+    assert [s.message for s in shown] == stderr.splitlines()
+    assert [m.split(": ")[3] for m in stderr.splitlines()] == [
+        "empty file (0 bytes)", "not an image (unknown format)", "damaged image",
+        "refused as a possible decompression bomb"]
+    assert all(s.confidences == {} and s.photo is None and s.overlay is None for s in shown)
+
+
+def test_serve_refuses_a_busy_port_and_a_missing_example(checkpoint: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        assert main(["serve", "--checkpoint", str(checkpoint), "--port", str(port)]) == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+    assert main(["serve", "--checkpoint", str(checkpoint), "--port", str(free_port()),
+                 "--examples", str(tmp_path / "gone.jpg")]) == 2
+    assert f"example image(s) not found: {tmp_path / 'gone.jpg'}" in capsys.readouterr().err
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def server(checkpoint: Path, photos: list[Path], tmp_path: Path) -> Iterator[str]:
+    """``fgvc serve`` of ``checkpoint`` in a subprocess on a free port; its URL. Stopped whatever happens."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        process = subprocess.Popen([sys.executable, "-m", "fgvc", "serve", "--checkpoint", str(checkpoint),
+                                    "--port", str(port), "--device", "cpu", "--examples", str(photos[1])],
+                                   cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + START_S
+        while True:
+            assert process.poll() is None, f"fgvc serve exited with {process.returncode}:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"fgvc serve did not answer within {START_S} s:\n{log.read_text()}"
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=20)
+
+
+def chromium() -> object:
+    """Debian's Chromium, headless, driven by its chromedriver."""
+    if not (CHROMIUM and CHROMEDRIVER):
+        message = "the browser test needs Debian's chromium and chromium-driver: `make test` installs them (as root)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1150"):
+        options.add_argument(argument)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def test_the_page_in_a_browser(server: str, checkpoint: Path, photos: list[Path], tmp_path: Path,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    bad = write_bad_files(tmp_path / "bad")
+    driver = chromium()
+    try:
+        driver.get(server)
+        wait = WebDriverWait(driver, WAIT_S)
+
+        def find(css: str) -> object:
+            return driver.find_element(By.CSS_SELECTOR, css)
+
+        def message() -> str:
+            return find("#message").text
+
+        def until(condition: Callable[[], bool], what: str) -> None:
+            try:
+                wait.until(lambda _: condition())
+            except TimeoutException:
+                pytest.fail(f"after {WAIT_S} s the page still does not show {what}; it shows {message()!r} and "
+                            f"{find('#predict-text textarea').get_attribute('value')!r}")
+
+        def upload(path: Path) -> None:
+            clear = driver.find_elements(By.CSS_SELECTOR, "#upload button[aria-label=Clear]")
+            if clear:
+                clear[0].click()
+            wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"))
+            find("#upload input[type=file]").send_keys(str(path))
+
+        def shows_the_cli(photo: Path, crop_banner: bool) -> None:
+            """The top 5 (names and rounded percentages) and the text are what fgvc predict says."""
+            printed, _ = cli_predict(checkpoint, [photo], crop_banner, capsys, text=True)
+            until(lambda: find("#predict-text textarea").get_attribute("value") + "\n" == printed,
+                  f"fgvc predict's lines {printed!r}")
+            (result,), _ = cli_predict(checkpoint, [photo], crop_banner, capsys)
+            names = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#top dt")]
+            percents = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#top dd")]
+            assert names == [label(guess) for guess in result["top"]]
+            assert percents == [f"{round(100 * guess['probability'])}%" for guess in result["top"]]
+            for image in ("#photo img", "#overlay img"):
+                assert find(image).get_attribute("src").endswith(".png")
+                assert driver.execute_script("return arguments[0].naturalWidth", find(image)) > 0
+
+        upload(photos[0])
+        shows_the_cli(photos[0], crop_banner=False)
+        until(lambda: message() == f"{photos[0].name}: gradcam for {find('#top dt').text.split(' (')[0]} "
+              "(the top class)", "the top class explained")
+
+        find("#crop-banner input").click()
+        shows_the_cli(photos[0], crop_banner=True)
+
+        driver.find_element(By.XPATH, "//*[@id='method']//label[.//span[text()='eigencam']]").click()
+        until(lambda: message().startswith(f"{photos[0].name}: eigencam for "), "an eigencam map")
+        second = driver.find_elements(By.CSS_SELECTOR, "#top dt")[1].text.split(" (")[0]
+        menu = find("#explain-class input")
+        menu.click()
+        menu.send_keys(Keys.CONTROL, "a")
+        menu.send_keys(second, Keys.ENTER)
+        until(lambda: message() == f"{photos[0].name}: eigencam for {second}", f"the map of {second}")
+        driver.find_element(By.XPATH, "//*[@id='method']//label[.//span[text()='gradcam']]").click()
+        menu.click()
+        menu.send_keys(Keys.CONTROL, "a")
+        menu.send_keys(TOP_CLASS, Keys.ENTER)
+        until(lambda: message().endswith("(the top class)") and "gradcam" in message(), "the top class again")
+
+        _, stderr = cli_predict(checkpoint, bad, True, capsys)
+        for path, line in zip(bad, stderr.splitlines(), strict=True):
+            upload(path)
+            until(lambda line=line: message() == line, f"the command line's message {line!r}")
+            assert "fgvc-error" in find("#message p").get_attribute("class")
+            assert not driver.find_elements(By.CSS_SELECTOR, "#top dt")  # no top 5 left from the photo before
+
+        driver.find_element(By.CSS_SELECTOR, "#upload button[aria-label=Clear]").click()
+        driver.find_element(By.CSS_SELECTOR, "button.gallery-item").click()  # the example: still serving
+        shows_the_cli(photos[1], crop_banner=True)
+    finally:
+        screenshots = [tmp_path / "serve.png", *filter(None, [os.environ.get("FGVC_SERVE_SCREENSHOT")])]
+        for path in screenshots:
+            driver.save_screenshot(str(path))
+        driver.quit()
+    assert Image.open(screenshots[0]).size[0] >= 1000
