@@ -360,7 +360,7 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     last_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, state.epoch + stop_after)
     run_log = RunLog(run_dir, tensorboard=cfg.tensorboard, done_epochs=state.epoch,
-                     steps_per_epoch=len(loaders.train)) if ranks.primary else None
+                     batches_per_epoch=len(loaders.train)) if ranks.primary else None
     try:
         if run_log is not None and checkpoint is None:
             _record_start(run_log, cfg, loaders, ranks)

@@ -2,7 +2,7 @@
 
     run_dir = new_run_dir("logs", "demo")      # logs/20261129-120000-demo, never shared
     setup_logging(run_dir)                     # console + run_dir/train.log
-    run_log = RunLog(run_dir, tensorboard=True, done_epochs=0, steps_per_epoch=40)
+    run_log = RunLog(run_dir, tensorboard=True, done_epochs=0, batches_per_epoch=40)
     run_log.step({"epoch": 1, "step": 5, "loss": 4.6, ...})     # a steps.csv row and its TensorBoard scalars
 
 ``steps.csv`` gets a row every ``log_every`` batches, ``epochs.csv`` one per epoch, and the
@@ -162,7 +162,7 @@ class RunLog:
     for a new run (``done_epochs=0``) starts both afresh.
     """
 
-    def __init__(self, run_dir: str | Path, *, tensorboard: bool, done_epochs: int, steps_per_epoch: int) -> None:
+    def __init__(self, run_dir: str | Path, *, tensorboard: bool, done_epochs: int, batches_per_epoch: int) -> None:
         self.run_dir = Path(run_dir)
         for name, fields in (("steps.csv", STEP_FIELDS), ("epochs.csv", EPOCH_FIELDS)):
             keep_epochs_up_to(self.run_dir / name, done_epochs, fields)
@@ -174,7 +174,7 @@ class RunLog:
             from torch.utils.tensorboard import SummaryWriter  # here: inference never loads TensorBoard
 
             self.writer = SummaryWriter(str(self.run_dir),
-                                        purge_step=done_epochs * steps_per_epoch + 1 if done_epochs else None)
+                                        purge_step=done_epochs * batches_per_epoch + 1 if done_epochs else None)
 
     def step(self, row: dict[str, float]) -> None:
         """A ``steps.csv`` row, and each of its values as scalar ``steps/<column>`` at its step."""
