@@ -91,6 +91,8 @@ class TrainConfig:
     workers: int = _field(8, "DataLoader worker processes")
     seed: int = _field(0, "seed of initial weights, sample order and augmentations")
     log_every: int = _field(5, "write a steps.csv row every N batches")
+    tensorboard: bool = _field(True, "also write the metrics, figures and config as TensorBoard events into the "
+                               "run folder (tensorboard --logdir logs)")
     run_dir: str | None = _field(None, "run folder (default logs/<time>-<preset>)")
 
     def to_dict(self) -> dict[str, Any]:

@@ -41,19 +41,10 @@ from fgvc.data import Loaders, Normalization, build_loaders, hierarchy_names, im
 from fgvc.distributed import SINGLE, Dist
 from fgvc.errors import ConfigError, FgvcError, FolderError, NonFiniteLossError, Preempted
 from fgvc.model import build_model, model_spec
-from fgvc.plots import curves_figure
+from fgvc.plots import curves_figure, samples_figure
 from fgvc.predict import predict_scores
 from fgvc.runtime import Runtime
-from fgvc.tracking import (
-    EPOCH_FIELDS,
-    STEP_FIELDS,
-    append_row,
-    claim_run_dir,
-    keep_epochs_up_to,
-    new_run_dir,
-    release_run_dir,
-    setup_logging,
-)
+from fgvc.tracking import RunLog, claim_run_dir, new_run_dir, release_run_dir, setup_logging
 
 log = logging.getLogger("fgvc")
 RANK_SEED_STRIDE = 100_003  # rank r seeds dropout from seed + r * stride (rank 0: the plain seed)
@@ -207,17 +198,21 @@ def start_run(cfg: TrainConfig, ranks: Dist = SINGLE) -> TrainConfig:
         release_run_dir(run_dir)
         raise FolderError(f"run folder {run_dir} already holds a run: resume it with --resume "
                           f"{run_dir / 'last.pt'} or choose another --run-dir")
-    keep_epochs_up_to(run_dir / "steps.csv", 0, STEP_FIELDS)  # rows of a run stopped in its first epoch
     cfg = dataclasses.replace(cfg, run_dir=str(run_dir))
     _write_config(cfg, ranks)
     setup_logging(run_dir)
     return cfg
 
 
-def _write_config(cfg: TrainConfig, ranks: Dist) -> None:
-    """``config.json``: the config, the number of processes and the global batch they make."""
+def _run_record(cfg: TrainConfig, ranks: Dist) -> dict[str, Any]:
+    """The config, the number of processes and the global batch they make."""
     facts = {"processes": ranks.world_size, "global_batch": ranks.world_size * cfg.batch_size * cfg.accum_steps}
-    (Path(cfg.run_dir) / "config.json").write_text(json.dumps({**cfg.to_dict(), **facts}, indent=2) + "\n")
+    return {**cfg.to_dict(), **facts}
+
+
+def _write_config(cfg: TrainConfig, ranks: Dist) -> None:
+    """``config.json``: the run record."""
+    (Path(cfg.run_dir) / "config.json").write_text(json.dumps(_run_record(cfg, ranks), indent=2) + "\n")
 
 
 def _on_primary(action: Callable[[], Any], ranks: Dist) -> Any:
@@ -254,10 +249,12 @@ def fit(cfg: TrainConfig | None = None, *, resume: str | Path | None = None, ove
     other override is refused with a ``ConfigError`` naming its flag. ``stop_after`` ends this
     call after that many epochs (a cluster job with a time limit); resuming carries on.
 
-    The run folder receives ``config.json``, ``train.log``, ``steps.csv``, ``epochs.csv``,
-    ``last.pt`` (every epoch), ``best.pt`` (best on the eval split, only when that split is
-    ``val``: choosing on ``test`` would leak it), ``curves.png``, and after the last epoch the
-    full analysis of the final model in ``eval-<split>/`` (see ``fgvc.analysis``).
+    The run folder receives ``config.json``, ``train.log``, ``samples.png`` (augmented training
+    images), ``steps.csv``, ``epochs.csv``, ``last.pt`` (every epoch), ``best.pt`` (best on the
+    eval split, only when that split is ``val``: choosing on ``test`` would leak it),
+    ``curves.png``, after the last epoch the full analysis of the final model in
+    ``eval-<split>/`` (see ``fgvc.analysis``), and TensorBoard events of the same metrics,
+    figures and config (``tracking.RunLog``; ``tensorboard=False`` leaves them out).
 
     The process holds the run folder while it trains: another run into it is refused. Ctrl-C
     (also Jupyter's interrupt) leaves ``last.pt`` at the last finished epoch, exact to resume,
@@ -335,15 +332,12 @@ def build_state(cfg: TrainConfig, num_classes: int, steps_per_epoch: int, runtim
 
 
 def _restore(state: TrainState, checkpoint: dict[str, Any], source: str | Path, cfg: TrainConfig,
-             run_dir: Path, ranks: Dist) -> None:
-    """Continue from ``checkpoint``: weights, optimizer, schedule position, and CSVs cut back to its epoch."""
+             run_dir: Path) -> None:
+    """Continue from ``checkpoint``: weights, optimizer and schedule position (``RunLog`` cuts the CSVs back)."""
     state.restore(checkpoint, source)
     scheduler = state.scheduler  # the schedule follows cfg.epochs, which a resume may have lengthened
     for group, base, factor in zip(state.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
         group["lr"] = base * factor(scheduler.last_epoch)
-    for name, fields in (("steps.csv", STEP_FIELDS), ("epochs.csv", EPOCH_FIELDS)):
-        if ranks.primary:
-            keep_epochs_up_to(run_dir / name, state.epoch, fields)
     saved_epochs = checkpoint["config"]["epochs"]
     log.info("resuming %s after epoch %d of %d%s", run_dir, state.epoch, cfg.epochs,
              f" (was {saved_epochs}: schedule recomputed)" if cfg.epochs != saved_epochs else "")
@@ -357,7 +351,7 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
     steps_per_epoch = math.ceil(len(loaders.train) / cfg.accum_steps)
     state = build_state(cfg, len(loaders.classes), steps_per_epoch, runtime, pretrained=checkpoint is None)
     if checkpoint is not None:
-        _restore(state, checkpoint, source, cfg, run_dir, ranks)
+        _restore(state, checkpoint, source, cfg, run_dir)
     else:
         log.info("run folder %s", run_dir)
     if ranks.enabled:
@@ -371,25 +365,46 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
              ranks.world_size * cfg.batch_size * cfg.accum_steps, ranks.world_size, cfg.batch_size, cfg.accum_steps)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     last_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, state.epoch + stop_after)
-    for epoch in range(state.epoch + 1, last_epoch + 1):
-        result = _run_epoch(state, epoch, cfg, loaders, criterion, runtime, progress)
-        if epoch == cfg.epochs and ranks.primary:
-            analysis = analyse(result.scores, result.targets, loaders.classes, loaders.hierarchy,
-                               run_dir / f"eval-{cfg.eval_split}", cfg.seed,
-                               {"checkpoint": str(run_dir / "last.pt"), "split": cfg.eval_split, "tta": False,
-                                "view": cfg.eval_view}, files=image_files(loaders.eval.dataset))
-            log.info("final model:\n%s", format_report(analysis.report))
+    run_log = RunLog(run_dir, tensorboard=cfg.tensorboard, done_epochs=state.epoch,
+                     batches_per_epoch=len(loaders.train)) if ranks.primary else None
+    try:
+        if run_log is not None and checkpoint is None:
+            _record_start(run_log, cfg, loaders, ranks)
+        for epoch in range(state.epoch + 1, last_epoch + 1):
+            result = _run_epoch(state, epoch, cfg, loaders, criterion, runtime, progress, run_log)
+            if epoch == cfg.epochs and run_log is not None:
+                out = run_dir / f"eval-{cfg.eval_split}"
+                analysis = analyse(result.scores, result.targets, loaders.classes, loaders.hierarchy, out, cfg.seed,
+                                   {"checkpoint": str(run_dir / "last.pt"), "split": cfg.eval_split, "tta": False,
+                                    "view": cfg.eval_view}, files=image_files(loaders.eval.dataset))
+                log.info("final model:\n%s", format_report(analysis.report))
+                run_log.image("confusion", out / "confusion.png", epoch * len(loaders.train))
+                run_log.end_session(epoch * len(loaders.train))
+    finally:
+        if run_log is not None:
+            run_log.close()
     return run_dir
 
 
+def _record_start(run_log: RunLog, cfg: TrainConfig, loaders: Loaders, ranks: Dist) -> None:
+    """A new run's ``samples.png`` (a grid of augmented training images, also an image event) and its hparams.
+    Its draws come from their own generators (epoch 0's augmentations), so training's batches are unchanged."""
+    path = Path(cfg.run_dir) / "samples.png"
+    samples_figure(loaders.train.dataset, loaders.classes, model_spec(cfg.arch).norm, seed=cfg.seed).savefig(
+        path, dpi=80)
+    run_log.image("samples", path, 0)
+    run_log.start_session(_run_record(cfg, ranks))
+
+
 def _run_epoch(state: TrainState, epoch: int, cfg: TrainConfig, loaders: Loaders, criterion: nn.Module,
-               runtime: Runtime, progress: bool) -> EvalResult:
-    """Train and evaluate epoch ``epoch``, then write its CSV row, checkpoints and curves (rank 0 alone)."""
+               runtime: Runtime, progress: bool, run_log: RunLog | None) -> EvalResult:
+    """Train and evaluate epoch ``epoch``, then write its metrics, checkpoints and curves (``run_log``: rank 0
+    alone has one)."""
     run_dir, ranks = Path(cfg.run_dir), runtime.ranks
 
     def log_step(row: dict[str, float]) -> None:
-        if ranks.primary:
-            append_row(run_dir / "steps.csv", STEP_FIELDS, row)
+        if run_log is not None:
+            run_log.step(row)
         log.info("epoch %d step %d loss %.4f lr %.2e", row["epoch"], row["step"], row["loss"], row["lr"])
 
     seed_everything(cfg.seed * 1000 + epoch + RANK_SEED_STRIDE * ranks.rank)  # dropout differs between ranks
@@ -408,13 +423,14 @@ def _run_epoch(state: TrainState, epoch: int, cfg: TrainConfig, loaders: Loaders
            "lr": state.scheduler.get_last_lr()[0], "seconds": time.perf_counter() - started}
     is_best = cfg.eval_split == "val" and result.top1 > state.best_top1
     state.epoch, state.best_top1 = epoch, max(state.best_top1, result.top1)
-    if ranks.primary:
-        append_row(run_dir / "epochs.csv", EPOCH_FIELDS, row)
+    if run_log is not None:
+        run_log.epoch(row, epoch * len(loaders.train))
         checkpoint = state.checkpoint(cfg, loaders.classes, hierarchy_names(loaders.hierarchy or {}), row)
         save_checkpoint(run_dir / "last.pt", checkpoint)
         if is_best:
             save_checkpoint(run_dir / "best.pt", checkpoint)
         curves_figure(run_dir).savefig(run_dir / "curves.png", dpi=110)
+        run_log.image("curves", run_dir / "curves.png", epoch * len(loaders.train))
     log.info("epoch %d/%d: train loss %.4f, %s loss %.4f, top-1 %.2f%%, top-5 %.2f%%, mean class %.2f%% "
              "(%.0f s)", epoch, cfg.epochs, train_loss, cfg.eval_split, result.loss, 100 * result.top1,
              100 * result.top5, 100 * result.mean_class_acc, row["seconds"])

@@ -24,7 +24,7 @@ import torch
 from conftest import tiny_config
 from PIL import Image
 
-from fgvc import engine
+from fgvc import engine, tracking
 from fgvc.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
 from fgvc.cli import main
 from fgvc.config import ConfigError
@@ -163,14 +163,14 @@ def test_preemption_keeps_last_pt_says_how_to_resume_and_asks_for_a_requeue(long
 
 def test_ctrl_c_in_jupyter_raises_one_short_keyboard_interrupt(tiny_root: Path, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    append_row = engine.append_row
+    append_row = tracking.append_row
 
     def interrupt_in_epoch_2(path: Path, fields: tuple[str, ...], row: dict[str, float]) -> None:
         append_row(path, fields, row)
         if path.name == "steps.csv" and row["epoch"] == 2:
             signal.raise_signal(signal.SIGINT)  # what Jupyter's "interrupt kernel" sends
 
-    monkeypatch.setattr(engine, "append_row", interrupt_in_epoch_2)
+    monkeypatch.setattr(tracking, "append_row", interrupt_in_epoch_2)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     run = tmp_path / "notebook"
     try:
@@ -186,7 +186,7 @@ def test_ctrl_c_in_jupyter_raises_one_short_keyboard_interrupt(tiny_root: Path, 
                            "claim_run_dir(sys.argv[1])", str(run)], cwd=REPO, capture_output=True, text=True)
     assert free.returncode == 0, free.stderr  # the run folder was let go
 
-    monkeypatch.setattr(engine, "append_row", append_row)
+    monkeypatch.setattr(tracking, "append_row", append_row)
     fit(resume=run / "last.pt", progress=False)
     assert [r["epoch"] for r in read_rows(run / "epochs.csv")] == [1, 2]
 
