@@ -30,11 +30,18 @@ except ImportError:  # Windows: no flock; run folders are still created atomical
     fcntl = None
 
 STEP_FIELDS = ("epoch", "step", "loss", "lr", "images_per_s")
-EPOCH_FIELDS = ("epoch", "train_loss", "eval_loss", "eval_top1", "eval_top5", "eval_mean_class_acc", "lr", "seconds")
+EVAL_FIELDS = ("eval_loss", "eval_top1", "eval_top5", "eval_mean_class_acc")
+EPOCH_FIELDS = ("epoch", "train_loss", *EVAL_FIELDS, "lr", "seconds")
+EMA_PREFIX = "ema_"  # epochs.csv columns of the EMA weights: ema_eval_loss, ema_eval_top1, ...
 LOGGER_NAME = "fgvc"
 LOCK_FILE = ".lock"
 _HANDLER_MARK = "_fgvc_handler"
 _HELD: dict[Path, IO[str]] = {}  # run folders this process holds, with their open lock files
+
+
+def epoch_fields(ema: bool) -> tuple[str, ...]:
+    """The columns of ``epochs.csv``; with ``ema`` each eval column comes twice, the EMA weights' with ``ema_``."""
+    return EPOCH_FIELDS + tuple(EMA_PREFIX + name for name in EVAL_FIELDS) if ema else EPOCH_FIELDS
 
 
 def claim_run_dir(run_dir: str | Path) -> None:
