@@ -109,10 +109,7 @@ class TrainState:
     def restore(self, checkpoint: dict[str, Any], source: str | Path) -> None:
         """Continue from ``checkpoint`` (read from ``source``)."""
         load_model_state(self.model, checkpoint, source)
-        if self.ema is not None:
-            if "ema" not in checkpoint:
-                raise CheckpointError(f"{source} holds no EMA weights to continue: it was saved by a run without "
-                                      f"ema_decay")
+        if self.ema is not None:  # the checkpoint's run kept one too: a resume cannot change ema_decay
             load_model_state(self.ema.module, checkpoint, source, key="ema")
             self.ema.n_averaged.fill_(checkpoint["ema_updates"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
