@@ -82,9 +82,10 @@ class TrainConfig:
     label_smoothing: float = _field(0.1, "label smoothing of the cross-entropy")
     min_crop_scale: float = _field(0.25, "smallest area of the random resized crop, as a share of the image")
     affine_degrees: float = _field(10.0, "largest rotation of the random affine (shear: half of it)")
-    ema_decay: float = _field(0.0, "keep an exponential moving average (EMA) of the weights, moving 1 - D of the "
-                              "way to the trained weights after every optimizer step (e.g. 0.99; 0: off); each "
-                              "epoch evaluates both, and evaluate, predict and gradcam use the EMA")
+    ema_decay: float = _field(0.0, "keep an exponential moving average (EMA) of the weights, which moves "
+                              "1 - EMA_DECAY of the way to the trained weights after every optimizer step (e.g. "
+                              "0.999; 0: off); each epoch evaluates both, and evaluate, predict and gradcam use "
+                              "the EMA")
     # execution
     precision: str = _field("auto", "auto: bf16 (or fp16) on GPUs, fp32 on the CPU", PRECISIONS)
     sync_bn: bool = _field(False, "synchronise batch-norm statistics across the GPUs of a torchrun run")
