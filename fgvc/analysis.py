@@ -86,7 +86,8 @@ def _write_csv(path: Path, fields: list[str], rows: list[dict[str, Any]]) -> Non
 
 def format_report(report: dict[str, Any]) -> str:
     """A few human-readable lines: the headline metrics with their 95 % intervals, and the hierarchy."""
-    lines = [f"{report['split']} split, {report['num_samples']} images"]
+    weights = " (EMA weights)" if report.get("weights") == "ema" else ""
+    lines = [f"{report['split']} split, {report['num_samples']} images{weights}"]
     for key, name in (("top1", "top-1"), ("top5", "top-5"), ("mean_class_acc", "mean per-class")):
         low, high = report[f"{key}_ci"]
         lines.append(f"  {name:<16} {100 * report[key]:6.2f}%  (95% CI {100 * low:.2f}-{100 * high:.2f}%)")

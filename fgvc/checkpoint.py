@@ -3,10 +3,12 @@
     state = TrainState(model, optimizer, scheduler, scaler)
     save_checkpoint(run_dir / "last.pt", state.checkpoint(cfg, classes, hierarchy, metrics))
     state.restore(load_checkpoint(run_dir / "last.pt"), "last.pt")     # resume
-    trained = load_trained("logs/<run>/last.pt")                      # inference
+    trained = load_trained("logs/<run>/last.pt")                      # inference (EMA weights if it has them)
 
 A checkpoint holds what rebuilds and resumes a run: the training state (model, optimizer,
-scheduler and grad-scaler states, finished epochs, best top-1) and what describes the model's
+scheduler and grad-scaler states, finished epochs, best top-1; with ``ema_decay`` also the EMA
+weights under ``ema``, a state dict of the same model, and the number of updates behind them under
+``ema_updates``) and what describes the model's
 outputs (the whole config, the class names with their families and manufacturers, the last
 metrics). It is written to a temporary file and renamed, so ``last.pt`` is always either the
 previous or the new checkpoint, never half of one. Loading never unpickles code: a file that
@@ -23,9 +25,10 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
-from fgvc.config import TrainConfig
-from fgvc.errors import CheckpointError
+from fgvc.config import WEIGHTS, TrainConfig
+from fgvc.errors import CheckpointError, ConfigError
 from fgvc.model import build_model
 
 REQUIRED_KEYS = ("model", "epoch", "config", "classes")
@@ -69,10 +72,11 @@ def unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "_orig_mod", model)
 
 
-def load_model_state(model: nn.Module, state: dict[str, Any], source: str | Path) -> None:
-    """Load a checkpoint's weights, with an error that says which arch and class count it was made for."""
+def load_model_state(model: nn.Module, state: dict[str, Any], source: str | Path, key: str = "model") -> None:
+    """Load a checkpoint's weights (``key``: ``model``, or ``ema`` for their moving average), with an error that
+    says which arch and class count it was made for."""
     try:
-        unwrap(model).load_state_dict(state["model"])
+        unwrap(model).load_state_dict(state[key])
     except RuntimeError as err:
         cfg = state["config"]
         raise CheckpointError(f"{source} was saved from {cfg.get('arch')} with {len(state['classes'])} classes "
@@ -88,20 +92,26 @@ class TrainState:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
+    ema: AveragedModel | None = None  # moving average of the model's weights (``fgvc.ema``), when ema_decay > 0
     epoch: int = 0  # finished epochs
-    best_top1: float = -1.0  # best evaluation top-1 so far (best.pt is chosen on it)
+    best_top1: float = -1.0  # best evaluation top-1 so far of the weights inference uses (EMA when kept)
 
     def checkpoint(self, cfg: TrainConfig, classes: list[str], hierarchy: dict[str, list[str]],
                    metrics: dict[str, float]) -> dict[str, Any]:
         """The checkpoint of this state; ``hierarchy`` gives each class's family and manufacturer, if any."""
+        ema = {} if self.ema is None else {"ema": self.ema.module.state_dict(),
+                                           "ema_updates": int(self.ema.n_averaged)}
         return {"model": unwrap(self.model).state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "epoch": self.epoch,
                 "best_top1": self.best_top1, "config": cfg.to_dict(), "classes": classes, "hierarchy": hierarchy,
-                "metrics": metrics}
+                "metrics": metrics, **ema}
 
     def restore(self, checkpoint: dict[str, Any], source: str | Path) -> None:
         """Continue from ``checkpoint`` (read from ``source``)."""
         load_model_state(self.model, checkpoint, source)
+        if self.ema is not None:  # the checkpoint's run kept one too: a resume cannot change ema_decay
+            load_model_state(self.ema.module, checkpoint, source, key="ema")
+            self.ema.n_averaged.fill_(checkpoint["ema_updates"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
         self.scaler.load_state_dict(checkpoint["scaler"])
@@ -116,12 +126,25 @@ class Trained:
     cfg: TrainConfig
     classes: list[str]
     hierarchy: dict[str, list[str]]  # e.g. {"family": [family of each class], "manufacturer": [...]}
+    weights: str = "raw"  # which weights the model holds: "raw" or "ema"
+    has_ema: bool = False  # whether the checkpoint also holds EMA weights
 
 
-def load_trained(path: str | Path) -> Trained:
-    """Rebuild the trained model, its config, class names and class hierarchy from a checkpoint."""
+def load_trained(path: str | Path, weights: str | None = None) -> Trained:
+    """Rebuild the trained model, its config, class names and class hierarchy from a checkpoint.
+
+    ``weights``: ``"ema"`` (the moving average of the weights), ``"raw"`` (the trained weights), or
+    ``None``: the EMA when the checkpoint holds one, else the raw weights.
+    """
+    if weights not in (None, *WEIGHTS):
+        raise ConfigError(f"weights={weights!r} is invalid: expected one of {WEIGHTS} or None")
     state = load_checkpoint(path)
+    has_ema = "ema" in state
+    if weights == "ema" and not has_ema:
+        raise CheckpointError(f"{path} holds no EMA weights (its run trained without --ema-decay): "
+                              f"use --weights raw, or leave --weights out")
+    weights = weights or ("ema" if has_ema else "raw")
     cfg = TrainConfig.from_dict(state["config"])
     model = build_model(cfg.arch, len(state["classes"]), pretrained=False)
-    load_model_state(model, state, path)
-    return Trained(model.eval(), cfg, list(state["classes"]), dict(state.get("hierarchy", {})))
+    load_model_state(model, state, path, key="ema" if weights == "ema" else "model")
+    return Trained(model.eval(), cfg, list(state["classes"]), dict(state.get("hierarchy", {})), weights, has_ema)

@@ -12,6 +12,7 @@
     fgvc prepare --data-root data --out data/prepared-448 --img-size 448   # once: faster training input
     fgvc evaluate --checkpoint logs/<run>/last.pt --split test
     fgvc compare logs/<run-a> logs/<run-b>          # is B better than A? paired test on the same images
+    fgvc evaluate --checkpoint logs/<run>/last.pt --weights raw   # not the EMA weights the run kept
     fgvc predict --checkpoint logs/<run>/last.pt photo.jpg --topk 5
     fgvc gradcam --checkpoint logs/<run>/last.pt photo.jpg --out cams/
     fgvc bench data                                 # input pipeline images/s against today's baseline
@@ -27,7 +28,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-from fgvc.config import CAM_METHODS, DATASETS, DEVICES, EVAL_VIEWS, PRESETS, TrainConfig, flag, make_config
+from fgvc.config import CAM_METHODS, DATASETS, DEVICES, EVAL_VIEWS, PRESETS, WEIGHTS, TrainConfig, flag, make_config
 from fgvc.errors import ConfigError, FgvcError, Preempted
 
 REQUEUE_EXIT = 75  # EX_TEMPFAIL: a temporary failure, try again (requeue and resume)
@@ -115,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_prepare)
 
     view_help = "what the network sees of each photo: squash, whole or crop (default: the run's eval_view)"
+    weights_help = ("raw: the trained weights; ema: their moving average, kept by a run with --ema-decay "
+                    "(default: ema when the checkpoint has it)")
     p = sub.add_parser("evaluate", help="full evaluation of a checkpoint: metrics, per-class, confusions")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data-root", help="dataset folder (default: the one the run trained on)")
@@ -122,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="split to evaluate: train, val, trainval, test, or an imagefolder split (default test)")
     p.add_argument("--tta", action="store_true", help="average the predictions of each image and its mirror")
     p.add_argument("--view", choices=EVAL_VIEWS, help=view_help)
+    p.add_argument("--weights", choices=WEIGHTS, help=weights_help)
     p.add_argument("--out", help="folder for the report (default: eval-<split>/ beside the checkpoint)")
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.set_defaults(func=_evaluate)
@@ -151,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop-banner", action="store_true", help="cut the FGVC-Aircraft banner first")
     p.add_argument("--tta", action="store_true", help="average the predictions of each image and its mirror")
     p.add_argument("--view", choices=EVAL_VIEWS, help=view_help)
+    p.add_argument("--weights", choices=WEIGHTS, help=weights_help)
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.set_defaults(func=_predict)
 
@@ -162,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--class", dest="class_name", metavar="NAME", help="explain this class (default: the prediction)")
     p.add_argument("--crop-banner", action="store_true", help="cut the FGVC-Aircraft banner first")
     p.add_argument("--view", choices=EVAL_VIEWS, help=view_help)
+    p.add_argument("--weights", choices=WEIGHTS, help=weights_help)
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.set_defaults(func=_gradcam)
 
@@ -260,7 +266,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from fgvc.evaluation import evaluate_checkpoint
 
     analysis = evaluate_checkpoint(args.checkpoint, args.split, args.data_root, args.device, args.out, args.tta,
-                                   args.view)
+                                   args.view, weights=args.weights)
     print("\n\n".join([format_report(analysis.report), format_worst(analysis.report),
                         format_confusions(analysis.report)]))
     return 0
@@ -278,7 +284,8 @@ def _compare(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from fgvc.predict import Predictor, format_guess
 
-    predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, view=args.view, tta=args.tta)
+    predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, view=args.view, tta=args.tta,
+                                          weights=args.weights)
     results = predictor.predict_files(args.images, args.topk, args.crop_banner)
     if args.json:
         print(json.dumps(results, indent=2))
@@ -304,7 +311,7 @@ def _gradcam(args: argparse.Namespace) -> int:
     from fgvc.gradcam import write_overlays
 
     results = write_overlays(args.checkpoint, args.images, args.out, args.method, args.class_name,
-                             args.crop_banner, args.device, args.view)
+                             args.crop_banner, args.device, args.view, args.weights)
     for result in results:
         if "error" in result:
             print(f"fgvc: error: {result['error']}", file=sys.stderr)

@@ -29,6 +29,7 @@ OPTIMIZERS = ("sgd", "adamw")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 EVAL_VIEWS = ("squash", "whole", "crop")
+WEIGHTS = ("raw", "ema")  # what inference may load: the trained weights, or their moving average (ema_decay)
 CAM_METHODS = ("gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "eigencam", "scorecam", "ablationcam")
 MIN_IMG_SIZE = 32  # EfficientNets downsample 32x: a smaller input leaves no spatial map
 
@@ -81,6 +82,10 @@ class TrainConfig:
     label_smoothing: float = _field(0.1, "label smoothing of the cross-entropy")
     min_crop_scale: float = _field(0.25, "smallest area of the random resized crop, as a share of the image")
     affine_degrees: float = _field(10.0, "largest rotation of the random affine (shear: half of it)")
+    ema_decay: float = _field(0.0, "keep an exponential moving average (EMA) of the weights, which moves "
+                              "1 - EMA_DECAY of the way to the trained weights after every optimizer step (e.g. "
+                              "0.999; 0: off); each epoch evaluates both, and evaluate, predict and gradcam use "
+                              "the EMA")
     # execution
     precision: str = _field("auto", "auto: bf16 (or fp16) on GPUs, fp32 on the CPU", PRECISIONS)
     sync_bn: bool = _field(False, "synchronise batch-norm statistics across the GPUs of a torchrun run")
@@ -260,6 +265,7 @@ def validate(cfg: TrainConfig) -> None:
     _check(0 <= cfg.label_smoothing < 1, "label_smoothing", cfg.label_smoothing, "a number in [0, 1)")
     _check(0 < cfg.min_crop_scale <= 1, "min_crop_scale", cfg.min_crop_scale, "a number in (0, 1]")
     _check(0 <= cfg.affine_degrees <= 180, "affine_degrees", cfg.affine_degrees, "a number in [0, 180]")
+    _check(0 <= cfg.ema_decay < 1, "ema_decay", cfg.ema_decay, "a number in [0, 1) (0: no EMA)")
     _check(cfg.bn_momentum is None or 0 < cfg.bn_momentum < 1, "bn_momentum", cfg.bn_momentum,
            "None (keep the library's) or a number in (0, 1)")
     _check(cfg.optimizer in OPTIMIZERS, "optimizer", cfg.optimizer, f"one of {OPTIMIZERS}")

@@ -8,7 +8,9 @@ One code path serves CPU, CUDA and MPS: the device and the autocast precision co
 the config (``auto`` picks CUDA, then MPS, then the CPU; bf16 where the GPU has it, fp16
 with a GradScaler on older GPUs, fp32 otherwise). Every epoch starts by reseeding all
 random generators from ``(seed, epoch)``, so a run resumed from a checkpoint sees exactly
-the batches and augmentations an uninterrupted run would have seen.
+the batches and augmentations an uninterrupted run would have seen. With ``ema_decay`` a
+moving average of the weights (``fgvc.ema``) follows every optimizer step, is evaluated beside
+them each epoch, saved in the checkpoint and restored on resume.
 """
 
 from __future__ import annotations
@@ -39,12 +41,13 @@ from fgvc.checkpoint import TrainState, load_checkpoint, save_checkpoint, unwrap
 from fgvc.config import TrainConfig, resume_config, validate
 from fgvc.data import Loaders, Normalization, build_loaders, hierarchy_names, image_files, normalize
 from fgvc.distributed import SINGLE, Dist
+from fgvc.ema import ema_model
 from fgvc.errors import ConfigError, FgvcError, FolderError, NonFiniteLossError, Preempted
 from fgvc.model import build_model, model_spec
 from fgvc.plots import curves_figure, samples_figure
 from fgvc.predict import predict_scores
 from fgvc.runtime import Runtime
-from fgvc.tracking import RunLog, claim_run_dir, new_run_dir, release_run_dir, setup_logging
+from fgvc.tracking import EMA_PREFIX, RunLog, claim_run_dir, new_run_dir, release_run_dir, setup_logging
 
 log = logging.getLogger("fgvc")
 RANK_SEED_STRIDE = 100_003  # rank r seeds dropout from seed + r * stride (rank 0: the plain seed)
@@ -100,10 +103,11 @@ def train_one_epoch(state: TrainState, loader: DataLoader, criterion: nn.Module,
     there with ``norm``: a quarter of the bytes to copy, and no float work in the loader's workers.
 
     The gradients of ``accum_steps`` batches add up before each optimizer step (under DDP, without
-    an all-reduce for the batches in between). Returns the epoch's mean training loss, averaged
-    over the processes of a torchrun run. Raises ``NonFiniteLossError`` naming the epoch and step
-    when the loss stops being finite (checked at each logged step, on every rank alike, so the GPU
-    is not synchronised on every batch and all ranks stop together).
+    an all-reduce for the batches in between); the EMA, if kept, is updated after each optimizer step.
+    Returns the epoch's mean training loss, averaged over the processes of a torchrun run. Raises
+    ``NonFiniteLossError`` naming the epoch and step when the loss stops being finite (checked at each
+    logged step, on every rank alike, so the GPU is not synchronised on every batch and all ranks stop
+    together).
     """
     model, optimizer, scheduler, scaler = state.model, state.optimizer, state.scheduler, state.scaler
     model.train()
@@ -126,6 +130,8 @@ def train_one_epoch(state: TrainState, loader: DataLoader, criterion: nn.Module,
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()
+            if state.ema is not None:
+                state.ema.update_parameters(unwrap(model))
         window_loss += loss.detach().float()
         window_images += images.shape[0] * runtime.ranks.world_size
         window_batches += 1
@@ -328,7 +334,8 @@ def build_state(cfg: TrainConfig, num_classes: int, steps_per_epoch: int, runtim
                         weights=cfg.weights if pretrained else None, bn_momentum=cfg.bn_momentum)
     model = runtime.prepare(model)
     optimizer = build_optimizer(model, cfg)
-    return TrainState(model, optimizer, build_scheduler(optimizer, cfg, steps_per_epoch), runtime.grad_scaler())
+    ema = ema_model(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    return TrainState(model, optimizer, build_scheduler(optimizer, cfg, steps_per_epoch), runtime.grad_scaler(), ema)
 
 
 def _restore(state: TrainState, checkpoint: dict[str, Any], source: str | Path, cfg: TrainConfig,
@@ -366,18 +373,19 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     last_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, state.epoch + stop_after)
     run_log = RunLog(run_dir, tensorboard=cfg.tensorboard, done_epochs=state.epoch,
-                     batches_per_epoch=len(loaders.train)) if ranks.primary else None
+                     batches_per_epoch=len(loaders.train), ema=state.ema is not None) if ranks.primary else None
     try:
         if run_log is not None and checkpoint is None:
             _record_start(run_log, cfg, loaders, ranks)
         for epoch in range(state.epoch + 1, last_epoch + 1):
             result = _run_epoch(state, epoch, cfg, loaders, criterion, runtime, progress, run_log)
             if epoch == cfg.epochs and run_log is not None:
-                out = run_dir / f"eval-{cfg.eval_split}"
+                out, weights = run_dir / f"eval-{cfg.eval_split}", "raw" if state.ema is None else "ema"
                 analysis = analyse(result.scores, result.targets, loaders.classes, loaders.hierarchy, out, cfg.seed,
                                    {"checkpoint": str(run_dir / "last.pt"), "split": cfg.eval_split, "tta": False,
-                                    "view": cfg.eval_view}, files=image_files(loaders.eval.dataset))
-                log.info("final model:\n%s", format_report(analysis.report))
+                                    "view": cfg.eval_view, "weights": weights}, files=image_files(loaders.eval.dataset))
+                log.info("final model (%s weights):\n%s", "EMA" if weights == "ema" else "raw",
+                         format_report(analysis.report))
                 run_log.image("confusion", out / "confusion.png", epoch * len(loaders.train))
                 run_log.end_session(epoch * len(loaders.train))
     finally:
@@ -399,7 +407,10 @@ def _record_start(run_log: RunLog, cfg: TrainConfig, loaders: Loaders, ranks: Di
 def _run_epoch(state: TrainState, epoch: int, cfg: TrainConfig, loaders: Loaders, criterion: nn.Module,
                runtime: Runtime, progress: bool, run_log: RunLog | None) -> EvalResult:
     """Train and evaluate epoch ``epoch``, then write its metrics, checkpoints and curves (``run_log``: rank 0
-    alone has one)."""
+    alone has one).
+
+    With an EMA both weights are evaluated; the EMA's result is returned and chooses ``best.pt``, as the
+    EMA is what ``fgvc evaluate`` and ``fgvc predict`` use."""
     run_dir, ranks = Path(cfg.run_dir), runtime.ranks
 
     def log_step(row: dict[str, float]) -> None:
@@ -418,9 +429,13 @@ def _run_epoch(state: TrainState, epoch: int, cfg: TrainConfig, loaders: Loaders
     if not math.isfinite(result.loss):
         raise NonFiniteLossError(f"the {cfg.eval_split} loss became {result.loss} after epoch {epoch}: expected "
                                  f"a finite loss (try a lower --lr or --precision fp32); {_last_good(epoch - 1)}")
-    row = {"epoch": epoch, "train_loss": train_loss, "eval_loss": result.loss, "eval_top1": result.top1,
-           "eval_top5": result.top5, "eval_mean_class_acc": result.mean_class_acc,
-           "lr": state.scheduler.get_last_lr()[0], "seconds": time.perf_counter() - started}
+    row = {"epoch": epoch, "train_loss": train_loss, **_eval_columns(result),
+           "lr": state.scheduler.get_last_lr()[0]}
+    if state.ema is not None:
+        distributed.sync_buffers(state.ema, ranks)  # each rank averaged its own batch-norm statistics
+        result = evaluate(state.ema.module, loaders.eval, runtime, progress)
+        row.update(_eval_columns(result, EMA_PREFIX))
+    row["seconds"] = time.perf_counter() - started
     is_best = cfg.eval_split == "val" and result.top1 > state.best_top1
     state.epoch, state.best_top1 = epoch, max(state.best_top1, result.top1)
     if run_log is not None:
@@ -432,6 +447,16 @@ def _run_epoch(state: TrainState, epoch: int, cfg: TrainConfig, loaders: Loaders
         curves_figure(run_dir).savefig(run_dir / "curves.png", dpi=110)
         run_log.image("curves", run_dir / "curves.png", epoch * len(loaders.train))
     log.info("epoch %d/%d: train loss %.4f, %s loss %.4f, top-1 %.2f%%, top-5 %.2f%%, mean class %.2f%% "
-             "(%.0f s)", epoch, cfg.epochs, train_loss, cfg.eval_split, result.loss, 100 * result.top1,
-             100 * result.top5, 100 * result.mean_class_acc, row["seconds"])
+             "(%.0f s)", epoch, cfg.epochs, train_loss, cfg.eval_split, row["eval_loss"], 100 * row["eval_top1"],
+             100 * row["eval_top5"], 100 * row["eval_mean_class_acc"], row["seconds"])
+    if state.ema is not None:
+        log.info("epoch %d/%d: EMA weights: %s loss %.4f, top-1 %.2f%%, top-5 %.2f%%, mean class %.2f%%", epoch,
+                 cfg.epochs, cfg.eval_split, result.loss, 100 * result.top1, 100 * result.top5,
+                 100 * result.mean_class_acc)
     return result
+
+
+def _eval_columns(result: EvalResult, prefix: str = "") -> dict[str, float]:
+    """The ``epochs.csv`` columns of one evaluation (``prefix``: ``ema_`` for the EMA weights')."""
+    return {f"{prefix}eval_loss": result.loss, f"{prefix}eval_top1": result.top1, f"{prefix}eval_top5": result.top5,
+            f"{prefix}eval_mean_class_acc": result.mean_class_acc}

@@ -180,10 +180,11 @@ def overlay_paths(files: list[Path], out: str | Path, method: str) -> list[Path]
 
 def write_overlays(checkpoint: str | Path, images: list[str | Path], out: str | Path, method: str = "gradcam",
                    class_name: str | None = None, crop_banner: bool = False, device: str = "auto",
-                   view: str | None = None) -> list[dict[str, Any]]:
+                   view: str | None = None, weights: str | None = None) -> list[dict[str, Any]]:
     """One overlay PNG per image (folders are searched for images) under ``out``; an unreadable image gets an
-    ``error`` entry instead. ``crop_banner`` cuts the run's FGVC-Aircraft banner first."""
-    predictor = Predictor.from_checkpoint(checkpoint, device=device, view=view)
+    ``error`` entry instead. ``crop_banner`` cuts the run's FGVC-Aircraft banner first; ``weights`` as in
+    ``Predictor.from_checkpoint``."""
+    predictor = Predictor.from_checkpoint(checkpoint, device=device, view=view, weights=weights)
     classes = predictor.classes
     if class_name is not None and class_name not in classes:
         raise ConfigError(f"class {class_name!r} is not one of the {len(classes)} classes of {checkpoint}")

@@ -137,6 +137,9 @@ def curves_figure(run_dir: str | Path) -> Figure:
         loss_ax.plot(x, [r["eval_loss"] for r in epochs], "o-", label="eval loss")
         for key, label in (("eval_top1", "top-1"), ("eval_top5", "top-5"), ("eval_mean_class_acc", "mean per-class")):
             acc_ax.plot(x, [100 * r[key] for r in epochs], "o-", label=label)
+        if "ema_eval_top1" in epochs[0]:  # a run with --ema-decay: its moving average of the weights too
+            loss_ax.plot(x, [r["ema_eval_loss"] for r in epochs], "s--", label="EMA eval loss")
+            acc_ax.plot(x, [100 * r["ema_eval_top1"] for r in epochs], "s--", label="EMA top-1")
     loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
     acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="Evaluation accuracy", ylim=(0, 100))
     for ax in (loss_ax, acc_ax):

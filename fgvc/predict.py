@@ -1,17 +1,20 @@
 """One inference path: a ``Predictor`` built once from a checkpoint.
 
-    predictor = Predictor.from_checkpoint("logs/<run>/last.pt", device="auto")
+    predictor = Predictor.from_checkpoint("logs/<run>/last.pt", device="auto")   # EMA weights if it has them
     results = predictor.predict_files(["plane.jpg", "photos/"], topk=5)
     scores = predictor.scores([pil_image, ...])            # (N, C) softmax probabilities
 
 The predictor owns the preprocessing (``fgvc.data.eval_transform`` with the run's view), the
 device, the autocast precision and batching. ``fgvc evaluate``, ``fgvc predict``,
 ``fgvc gradcam`` and both notebooks go through it, so they name the same class with the same
-probability for the same photo. This module imports nothing of the training stack.
+probability for the same photo. A checkpoint of a run with ``ema_decay`` holds two sets of
+weights: the predictor takes the EMA unless ``weights="raw"``, and says which on stderr.
+This module imports nothing of the training stack.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +36,7 @@ from fgvc.model import model_spec
 from fgvc.runtime import Runtime
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+WEIGHT_NAMES = {"ema": "EMA", "raw": "raw"}
 
 
 @torch.no_grad()
@@ -91,18 +95,25 @@ class Predictor:
     tta: bool = False
     batch_size: int = 32
     hierarchy: dict[str, list[str]] = field(default_factory=dict)  # family / manufacturer of each class
+    weights: str = "raw"  # "raw" (the trained weights) or "ema" (their moving average)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto", precision: str = "auto",
-                        view: str | None = None, tta: bool = False, batch_size: int | None = None) -> Predictor:
-        """Rebuild the model of ``checkpoint``; ``view`` and ``batch_size`` default to the run's."""
-        trained = load_trained(checkpoint)
+                        view: str | None = None, tta: bool = False, batch_size: int | None = None,
+                        weights: str | None = None) -> Predictor:
+        """Rebuild the model of ``checkpoint``; ``view`` and ``batch_size`` default to the run's; ``weights``
+        (``"ema"`` or ``"raw"``) to the EMA when the checkpoint holds one (a line on stderr says which)."""
+        trained = load_trained(checkpoint, weights)
         cfg = trained.cfg
         runtime = Runtime.create(device, precision, cfg.channels_last)
         view = view or cfg.eval_view
         eval_transform(cfg.img_size, model_spec(cfg.arch).norm, view)  # refuses an unknown view
+        if trained.has_ema:
+            other = "raw" if trained.weights == "ema" else "ema"
+            print(f"fgvc: {checkpoint}: using its {WEIGHT_NAMES[trained.weights]} weights (for the "
+                  f"{WEIGHT_NAMES[other]} ones: --weights {other})", file=sys.stderr)
         return cls(runtime.prepare(trained.model).eval(), cfg, trained.classes, runtime, view, tta,
-                   batch_size or cfg.batch_size, trained.hierarchy)
+                   batch_size or cfg.batch_size, trained.hierarchy, trained.weights)
 
     @property
     def transform(self) -> transforms.Compose:

@@ -34,12 +34,19 @@ except ImportError:  # Windows: no flock; run folders are still created atomical
     fcntl = None
 
 STEP_FIELDS = ("epoch", "step", "loss", "lr", "images_per_s")
-EPOCH_FIELDS = ("epoch", "train_loss", "eval_loss", "eval_top1", "eval_top5", "eval_mean_class_acc", "lr", "seconds")
+EVAL_FIELDS = ("eval_loss", "eval_top1", "eval_top5", "eval_mean_class_acc")
+EPOCH_FIELDS = ("epoch", "train_loss", *EVAL_FIELDS, "lr", "seconds")
+EMA_PREFIX = "ema_"  # epochs.csv columns of the EMA weights: ema_eval_loss, ema_eval_top1, ...
 EVENT_FILES = "events.out.tfevents.*"  # TensorBoard's event files (SummaryWriter names them so)
 LOGGER_NAME = "fgvc"
 LOCK_FILE = ".lock"
 _HANDLER_MARK = "_fgvc_handler"
 _HELD: dict[Path, IO[str]] = {}  # run folders this process holds, with their open lock files
+
+
+def epoch_fields(ema: bool) -> tuple[str, ...]:
+    """The columns of ``epochs.csv``; with ``ema`` each eval column comes twice, the EMA weights' with ``ema_``."""
+    return EPOCH_FIELDS + tuple(EMA_PREFIX + name for name in EVAL_FIELDS) if ema else EPOCH_FIELDS
 
 
 def claim_run_dir(run_dir: str | Path) -> None:
@@ -157,14 +164,16 @@ class RunLog:
     values as TensorBoard events in the run folder (one run folder, one TensorBoard run). Rank 0 alone makes one.
 
     Events carry the batch step of ``steps.csv``: ``steps/<column>`` at each logged step, ``epochs/<column>`` at
-    the last step of its epoch. Opening the log of a run resumed after ``done_epochs`` epochs cuts both CSV files
-    back to those epochs and hides the events written after them (``SummaryWriter``'s ``purge_step``); opening it
-    for a new run (``done_epochs=0``) starts both afresh.
+    the last step of its epoch; with ``ema``, ``epochs.csv`` has the EMA weights' columns too. Opening the log of
+    a run resumed after ``done_epochs`` epochs cuts both CSV files back to those epochs and hides the events
+    written after them (``SummaryWriter``'s ``purge_step``); opening it for a new run (``done_epochs=0``) starts
+    both afresh.
     """
 
-    def __init__(self, run_dir: str | Path, *, tensorboard: bool, done_epochs: int, batches_per_epoch: int) -> None:
-        self.run_dir = Path(run_dir)
-        for name, fields in (("steps.csv", STEP_FIELDS), ("epochs.csv", EPOCH_FIELDS)):
+    def __init__(self, run_dir: str | Path, *, tensorboard: bool, done_epochs: int, batches_per_epoch: int,
+                 ema: bool = False) -> None:
+        self.run_dir, self.epoch_fields = Path(run_dir), epoch_fields(ema)
+        for name, fields in (("steps.csv", STEP_FIELDS), ("epochs.csv", self.epoch_fields)):
             keep_epochs_up_to(self.run_dir / name, done_epochs, fields)
         if done_epochs == 0:  # events of an attempt that stopped in its first epoch
             for stale in self.run_dir.glob(EVENT_FILES):
@@ -183,8 +192,8 @@ class RunLog:
 
     def epoch(self, row: dict[str, float], step: int) -> None:
         """An ``epochs.csv`` row, and each of its values as scalar ``epochs/<column>`` at ``step``; flushed."""
-        append_row(self.run_dir / "epochs.csv", EPOCH_FIELDS, row)
-        self._scalars("epochs", EPOCH_FIELDS, row, step)
+        append_row(self.run_dir / "epochs.csv", self.epoch_fields, row)
+        self._scalars("epochs", self.epoch_fields, row, step)
         if self.writer is not None:
             self.writer.flush()
 
@@ -215,7 +224,8 @@ class RunLog:
         from torch.utils.tensorboard.summary import hparams
 
         values = {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in config.items()}
-        metrics = {f"epochs/{name}": None for name in EPOCH_FIELDS if name.startswith(("train_", "eval_"))}
+        metrics = {f"epochs/{name}": None for name in self.epoch_fields
+                   if name.startswith(("train_", "eval_", EMA_PREFIX))}
         experiment, start, _ = hparams(values, metrics)
         for summary in (experiment, start):
             self.writer.file_writer.add_summary(summary)

@@ -110,6 +110,23 @@ def test_resume_under_two_processes_and_a_two_process_run_resumes_on_one(odd_roo
     assert "resuming" in (run / "train.log").read_text()
 
 
+def test_ema_under_two_processes_is_evaluated_with_the_statistics_the_checkpoint_keeps(
+        odd_root: Path, tmp_path: Path) -> None:
+    """Each rank averages its own batch-norm statistics into the EMA: every rank must evaluate rank 0's."""
+    run = tmp_path / "run"
+    result = torchrun(run, odd_root, "--epochs", "1", "--ema-decay", "0.5", logs=tmp_path / "logs")
+    assert result.returncode == 0, result.stderr + rank_output(tmp_path / "logs", 0, "stderr")
+    single = evaluate_checkpoint(run / "last.pt", "test", device="cpu", out=tmp_path / "single")
+    assert single.report["weights"] == "ema"
+    probabilities = {}
+    for name, folder in (("two processes", run / "eval-test"), ("one process", tmp_path / "single")):
+        with (folder / "predictions.csv").open(newline="") as f:
+            probabilities[name] = {r["file"]: float(r["probability"]) for r in csv.DictReader(f)}
+    assert len(probabilities["one process"]) == 15
+    assert probabilities["two processes"] == pytest.approx(probabilities["one process"], abs=1e-5)
+    assert read_rows(run / "epochs.csv")[-1]["ema_eval_top1"] == pytest.approx(single.report["top1"])
+
+
 def test_sigterm_to_the_launcher_leaves_a_last_pt_that_resumes(tmp_path: Path) -> None:
     root = tmp_path / "data"
     write_synthetic_dataset(root, num_classes=3, per_class=30, size=(96, 88))  # 60 trainval: 15 steps a rank

@@ -1,0 +1,191 @@
+"""EMA weights (``--ema-decay``): the average follows its formula after each optimizer step, batch-norm statistics
+are averaged too, the checkpoint holds both weights and resumes exactly, training itself is untouched, and
+evaluate, predict, gradcam and the notebook use the EMA unless asked for the raw weights, and say so."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import tiny_config
+from test_notebooks import code_cells, execute
+from torch import nn
+
+from fgvc.checkpoint import load_checkpoint, load_trained
+from fgvc.cli import main
+from fgvc.config import resume_config
+from fgvc.data import FGVC_FOLDER
+from fgvc.ema import ema_model
+from fgvc.engine import fit
+from fgvc.errors import CheckpointError, ConfigError
+from fgvc.predict import Predictor
+from fgvc.synthetic import write_synthetic_dataset
+from fgvc.tracking import EVAL_FIELDS, read_rows
+
+DECAY = 0.9
+TINY = {"img_size": 32, "batch_size": 4, "epochs": 2}
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 classes, 18 trainval and 9 test images: 4 optimizer steps an epoch (batches of 4, the last 2 images
+    dropped)."""
+    root = tmp_path_factory.mktemp("ema-data")
+    write_synthetic_dataset(root, num_classes=3, per_class=9, size=(80, 76))
+    return root
+
+
+@pytest.fixture(scope="module")
+def runs(root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two epochs with the EMA (straight, and stopped after one then resumed) and two without."""
+    base = tmp_path_factory.mktemp("ema-runs")
+    straight = fit(tiny_config(root, base / "ema", ema_decay=DECAY, **TINY), progress=False)
+    fit(tiny_config(root, base / "resumed", ema_decay=DECAY, **TINY), progress=False, stop_after=1)
+    resumed = fit(resume=base / "resumed" / "last.pt", progress=False)
+    raw = fit(tiny_config(root, base / "raw", **TINY), progress=False)
+    return {"ema": straight, "resumed": resumed, "raw": raw}
+
+
+def test_the_average_follows_the_ema_formula_for_weights_and_batch_norm_statistics() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    ema = ema_model(model, DECAY)
+    expected: dict[str, torch.Tensor] = {}
+    for step in range(6):
+        model.train()
+        loss = model(torch.randn(16, 4) + step).pow(2).mean()  # inputs that move the running mean each step
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        ema.update_parameters(model)
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point():
+                current = tensor.detach().clone()
+                expected[name] = current if step == 0 else DECAY * expected[name] + (1 - DECAY) * current
+    averaged, raw = ema.module.state_dict(), model.state_dict()
+    for name in ("0.weight", "2.bias", "1.running_mean", "1.running_var"):
+        torch.testing.assert_close(averaged[name], expected[name], msg=name)
+        assert not torch.allclose(averaged[name], raw[name]), f"{name} is a copy of the raw model's"
+    assert not torch.allclose(averaged["1.running_mean"], torch.zeros(8))  # moved from its initial value
+    assert int(ema.n_averaged) == 6
+
+
+def test_epochs_csv_has_the_raw_and_the_ema_metrics_and_training_is_untouched(runs: dict[str, Path]) -> None:
+    with_ema, without = read_rows(runs["ema"] / "epochs.csv"), read_rows(runs["raw"] / "epochs.csv")
+    assert [r["epoch"] for r in with_ema] == [1, 2]
+    for row, plain in zip(with_ema, without, strict=True):
+        assert all(0 <= row[f"ema_{name}"] <= 1 for name in EVAL_FIELDS if name != "eval_loss")
+        assert row["ema_eval_loss"] != row["eval_loss"]  # two different networks evaluated
+        assert {k: row[k] for k in ("train_loss", *EVAL_FIELDS)} == {k: plain[k] for k in ("train_loss", *EVAL_FIELDS)}
+    assert not any(k.startswith("ema_") for k in without[0])
+    a, b = load_checkpoint(runs["ema"] / "last.pt"), load_checkpoint(runs["raw"] / "last.pt")
+    for key, tensor in a["model"].items():  # keeping an average changes nothing of the training itself
+        assert torch.equal(tensor, b["model"][key]), key
+
+
+def test_the_checkpoint_holds_both_weights_one_ema_update_per_optimizer_step(
+        root: Path, runs: dict[str, Path], tmp_path: Path) -> None:
+    state = load_checkpoint(runs["ema"] / "last.pt")
+    assert state["ema"].keys() == state["model"].keys()
+    assert state["ema_updates"] == 2 * 4  # 2 epochs of 4 optimizer steps
+    assert any(not torch.equal(state["ema"][k], state["model"][k]) for k in state["model"] if "running_var" in k)
+    assert "ema" not in load_checkpoint(runs["raw"] / "last.pt")
+    accumulated = fit(tiny_config(root, tmp_path / "accum", ema_decay=DECAY, accum_steps=3, **{**TINY, "epochs": 1}),
+                      progress=False)
+    assert load_checkpoint(accumulated / "last.pt")["ema_updates"] == 2  # 4 batches: steps after batches 3 and 4
+
+
+def test_resume_with_ema_equals_the_uninterrupted_run(runs: dict[str, Path]) -> None:
+    a, b = load_checkpoint(runs["ema"] / "last.pt"), load_checkpoint(runs["resumed"] / "last.pt")
+    assert b["epoch"] == 2 and a["ema_updates"] == b["ema_updates"]
+    for part in ("model", "ema"):
+        for key, tensor in a[part].items():
+            assert torch.equal(tensor, b[part][key]), f"{part} {key}"
+    strip = ("seconds",)
+    assert [{k: v for k, v in r.items() if k not in strip} for r in read_rows(runs["ema"] / "epochs.csv")] == \
+           [{k: v for k, v in r.items() if k not in strip} for r in read_rows(runs["resumed"] / "epochs.csv")]
+
+
+def test_a_resume_cannot_change_the_ema_decay() -> None:
+    saved = tiny_config(Path("data"), Path("run"), ema_decay=DECAY)
+    with pytest.raises(ConfigError, match="--ema-decay cannot change when resuming"):
+        resume_config(saved, {"ema_decay": 0.0})
+
+
+def test_the_final_analysis_uses_the_ema_and_says_so(runs: dict[str, Path]) -> None:
+    report = json.loads((runs["ema"] / "eval-test" / "metrics.json").read_text())
+    assert report["weights"] == "ema"
+    assert report["top1"] == pytest.approx(read_rows(runs["ema"] / "epochs.csv")[-1]["ema_eval_top1"])
+    assert "final model (EMA weights)" in (runs["ema"] / "train.log").read_text()
+    assert json.loads((runs["raw"] / "eval-test" / "metrics.json").read_text())["weights"] == "raw"
+
+
+def test_predictor_takes_the_ema_by_default_and_the_raw_weights_on_request(
+        runs: dict[str, Path], root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    checkpoint = runs["ema"] / "last.pt"
+    state = load_checkpoint(checkpoint)
+    images = sorted((root / FGVC_FOLDER / "data" / "images").glob("*.jpg"))[:6]
+    default = Predictor.from_checkpoint(checkpoint, device="cpu")
+    assert default.weights == "ema" and f"{checkpoint}: using its EMA weights" in capsys.readouterr().err
+    raw = Predictor.from_checkpoint(checkpoint, device="cpu", weights="raw")
+    assert raw.weights == "raw" and "using its raw weights" in capsys.readouterr().err
+    for predictor, key in ((default, "ema"), (raw, "model")):
+        for name, tensor in predictor.model.state_dict().items():
+            assert torch.equal(tensor, state[key][name]), f"{key} {name}"
+    default_scores = default.predict_files(images, topk=3)
+    raw_scores = raw.predict_files(images, topk=3)
+    gap = max(abs(a["top"][0]["probability"] - b["top"][0]["probability"]) for a, b in zip(default_scores, raw_scores))
+    assert gap > 1e-4  # two different networks
+    assert Predictor.from_checkpoint(runs["raw"] / "last.pt", device="cpu").weights == "raw"
+    assert capsys.readouterr().err == ""  # one set of weights: nothing to choose, nothing said
+
+
+def test_weights_ema_on_a_checkpoint_without_one_is_a_clear_error(
+        runs: dict[str, Path], root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    checkpoint = runs["raw"] / "last.pt"
+    with pytest.raises(CheckpointError, match="holds no EMA weights"):
+        load_trained(checkpoint, "ema")
+    with pytest.raises(ConfigError, match="weights='best'"):
+        load_trained(checkpoint, "best")
+    image = next((root / FGVC_FOLDER / "data" / "images").glob("*.jpg"))
+    for command in (["predict", "--checkpoint", str(checkpoint), str(image)],
+                    ["evaluate", "--checkpoint", str(checkpoint)],
+                    ["gradcam", "--checkpoint", str(checkpoint), str(image), "--out", "unused"]):
+        assert main([*command, "--weights", "ema", "--device", "cpu"]) == 2
+        err = capsys.readouterr().err
+        assert f"{checkpoint} holds no EMA weights" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_evaluate_predict_and_gradcam_choose_with_weights(
+        runs: dict[str, Path], root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    checkpoint = runs["ema"] / "last.pt"
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--device", "cpu", "--out", str(tmp_path / "ema")]) == 0
+    captured = capsys.readouterr()
+    assert "test split, 9 images (EMA weights)" in captured.out and "using its EMA weights" in captured.err
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--device", "cpu", "--weights", "raw"]) == 0
+    assert "(EMA weights)" not in capsys.readouterr().out
+    by_weights = {w: json.loads((folder / "metrics.json").read_text()) for w, folder in
+                  (("ema", tmp_path / "ema"), ("raw", runs["ema"] / "eval-test-raw"))}
+    assert by_weights["ema"]["weights"] == "ema" and by_weights["raw"]["weights"] == "raw"
+    last = read_rows(runs["ema"] / "epochs.csv")[-1]
+    assert by_weights["ema"]["top1"] == pytest.approx(last["ema_eval_top1"])
+    assert by_weights["raw"]["top1"] == pytest.approx(last["eval_top1"])
+
+    image = str(next((root / FGVC_FOLDER / "data" / "images").glob("*.jpg")))
+    top = {}
+    for weights in ("ema", "raw"):
+        assert main(["predict", "--checkpoint", str(checkpoint), image, "--json", "--weights", weights]) == 0
+        top[weights] = json.loads(capsys.readouterr().out)[0]["top"][0]["probability"]
+        assert main(["gradcam", "--checkpoint", str(checkpoint), image, "--out", str(tmp_path / weights),
+                     "--weights", weights]) == 0
+        assert f"using its {'EMA' if weights == 'ema' else 'raw'} weights" in capsys.readouterr().err
+    assert top["ema"] != pytest.approx(top["raw"], abs=1e-4)
+
+
+def test_gradcam_notebook_says_it_uses_the_ema(runs: dict[str, Path], tmp_path: Path) -> None:
+    executed = execute("gradcam.ipynb", tmp_path / "gradcam.ipynb", {"RUN_DIR": str(runs["ema"]), "NUM_IMAGES": 2})
+    said = [o.get("text", "") for cell in code_cells(executed) for o in cell.outputs if o.get("name") == "stderr"]
+    assert any("using its EMA weights" in text for text in said), said
