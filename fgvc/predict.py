@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from fgvc.checkpoint import load_trained
 from fgvc.config import TrainConfig
 from fgvc.data import eval_transform, load_image
-from fgvc.errors import BadImageError
+from fgvc.errors import BadImageError, ConfigError
 from fgvc.model import model_spec
 from fgvc.runtime import Runtime
 
@@ -84,11 +84,22 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto", precision: str = "auto",
-                        view: str | None = None, tta: bool = False, batch_size: int | None = None) -> Predictor:
-        """Rebuild the model of ``checkpoint``; ``view`` and ``batch_size`` default to the run's."""
-        trained = load_trained(checkpoint)
+                        view: str | None = None, tta: bool = False, batch_size: int | None = None,
+                        channels_last: bool | None = None) -> Predictor:
+        """Rebuild the model of ``checkpoint`` (a ``.pt``, or an ``.onnx`` from ``fgvc export``, run with ONNX
+        Runtime); ``view``, ``batch_size`` and ``channels_last`` default to the run's."""
+        if Path(checkpoint).suffix == ".onnx":
+            from fgvc.export import load_onnx  # onnxruntime is imported only for ONNX files
+
+            if device not in ("auto", "cpu") or precision not in ("auto", "fp32"):
+                raise ConfigError(f"{checkpoint} runs with ONNX Runtime in fp32 on the CPU: expected device 'auto' "
+                                  f"or 'cpu' and precision 'auto' or 'fp32', not {device!r} and {precision!r}")
+            trained, runtime = load_onnx(checkpoint), Runtime(torch.device("cpu"))
+        else:
+            trained = load_trained(checkpoint)
+            layout = trained.cfg.channels_last if channels_last is None else channels_last
+            runtime = Runtime.create(device, precision, layout)
         cfg = trained.cfg
-        runtime = Runtime.create(device, precision, cfg.channels_last)
         view = view or cfg.eval_view
         eval_transform(cfg.img_size, model_spec(cfg.arch).norm, view)  # refuses an unknown view
         return cls(runtime.prepare(trained.model).eval(), cfg, trained.classes, runtime, view, tta,
