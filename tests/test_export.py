@@ -29,54 +29,45 @@ def photos(synthetic_root: Path) -> list[Path]:
     return sorted((synthetic_root / FGVC_FOLDER / "data" / "images").glob("*.jpg"))[::97][:5]
 
 
-@pytest.fixture(scope="module")
-def b0_onnx(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The trained B0 demo run (efficientnet_pytorch, swish) exported."""
-    return export_onnx(trained_run / "last.pt", tmp_path_factory.mktemp("onnx") / "b0.onnx")
+@pytest.fixture(scope="module", params=["efficientnet-b0", "efficientnet-lite0"])
+def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A 6-class checkpoint at 64 px and its ONNX file: B0 (efficientnet_pytorch, swish) with random weights,
+    Lite0 (the fork, ReLU6) with its ImageNet backbone."""
+    folder = tmp_path_factory.mktemp(request.param)
+    checkpoint = write_checkpoint(folder / "last.pt", img_size=64, batch_size=4, arch=request.param, classes=6)
+    return checkpoint, export_onnx(checkpoint, folder / "model.onnx")
 
 
-@pytest.fixture(scope="module")
-def lite0_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Lite0 (the fork, ReLU6) with its ImageNet backbone and a fresh head, at 64 px."""
-    return write_checkpoint(tmp_path_factory.mktemp("lite0") / "lite0.pt", img_size=64, batch_size=4)
-
-
-@pytest.mark.parametrize("arch", ["efficientnet-b0", "efficientnet-lite0"])
-def test_onnx_computes_the_pytorch_logits_at_batch_1_and_3(
-        arch: str, request: pytest.FixtureRequest, photos: list[Path], tmp_path: Path) -> None:
-    if arch == "efficientnet-b0":
-        checkpoint, onnx_file = request.getfixturevalue("trained_run") / "last.pt", request.getfixturevalue("b0_onnx")
-    else:
-        checkpoint = request.getfixturevalue("lite0_checkpoint")
-        onnx_file = export_onnx(checkpoint, tmp_path / "lite0.onnx")
-    torch_model = load_trained(checkpoint).model
-    onnx_model = load_onnx(onnx_file).model
+def test_onnx_computes_the_pytorch_logits_at_batch_1_and_3(exported: tuple[Path, Path], photos: list[Path]) -> None:
+    checkpoint, onnx_file = exported
+    torch_model, onnx_model = load_trained(checkpoint).model, load_onnx(onnx_file).model
     predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
     images = torch.stack([predictor.transform(load_image(p, 20)) for p in photos[:3]])
     for batch in (images[:1], images):
         with torch.no_grad():
             expected = torch_model(batch)
         got = onnx_model(batch)
+        scale = float(expected.abs().max())
         assert got.shape == expected.shape == (len(batch), len(predictor.classes))
-        assert (got - expected).abs().max() <= LOGIT_TOLERANCE
+        assert (got - expected).abs().max() <= LOGIT_TOLERANCE * max(scale, 1.0)
         assert (got.softmax(1) - expected.softmax(1)).abs().max() <= PROBABILITY_TOLERANCE
-    assert expected.std() > 100 * LOGIT_TOLERANCE  # logits that differ between classes: a real comparison
+    assert float(expected.std()) > 0.01 * scale > 0  # logits that differ between classes and images
 
 
-def test_the_file_carries_what_inference_needs(trained_run: Path, b0_onnx: Path) -> None:
-    trained, exported = load_trained(trained_run / "last.pt"), load_onnx(b0_onnx)
-    assert exported.cfg == trained.cfg and exported.classes == trained.classes
-    assert exported.hierarchy == trained.hierarchy and set(exported.hierarchy) == {"family", "manufacturer"}
-    metadata, norm = exported.model.metadata, model_spec(trained.cfg.arch).norm
+def test_the_file_carries_what_inference_needs(exported: tuple[Path, Path]) -> None:
+    trained, loaded = load_trained(exported[0]), load_onnx(exported[1])
+    assert loaded.cfg == trained.cfg and loaded.classes == trained.classes
+    assert loaded.hierarchy == trained.hierarchy and set(loaded.hierarchy) == {"family", "manufacturer"}
+    metadata, norm = loaded.model.metadata, model_spec(trained.cfg.arch).norm
     assert int(metadata["img_size"]) == trained.cfg.img_size and metadata["eval_view"] == trained.cfg.eval_view
     assert tuple(json.loads(metadata["mean"])) == norm.mean and tuple(json.loads(metadata["std"])) == norm.std
     assert metadata["interpolation"] == norm.interpolation.value
 
 
 def test_predict_on_the_onnx_file_names_the_top5_of_the_checkpoint(
-        trained_run: Path, b0_onnx: Path, photos: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
+        exported: tuple[Path, Path], photos: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
     outputs = {}
-    for checkpoint in (trained_run / "last.pt", b0_onnx):
+    for checkpoint in exported:
         capsys.readouterr()
         assert main(["predict", "--checkpoint", str(checkpoint), *map(str, photos), "--json", "--crop-banner",
                      "--batch-size", "2"]) == 0
@@ -90,9 +81,9 @@ def test_predict_on_the_onnx_file_names_the_top5_of_the_checkpoint(
                            [g["probability"] for g in torch_result["top"]], rtol=0, atol=PROBABILITY_TOLERANCE)
 
 
-def test_batched_predict_equals_one_image_at_a_time(trained_run: Path, photos: list[Path]) -> None:
-    batched = Predictor.from_checkpoint(trained_run / "last.pt", device="cpu", batch_size=4)
-    single = Predictor.from_checkpoint(trained_run / "last.pt", device="cpu", batch_size=1)
+def test_batched_predict_equals_one_image_at_a_time(exported: tuple[Path, Path], photos: list[Path]) -> None:
+    batched = Predictor.from_checkpoint(exported[0], device="cpu", batch_size=4)
+    single = Predictor.from_checkpoint(exported[0], device="cpu", batch_size=1)
     together = batched.predict_files(photos, crop_banner=True)
     apart = [result for photo in photos for result in single.predict_files([photo], crop_banner=True)]
     assert [r["file"] for r in together] == [r["file"] for r in apart] == list(map(str, photos))
@@ -102,18 +93,18 @@ def test_batched_predict_equals_one_image_at_a_time(trained_run: Path, photos: l
                            rtol=0, atol=PROBABILITY_TOLERANCE)
 
 
-def test_onnx_files_are_checked(b0_onnx: Path, tmp_path: Path) -> None:
+def test_onnx_files_are_checked(exported: tuple[Path, Path], tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match=r"missing\.onnx"):
         Predictor.from_checkpoint(tmp_path / "missing.onnx")
     (tmp_path / "text.onnx").write_text("not a model")
     with pytest.raises(CheckpointError, match=r"text\.onnx"):
         Predictor.from_checkpoint(tmp_path / "text.onnx")
     with pytest.raises(ConfigError, match="ONNX Runtime"):
-        Predictor.from_checkpoint(b0_onnx, precision="bf16")
+        Predictor.from_checkpoint(exported[1], precision="bf16")
 
 
 def test_bench_predict_prints_its_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "predict", "--quick", "--device", "cpu", "--workdir", str(tmp_path)]) == 0
+    assert main(["bench", "predict", "--quick", "--repeats", "1", "--device", "cpu", "--workdir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("### fgvc bench predict: efficientnet-lite0") and "| configuration | images/s |" in out
     rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line][1:]

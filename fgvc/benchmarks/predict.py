@@ -27,13 +27,16 @@ from fgvc.runtime import resolve_device
 ARCH, CLASSES = "efficientnet-lite0", 100
 
 
-def write_checkpoint(path: Path, img_size: int, batch_size: int) -> Path:
-    """A checkpoint of Lite0 with its ImageNet backbone and a fresh head, as ``fgvc train`` would write it."""
-    cfg = make_config("cpu", arch=ARCH, img_size=img_size, batch_size=batch_size, channels_last=False)
+def write_checkpoint(path: Path, img_size: int, batch_size: int, arch: str = ARCH, classes: int = CLASSES) -> Path:
+    """A checkpoint of an untrained model, as ``fgvc train`` writes one: a fresh head on the ImageNet backbone
+    for the Lite family (installed by pip), random weights otherwise; classes in families of two."""
+    cfg = make_config("cpu", arch=arch, pretrained=arch.startswith("efficientnet-lite"), img_size=img_size,
+                      batch_size=batch_size, channels_last=False)
     torch.manual_seed(0)
-    model = build_model(ARCH, CLASSES, pretrained=True)
+    model = build_model(arch, classes, pretrained=cfg.pretrained)
+    hierarchy = {"family": [f"family {i // 2}" for i in range(classes)], "manufacturer": ["maker"] * classes}
     save_checkpoint(path, {"model": model.state_dict(), "epoch": 0, "config": cfg.to_dict(),
-                           "classes": [f"variant {i}" for i in range(CLASSES)], "hierarchy": {}})
+                           "classes": [f"variant {i}" for i in range(classes)], "hierarchy": hierarchy})
     return path
 
 
@@ -59,7 +62,6 @@ def run(args: argparse.Namespace) -> str:
     checkpoint = write_checkpoint(workdir / f"lite0-{img_size}.pt", img_size, batch_size)
     onnx_file = export_onnx(checkpoint, workdir / f"lite0-{img_size}.onnx")
     device = resolve_device(args.device)
-    repeats = 1 if args.quick else args.repeats
 
     def predictor(path: Path, batch: int, precision: str = "fp32", channels_last: bool = False) -> Predictor:
         return Predictor.from_checkpoint(path, device=device.type if path.suffix == ".pt" else "cpu",
@@ -76,10 +78,11 @@ def run(args: argparse.Namespace) -> str:
                 (f"ONNX Runtime, batches of {batch_size}", predictor(onnx_file, batch_size), False)]
 
     rows: list[Row] = []
+    single_repeats = 1 if args.quick else max(3, args.repeats)  # latency: at least 3 calls
     for name, built, one_at_a_time in configs:
-        single = measure(name, _files_run(built, files[:1], True), repeats=max(3, repeats), device=device)
-        row = measure(name, _files_run(built, files, one_at_a_time), repeats=repeats, device=device)
+        single = measure(name, _files_run(built, files[:1], True), repeats=single_repeats, device=device)
+        row = measure(name, _files_run(built, files, one_at_a_time), repeats=args.repeats, device=device)
         rows.append(Row(row.name, row.images_per_s, row.peak_mb, f"one image: {1000 / single.images_per_s:.0f} ms"))
     title = (f"fgvc bench predict: {ARCH} ({CLASSES} classes) at {img_size} px, {len(files)} FGVC-sized JPEGs "
-             f"(decode, preprocess, forward, top-5), {device.type}, median of {repeats}")
+             f"(decode, preprocess, forward, top-5), {device.type}, median of {args.repeats}")
     return table(title, rows)
