@@ -14,6 +14,8 @@
     fgvc compare logs/<run-a> logs/<run-b>          # is B better than A? paired test on the same images
     fgvc evaluate --checkpoint logs/<run>/last.pt --weights raw   # not the EMA weights the run kept
     fgvc predict --checkpoint logs/<run>/last.pt photo.jpg --topk 5
+    fgvc export --checkpoint logs/<run>/last.pt --onnx model.onnx   # ONNX, dynamic batch size
+    fgvc predict --checkpoint model.onnx photos/    # the same predictions, run by ONNX Runtime
     fgvc gradcam --checkpoint logs/<run>/last.pt photo.jpg --out cams/
     fgvc bench data                                 # input pipeline images/s against today's baseline
     fgvc serve --checkpoint logs/<run>/last.pt      # a web demo on http://127.0.0.1:7860
@@ -28,7 +30,18 @@ import json
 import sys
 from collections.abc import Sequence
 
-from fgvc.config import CAM_METHODS, DATASETS, DEVICES, EVAL_VIEWS, PRESETS, WEIGHTS, TrainConfig, flag, make_config
+from fgvc.config import (
+    CAM_METHODS,
+    DATASETS,
+    DEVICES,
+    EVAL_VIEWS,
+    PRECISIONS,
+    PRESETS,
+    WEIGHTS,
+    TrainConfig,
+    flag,
+    make_config,
+)
 from fgvc.errors import ConfigError, FgvcError, Preempted
 
 REQUEUE_EXIT = 75  # EX_TEMPFAIL: a temporary failure, try again (requeue and resume)
@@ -145,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_compare)
 
     p = sub.add_parser("predict", help="top-k variants of images (files or folders)")
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", required=True, help="a run's last.pt or best.pt, or an .onnx file from fgvc "
+                   "export (run with ONNX Runtime on the CPU)")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or folders searched for images")
     p.add_argument("--topk", type=int, default=5)
     output = p.add_mutually_exclusive_group()
@@ -156,8 +170,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tta", action="store_true", help="average the predictions of each image and its mirror")
     p.add_argument("--view", choices=EVAL_VIEWS, help=view_help)
     p.add_argument("--weights", choices=WEIGHTS, help=weights_help)
+    p.add_argument("--batch-size", type=int, help="images per forward pass (default: the run's batch size)")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS, help="autocast precision (default auto: "
+                   "bf16 or fp16 on GPUs, fp32 on the CPU)")
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.set_defaults(func=_predict)
+
+    p = sub.add_parser("export", help="write a checkpoint's model as ONNX, for fgvc predict or other runtimes",
+                       description="Export with a dynamic batch size, height and width; the file's metadata holds "
+                       "the class names, their hierarchy and the preprocessing (size, normalisation, view).")
+    p.add_argument("--checkpoint", required=True, help="a run's last.pt or best.pt")
+    p.add_argument("--onnx", required=True, metavar="FILE", help="the ONNX file to write")
+    p.set_defaults(func=_export)
 
     p = sub.add_parser("gradcam", help="Grad-CAM overlays of images, one PNG each")
     p.add_argument("--checkpoint", required=True)
@@ -284,7 +308,8 @@ def _compare(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from fgvc.predict import Predictor, format_guess
 
-    predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, view=args.view, tta=args.tta,
+    predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision,
+                                          view=args.view, tta=args.tta, batch_size=args.batch_size,
                                           weights=args.weights)
     results = predictor.predict_files(args.images, args.topk, args.crop_banner)
     if args.json:
@@ -305,6 +330,13 @@ def _predict(args: argparse.Namespace) -> int:
                     print(result["file"])
                 print(format_guess(rank, guess))
     return 1 if any("error" in r for r in results) else 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from fgvc.export import export_onnx
+
+    print(f"wrote {export_onnx(args.checkpoint, args.onnx)}")
+    return 0
 
 
 def _gradcam(args: argparse.Namespace) -> int:

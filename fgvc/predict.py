@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from fgvc.checkpoint import load_trained
 from fgvc.config import TrainConfig
 from fgvc.data import eval_transform, load_image
-from fgvc.errors import BadImageError
+from fgvc.errors import BadImageError, ConfigError
 from fgvc.model import model_spec
 from fgvc.runtime import Runtime
 
@@ -100,12 +100,23 @@ class Predictor:
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto", precision: str = "auto",
                         view: str | None = None, tta: bool = False, batch_size: int | None = None,
-                        weights: str | None = None) -> Predictor:
-        """Rebuild the model of ``checkpoint``; ``view`` and ``batch_size`` default to the run's; ``weights``
-        (``"ema"`` or ``"raw"``) to the EMA when the checkpoint holds one (a line on stderr says which)."""
-        trained = load_trained(checkpoint, weights)
+                        weights: str | None = None, channels_last: bool | None = None) -> Predictor:
+        """Rebuild the model of ``checkpoint`` (a ``.pt``, or an ``.onnx`` from ``fgvc export``, run with ONNX
+        Runtime); ``view``, ``batch_size`` and ``channels_last`` default to the run's; ``weights`` (``"ema"`` or
+        ``"raw"``) to the EMA when the checkpoint holds one (a line on stderr says which)."""
+        if Path(checkpoint).suffix == ".onnx":
+            from fgvc.export import load_onnx  # onnxruntime is imported only for ONNX files
+
+            if device not in ("auto", "cpu") or precision not in ("auto", "fp32") or weights is not None:
+                raise ConfigError(f"{checkpoint} runs with ONNX Runtime in fp32 on the CPU, with the weights it was "
+                                  f"exported with: expected device 'auto' or 'cpu', precision 'auto' or 'fp32' and "
+                                  f"no --weights, not {device!r}, {precision!r} and {weights!r}")
+            trained, runtime = load_onnx(checkpoint), Runtime(torch.device("cpu"))
+        else:
+            trained = load_trained(checkpoint, weights)
+            layout = trained.cfg.channels_last if channels_last is None else channels_last
+            runtime = Runtime.create(device, precision, layout)
         cfg = trained.cfg
-        runtime = Runtime.create(device, precision, cfg.channels_last)
         view = view or cfg.eval_view
         eval_transform(cfg.img_size, model_spec(cfg.arch).norm, view)  # refuses an unknown view
         if trained.has_ema:

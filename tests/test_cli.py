@@ -69,7 +69,7 @@ def test_user_errors_are_one_line_with_exit_code_2(tmp_path: Path, capsys: pytes
     assert "nope.pt" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["synth", "download", "train", "evaluate", "compare", "predict"])
+@pytest.mark.parametrize("command", ["synth", "download", "train", "evaluate", "compare", "predict", "export"])
 def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args([command, "--help"])

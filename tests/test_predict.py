@@ -111,7 +111,8 @@ def test_inference_does_not_load_the_training_stack(trained_run: Path, synthetic
     image = next((synthetic_root / FGVC_FOLDER / "data" / "images").glob("*.jpg"))
     script = ("import sys; from fgvc.cli import main; code = main(['predict', '--checkpoint', sys.argv[1], "
               "sys.argv[2], '--json']); loaded = [m for m in ('matplotlib', 'fgvc.engine', 'fgvc.analysis', "
-              "'fgvc.plots', 'fgvc.gradcam', 'gradio') if m in sys.modules]; print('LOADED', loaded); sys.exit(code)")
+              "'fgvc.plots', 'fgvc.gradcam', 'gradio', 'onnxruntime', 'onnx') if m in sys.modules]; "
+              "print('LOADED', loaded); sys.exit(code)")
     result = subprocess.run([sys.executable, "-c", script, str(trained_run / "last.pt"), str(image)], cwd=REPO,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

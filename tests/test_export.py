@@ -1,0 +1,113 @@
+"""ONNX export: the file computes what the PyTorch model computes at any batch size, carries what inference
+needs, and ``fgvc predict`` runs it through the same preprocessing and output; batching changes no prediction;
+``fgvc bench predict`` runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fgvc.benchmarks.predict import write_checkpoint
+from fgvc.checkpoint import load_trained
+from fgvc.cli import main
+from fgvc.data import FGVC_FOLDER, load_image
+from fgvc.errors import CheckpointError, ConfigError
+from fgvc.export import export_onnx, load_onnx
+from fgvc.model import model_spec
+from fgvc.predict import Predictor
+
+LOGIT_TOLERANCE = 1e-4  # max abs difference of logits, ONNX Runtime against PyTorch, both fp32
+PROBABILITY_TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="module")
+def photos(synthetic_root: Path) -> list[Path]:
+    return sorted((synthetic_root / FGVC_FOLDER / "data" / "images").glob("*.jpg"))[::97][:5]
+
+
+@pytest.fixture(scope="module", params=["efficientnet-b0", "efficientnet-lite0"])
+def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A 6-class checkpoint at 64 px and its ONNX file: B0 (efficientnet_pytorch, swish) with random weights,
+    Lite0 (the fork, ReLU6) with its ImageNet backbone."""
+    folder = tmp_path_factory.mktemp(request.param)
+    checkpoint = write_checkpoint(folder / "last.pt", img_size=64, batch_size=4, arch=request.param, classes=6)
+    return checkpoint, export_onnx(checkpoint, folder / "model.onnx")
+
+
+def test_onnx_computes_the_pytorch_logits_at_batch_1_and_3(exported: tuple[Path, Path], photos: list[Path]) -> None:
+    checkpoint, onnx_file = exported
+    torch_model, onnx_model = load_trained(checkpoint).model, load_onnx(onnx_file).model
+    predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
+    images = torch.stack([predictor.transform(load_image(p, 20)) for p in photos[:3]])
+    for batch in (images[:1], images):
+        with torch.no_grad():
+            expected = torch_model(batch)
+        got = onnx_model(batch)
+        scale = float(expected.abs().max())
+        assert got.shape == expected.shape == (len(batch), len(predictor.classes))
+        assert (got - expected).abs().max() <= LOGIT_TOLERANCE * max(scale, 1.0)
+        assert (got.softmax(1) - expected.softmax(1)).abs().max() <= PROBABILITY_TOLERANCE
+    assert float(expected.std()) > 0.01 * scale > 0  # logits that differ between classes and images
+
+
+def test_the_file_carries_what_inference_needs(exported: tuple[Path, Path]) -> None:
+    trained, loaded = load_trained(exported[0]), load_onnx(exported[1])
+    assert loaded.cfg == trained.cfg and loaded.classes == trained.classes
+    assert loaded.hierarchy == trained.hierarchy and set(loaded.hierarchy) == {"family", "manufacturer"}
+    metadata, norm = loaded.model.metadata, model_spec(trained.cfg.arch).norm
+    assert int(metadata["img_size"]) == trained.cfg.img_size and metadata["eval_view"] == trained.cfg.eval_view
+    assert tuple(json.loads(metadata["mean"])) == norm.mean and tuple(json.loads(metadata["std"])) == norm.std
+    assert metadata["interpolation"] == norm.interpolation.value
+
+
+def test_predict_on_the_onnx_file_names_the_top5_of_the_checkpoint(
+        exported: tuple[Path, Path], photos: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
+    outputs = {}
+    for checkpoint in exported:
+        capsys.readouterr()
+        assert main(["predict", "--checkpoint", str(checkpoint), *map(str, photos), "--json", "--crop-banner",
+                     "--batch-size", "2"]) == 0
+        outputs[checkpoint.suffix] = json.loads(capsys.readouterr().out)
+    assert len(outputs[".pt"]) == len(photos)
+    for torch_result, onnx_result in zip(outputs[".pt"], outputs[".onnx"], strict=True):
+        assert onnx_result["file"] == torch_result["file"]
+        assert [g["class"] for g in onnx_result["top"]] == [g["class"] for g in torch_result["top"]]
+        assert [g["family"] for g in onnx_result["top"]] == [g["family"] for g in torch_result["top"]]
+        assert np.allclose([g["probability"] for g in onnx_result["top"]],
+                           [g["probability"] for g in torch_result["top"]], rtol=0, atol=PROBABILITY_TOLERANCE)
+
+
+def test_batched_predict_equals_one_image_at_a_time(exported: tuple[Path, Path], photos: list[Path]) -> None:
+    batched = Predictor.from_checkpoint(exported[0], device="cpu", batch_size=4)
+    single = Predictor.from_checkpoint(exported[0], device="cpu", batch_size=1)
+    together = batched.predict_files(photos, crop_banner=True)
+    apart = [result for photo in photos for result in single.predict_files([photo], crop_banner=True)]
+    assert [r["file"] for r in together] == [r["file"] for r in apart] == list(map(str, photos))
+    for one, other in zip(together, apart, strict=True):
+        assert [g["class"] for g in one["top"]] == [g["class"] for g in other["top"]]
+        assert np.allclose([g["probability"] for g in one["top"]], [g["probability"] for g in other["top"]],
+                           rtol=0, atol=PROBABILITY_TOLERANCE)
+
+
+def test_onnx_files_are_checked(exported: tuple[Path, Path], tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"missing\.onnx"):
+        Predictor.from_checkpoint(tmp_path / "missing.onnx")
+    (tmp_path / "text.onnx").write_text("not a model")
+    with pytest.raises(CheckpointError, match=r"text\.onnx"):
+        Predictor.from_checkpoint(tmp_path / "text.onnx")
+    with pytest.raises(ConfigError, match="ONNX Runtime"):
+        Predictor.from_checkpoint(exported[1], precision="bf16")
+
+
+def test_bench_predict_prints_its_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "predict", "--quick", "--repeats", "1", "--device", "cpu", "--workdir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("### fgvc bench predict: efficientnet-lite0") and "| configuration | images/s |" in out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert rows[0].startswith("| one image at a time, fp32 eager (baseline) |") and "| 1.00x |" in rows[0]
+    assert any(row.startswith("| ONNX Runtime, batches of 2 |") for row in rows)
+    assert all("one image:" in row and " ms |" in row for row in rows)
