@@ -221,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--workdir", default="data/bench", help="folder for the generated images (kept and reused)")
     p.add_argument("--arch", action="append", help="architecture(s) to measure, repeatable (default: per benchmark)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, help="train: also measure torch.compile "
+                   "(default: on GPUs only; compiling B4 on a CPU takes minutes)")
     p.add_argument("--quick", action="store_true", help="tiny inputs, to check that the benchmark runs")
     p.add_argument("--out", help="also append the table to this Markdown file")
     p.set_defaults(func=_bench)

@@ -69,7 +69,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
         img = Image.fromarray((np.asarray(img) >> 8).astype(np.uint8))
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
         img = Image.alpha_composite(Image.new("RGBA", img.size, "white"), img.convert("RGBA"))
-    return img.convert("RGB")
+    return img if img.mode == "RGB" else img.convert("RGB")
 
 
 EXIF_ORIENTATION = 0x0112
@@ -79,7 +79,7 @@ def _draft(img: Image.Image, banner_px: int, shrink_to: int) -> int:
     """Have the JPEG decoder of ``img`` (not yet loaded) give it at 1/2 or 1/4 size, which decodes several
     times faster, while its picture keeps a short side of at least ``shrink_to``. Returns the reduction
     (1 where there is none)."""
-    if img.format != "JPEG" or img.getexif().get(EXIF_ORIENTATION, 1) != 1:
+    if img.format != "JPEG":
         return 1
     width, height = img.size
     reduction = 1
@@ -101,9 +101,11 @@ def load_image(path: str | Path, banner_px: int = 0, shrink_to: int | None = Non
     """
     try:
         with Image.open(path) as img:
-            height = img.height
-            reduction = _draft(img, banner_px, shrink_to) if shrink_to and height > banner_px else 1
-            img = to_rgb(ImageOps.exif_transpose(img))
+            height, orientation = img.height, img.getexif().get(EXIF_ORIENTATION, 1)
+            drafted = shrink_to and height > banner_px and orientation == 1
+            reduction = _draft(img, banner_px, shrink_to) if drafted else 1
+            img.load()
+            img = to_rgb(ImageOps.exif_transpose(img) if orientation != 1 else img)  # no copy where nothing changes
     except DECODE_ERRORS as err:
         raise BadImageError(path, _decode_failure(path, err)) from err
     if banner_px:
@@ -435,9 +437,9 @@ class EpochSampler(Sampler[tuple[int, int]]):
 
 def normalize(images: torch.Tensor, norm: Normalization) -> torch.Tensor:
     """A uint8 ``(N, 3, H, W)`` batch as the float input the weights expect, computed where the batch is."""
-    mean = torch.tensor(norm.mean, device=images.device).view(1, 3, 1, 1) * 255
-    std = torch.tensor(norm.std, device=images.device).view(1, 3, 1, 1) * 255
-    return (images.float() - mean) / std
+    mean, std = torch.tensor(norm.mean).view(1, 3, 1, 1), torch.tensor(norm.std).view(1, 3, 1, 1)
+    scale, shift = (1 / (255 * std)).to(images.device), (-mean / std).to(images.device)
+    return images.float().mul_(scale).add_(shift)  # in place: one float tensor, no temporaries
 
 
 def eval_transform(img_size: int, norm: Normalization, view: str = "squash") -> transforms.Compose:

@@ -88,7 +88,8 @@ def run(args: argparse.Namespace) -> str:
     img_size = args.img_size or (32 if args.quick else 448 if gpu else 224)
     batch_size = args.batch_size or (2 if args.quick else 32 if gpu else 8)
     archs = args.arch or (("efficientnet-b0",) if args.quick else ARCHS)
-    speedups = {k: v for k, v in SPEEDUPS.items() if not (args.quick and v[2])}  # --quick: no compiling
+    with_compile = gpu if args.compile is None else args.compile
+    speedups = {k: v for k, v in SPEEDUPS.items() if (with_compile and not args.quick) or not v[2]}
     reports = []
     for arch in archs:
         rows = [_row(name, arch, flags, device, img_size, batch_size, args.repeats) for name, flags in speedups.items()]
