@@ -25,6 +25,14 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 classes, 12 trainval and 6 test images: for runs whose learning does not matter."""
+    root = tmp_path_factory.mktemp("tiny")
+    write_synthetic_dataset(root, num_classes=3, per_class=6, size=(80, 76))
+    return root
+
+
 def tiny_config(data_root: Path, run_dir: Path, **overrides: object) -> TrainConfig:
     """The demo preset shrunk for tests: 64-px images, in-process loading; B0 from random weights, so the
     engine's tests show that the loop itself learns (the demo fine-tunes Lite0: see test_pretrained.py)."""

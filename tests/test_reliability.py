@@ -45,14 +45,6 @@ HOLD = ("import sys, time; from fgvc.tracking import claim_run_dir\n"
 
 
 @pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """3 classes, 12 trainval and 6 test images."""
-    root = tmp_path_factory.mktemp("tiny")
-    write_synthetic_dataset(root, num_classes=3, per_class=6, size=(80, 76))
-    return root
-
-
-@pytest.fixture(scope="module")
 def long_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3 classes, 48 trainval images: 12 steps of 4 per epoch, long enough to stop one midway."""
     root = tmp_path_factory.mktemp("long")

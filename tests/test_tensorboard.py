@@ -14,20 +14,11 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import metadata
 
 from fgvc.engine import fit
-from fgvc.synthetic import write_synthetic_dataset
 from fgvc.tracking import EPOCH_FIELDS, STEP_FIELDS, read_rows
 
 # 12 trainval images in batches of 4: 3 batches an epoch, a steps.csv row at batches 2 and 3 (the last).
 SMALL = {"img_size": 32, "batch_size": 4, "log_every": 2}
 BATCHES = 3
-
-
-@pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """3 classes, 12 trainval and 6 test images."""
-    root = tmp_path_factory.mktemp("tiny")
-    write_synthetic_dataset(root, num_classes=3, per_class=6, size=(80, 76))
-    return root
 
 
 @pytest.fixture(scope="module")
