@@ -232,7 +232,8 @@ def prepare_fgvc(root: str | Path, out: str | Path, img_size: int, banner_px: in
     """Store FGVC-Aircraft under ``root`` again under ``out`` for training at ``img_size`` and below: every image
     banner-cropped and shrunk to a short side of ``prepared_short_side(img_size)`` (JPEG quality 95, no chroma
     subsampling), the annotation files copied. Training on ``out`` decodes a few times faster and draws
-    the same augmentations; evaluation inputs match the original's within a few grey levels (tested).
+    the same augmentations; evaluation inputs match the original's within about 1.5 grey levels on
+    average (tested).
     A bad image raises ``BadImageError`` naming it. Returns ``out``."""
     source, target = Path(root) / FGVC_FOLDER / "data", Path(out) / FGVC_FOLDER / "data"
     if not source.is_dir():
@@ -340,7 +341,7 @@ def draw_augmentation(rng: np.random.Generator, width: int, height: int, img_siz
             h = round(w / (3 / 4))
         elif width / height > 4 / 3:
             w = round(h * (4 / 3))
-        crop = ((width - w) / 2, (height - h) / 2, float(w), float(h))
+        crop = (float((width - w) // 2), float((height - h) // 2), float(w), float(h))
     shift = [round(rng.uniform(-f * img_size, f * img_size)) for f in AFFINE_TRANSLATE]
     return Augmentation(crop=crop, flip=bool(rng.random() < 0.5),
                         angle=float(rng.uniform(-affine_degrees, affine_degrees)),
