@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 from tqdm.auto import tqdm
 
+from fgvc import metrics
 from fgvc.checkpoint import load_trained
 from fgvc.config import TrainConfig
 from fgvc.data import eval_transform, load_image
@@ -157,7 +158,7 @@ class Predictor:
 
     def top(self, probabilities: np.ndarray, k: int) -> list[dict[str, Any]]:
         """The ``k`` likeliest classes of one image, each with its probability, family and manufacturer."""
-        order = np.argsort(-probabilities, kind="stable")[:min(k, len(self.classes))]
+        order = metrics.top_classes(probabilities[None], k)[0]  # ties to the lower index, as every report
         return [{"class": self.classes[i], "probability": float(probabilities[i]),
                  **{level: names[i] for level, names in self.hierarchy.items()}} for i in order]
 
