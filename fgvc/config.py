@@ -65,7 +65,9 @@ class TrainConfig:
                               "Lite: from their pip packages)")
     weights: str | None = _field(None, "ImageNet weights from a local file (offline clusters)")
     bn_momentum: float | None = _field(None, "batch-norm momentum in PyTorch's convention (default: the library's)")
-    img_size: int = _field(448, "training and evaluation resolution in pixels")
+    img_size: int = _field(448, "training resolution in pixels (and evaluation's, unless --eval-img-size)")
+    eval_img_size: int | None = _field(None, "evaluation and inference resolution (default: img_size); after "
+                                       "random-resized-crop training a somewhat larger one can help (FixRes)")
     eval_view: str = _field("squash", "what evaluation and inference see of a photo: squash (whole image to a "
                             "square), whole (short side to the size) or crop (centre square)", EVAL_VIEWS)
     # optimisation
@@ -75,6 +77,8 @@ class TrainConfig:
     accum_steps: int = _field(1, "batches whose gradients add up before each optimizer step (a large global batch "
                               "on a small GPU)")
     lr: float = _field(0.02, "peak learning rate after warmup")
+    head_lr_scale: float = _field(1.0, "learning rate of the new classifier head as a multiple of lr (the "
+                                  "pretrained backbone trains at lr)")
     optimizer: str = _field("sgd", "sgd (momentum, nesterov) or adamw", OPTIMIZERS)
     momentum: float = _field(0.9, "SGD momentum")
     weight_decay: float = _field(1e-4, "weight decay (never on norms and biases)")
@@ -82,6 +86,12 @@ class TrainConfig:
     label_smoothing: float = _field(0.1, "label smoothing of the cross-entropy")
     min_crop_scale: float = _field(0.25, "smallest area of the random resized crop, as a share of the image")
     affine_degrees: float = _field(10.0, "largest rotation of the random affine (shear: half of it)")
+    mixup_alpha: float = _field(0.0, "mix pairs of training images and their labels, weight ~ Beta(a, a) "
+                                "(torchvision MixUp; 0: off)")
+    cutmix_alpha: float = _field(0.0, "paste a box of one training image into another, labels mixed by area "
+                                 "(torchvision CutMix; 0: off; with mixup too, each batch takes one of the two)")
+    random_erasing: float = _field(0.0, "probability that a random rectangle of each training image is erased "
+                                   "(torchvision RandomErasing; 0: off)")
     ema_decay: float = _field(0.0, "keep an exponential moving average (EMA) of the weights, which moves "
                               "1 - EMA_DECAY of the way to the trained weights after every optimizer step (e.g. "
                               "0.999; 0: off); each epoch evaluates both, and evaluate, predict and gradcam use "
@@ -99,6 +109,11 @@ class TrainConfig:
     tensorboard: bool = _field(True, "also write the metrics, figures and config as TensorBoard events into the "
                                "run folder (tensorboard --logdir logs)")
     run_dir: str | None = _field(None, "run folder (default logs/<time>-<preset>)")
+
+    @property
+    def eval_size(self) -> int:
+        """The resolution evaluation and inference feed the network."""
+        return self.eval_img_size or self.img_size
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every field (JSON- and ``weights_only``-safe)."""
@@ -252,6 +267,8 @@ def validate(cfg: TrainConfig) -> None:
     _check(cfg.arch in ARCHS, "arch", cfg.arch, f"one of {', '.join(ARCHS)}")
     _check(isinstance(cfg.img_size, int) and cfg.img_size >= MIN_IMG_SIZE, "img_size", cfg.img_size,
            f"an integer >= {MIN_IMG_SIZE} (EfficientNets downsample 32x)")
+    _check(cfg.eval_img_size is None or (isinstance(cfg.eval_img_size, int) and cfg.eval_img_size >= MIN_IMG_SIZE),
+           "eval_img_size", cfg.eval_img_size, f"None (img_size) or an integer >= {MIN_IMG_SIZE}")
     for name in ("epochs", "batch_size", "accum_steps", "log_every"):
         value = getattr(cfg, name)
         _check(isinstance(value, int) and value > 0, name, value, "a positive integer")
@@ -260,6 +277,10 @@ def validate(cfg: TrainConfig) -> None:
         _check(isinstance(value, int) and value >= 0, name, value, "an integer >= 0")
     _check(cfg.warmup_epochs <= cfg.epochs, "warmup_epochs", cfg.warmup_epochs, f"at most epochs={cfg.epochs}")
     _check(cfg.lr > 0, "lr", cfg.lr, "a positive number")
+    _check(cfg.head_lr_scale > 0, "head_lr_scale", cfg.head_lr_scale, "a positive number")
+    for name in ("mixup_alpha", "cutmix_alpha"):
+        _check(getattr(cfg, name) >= 0, name, getattr(cfg, name), "a number >= 0 (0: off)")
+    _check(0 <= cfg.random_erasing <= 1, "random_erasing", cfg.random_erasing, "a probability in [0, 1]")
     _check(cfg.weight_decay >= 0, "weight_decay", cfg.weight_decay, "a number >= 0")
     _check(0 <= cfg.momentum < 1, "momentum", cfg.momentum, "a number in [0, 1)")
     _check(0 <= cfg.label_smoothing < 1, "label_smoothing", cfg.label_smoothing, "a number in [0, 1)")

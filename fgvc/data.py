@@ -31,6 +31,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from torchvision import datasets, transforms
+from torchvision.transforms import v2
 
 from fgvc import metrics
 from fgvc.config import EVAL_VIEWS, FGVC_SPLITS, LEVELS, TrainConfig
@@ -443,6 +444,30 @@ def normalize(images: torch.Tensor, norm: Normalization) -> torch.Tensor:
     return images.float().mul_(scale).add_(shift)  # in place: one float tensor, no temporaries
 
 
+BatchAugment = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def batch_augmentation(cfg: TrainConfig, num_classes: int) -> BatchAugment | None:
+    """``cfg``'s augmentations of a whole normalised batch on the device, after the one-warp pipeline:
+    torchvision's ``RandomErasing`` (each image on its own, erased to the mean colour), then ``MixUp`` or
+    ``CutMix`` (one of them per batch when both are on; the labels become class probabilities). Their
+    randomness comes from torch's generator, which the loop reseeds from ``(seed, epoch)``, so a resumed
+    run draws the same. ``None`` when all are off."""
+    mixes = [mix(alpha=alpha, num_classes=num_classes)
+             for mix, alpha in ((v2.MixUp, cfg.mixup_alpha), (v2.CutMix, cfg.cutmix_alpha)) if alpha > 0]
+    mix = None if not mixes else mixes[0] if len(mixes) == 1 else v2.RandomChoice(mixes)
+    erase = v2.RandomErasing(p=cfg.random_erasing, value=0) if cfg.random_erasing > 0 else None
+    if mix is None and erase is None:
+        return None
+
+    def augment(images: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if erase is not None:
+            images = torch.stack([erase(image) for image in images])
+        return (images, targets) if mix is None else mix(images, targets)
+
+    return augment
+
+
 def eval_transform(img_size: int, norm: Normalization, view: str = "squash") -> transforms.Compose:
     """The one evaluation preprocessing: every path that predicts (evaluate, predict, Grad-CAM) uses it.
 
@@ -563,7 +588,7 @@ def build_loaders(cfg: TrainConfig, norm: Normalization, ranks: Dist = SINGLE) -
     run before training starts.
     """
     train_set = training_split(cfg)
-    eval_set = build_split(cfg, cfg.eval_split, eval_transform(cfg.img_size, norm, cfg.eval_view))
+    eval_set = build_split(cfg, cfg.eval_split, eval_transform(cfg.eval_size, norm, cfg.eval_view))
     if train_set.classes != eval_set.classes:
         raise DatasetError(f"the classes of split {cfg.train_split!r} and {cfg.eval_split!r} differ under "
                            f"{cfg.data_root}: every split must hold the same class folders")

@@ -39,7 +39,16 @@ from fgvc import distributed, metrics
 from fgvc.analysis import analyse, format_report
 from fgvc.checkpoint import TrainState, load_checkpoint, save_checkpoint, unwrap
 from fgvc.config import TrainConfig, resume_config, validate
-from fgvc.data import Loaders, Normalization, build_loaders, hierarchy_names, image_files, normalize
+from fgvc.data import (
+    BatchAugment,
+    Loaders,
+    Normalization,
+    batch_augmentation,
+    build_loaders,
+    hierarchy_names,
+    image_files,
+    normalize,
+)
 from fgvc.distributed import SINGLE, Dist
 from fgvc.ema import ema_model
 from fgvc.errors import ConfigError, FgvcError, FolderError, NonFiniteLossError, Preempted
@@ -68,12 +77,17 @@ def seed_everything(seed: int) -> None:
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """SGD (momentum, nesterov) or AdamW; norms and biases get no weight decay."""
-    decay, no_decay = [], []
-    for param in model.parameters():
+    """SGD (momentum, nesterov) or AdamW; norms and biases get no weight decay, and with ``head_lr_scale``
+    the classifier head (new for the dataset's classes) trains at that multiple of ``lr``."""
+    head_prefix = model_spec(cfg.arch).head + "."
+    by_kind: dict[tuple[bool, bool], list[nn.Parameter]] = {}  # (in the head, decays): backbone first, decay first
+    for name, param in model.named_parameters():
         if param.requires_grad:
-            (no_decay if param.ndim <= 1 else decay).append(param)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+            in_head = cfg.head_lr_scale != 1 and name.startswith(head_prefix)
+            by_kind.setdefault((in_head, param.ndim <= 1), []).append(param)
+    groups = [{"params": params, "weight_decay": 0.0 if no_decay else cfg.weight_decay,
+               "lr": cfg.lr * (cfg.head_lr_scale if in_head else 1.0)}
+              for (in_head, no_decay), params in sorted(by_kind.items())]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
     return torch.optim.AdamW(groups, lr=cfg.lr)
@@ -96,11 +110,13 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
 
 def train_one_epoch(state: TrainState, loader: DataLoader, criterion: nn.Module, runtime: Runtime, *,
                     epoch: int, log_every: int = 5, log_step: Callable[[dict[str, float]], None] | None = None,
-                    progress: bool = False, accum_steps: int = 1, norm: Normalization | None = None) -> float:
+                    progress: bool = False, accum_steps: int = 1, norm: Normalization | None = None,
+                    batch_augment: BatchAugment | None = None) -> float:
     """Train ``state`` one pass over ``loader``; every ``log_every`` batches call ``log_step`` with the mean loss.
 
     uint8 batches (``build_loaders``' training batches) go to the device as they are and are normalised
-    there with ``norm``: a quarter of the bytes to copy, and no float work in the loader's workers.
+    there with ``norm``: a quarter of the bytes to copy, and no float work in the loader's workers. Then
+    ``batch_augment`` (``fgvc.data.batch_augmentation``: random erasing, mixup, cutmix) may change the batch.
 
     The gradients of ``accum_steps`` batches add up before each optimizer step (under DDP, without
     an all-reduce for the batches in between); the EMA, if kept, is updated after each optimizer step.
@@ -119,6 +135,8 @@ def train_one_epoch(state: TrainState, loader: DataLoader, criterion: nn.Module,
         images, targets = runtime.inputs(images), targets.to(runtime.device, non_blocking=True)
         if images.dtype == torch.uint8:
             images = normalize(images, norm)
+        if batch_augment is not None:
+            images, targets = batch_augment(images, targets)
         step_now = batch % accum_steps == 0 or batch == steps
         no_sync = model.no_sync() if not step_now and hasattr(model, "no_sync") else contextlib.nullcontext()
         with no_sync:
@@ -423,7 +441,8 @@ def _run_epoch(state: TrainState, epoch: int, cfg: TrainConfig, loaders: Loaders
     started = time.perf_counter()
     train_loss = train_one_epoch(state, loaders.train, criterion, runtime, epoch=epoch, log_every=cfg.log_every,
                                  log_step=log_step, progress=progress, accum_steps=cfg.accum_steps,
-                                 norm=model_spec(cfg.arch).norm)
+                                 norm=model_spec(cfg.arch).norm,
+                                 batch_augment=batch_augmentation(cfg, len(loaders.classes)))
     distributed.sync_buffers(unwrap(state.model), ranks)
     result = evaluate(unwrap(state.model), loaders.eval, runtime, progress)
     if not math.isfinite(result.loss):

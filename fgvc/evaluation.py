@@ -17,11 +17,14 @@ from fgvc.predict import Predictor
 
 def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", data_root: str | Path | None = None,
                         device: str = "auto", out: str | Path | None = None, tta: bool = False,
-                        view: str | None = None, progress: bool = False, weights: str | None = None) -> Analysis:
-    """Evaluate a checkpoint on ``split`` (with the run's view unless ``view`` is given, with its EMA weights
-    when it has them unless ``weights`` says ``raw``) and write the analysis to ``out`` (default:
-    ``eval-<split>/`` beside the checkpoint; ``-tta``, ``-<view>`` and ``-<weights>`` added when set)."""
-    predictor = Predictor.from_checkpoint(checkpoint, device=device, view=view, tta=tta, weights=weights)
+                        view: str | None = None, progress: bool = False, weights: str | None = None,
+                        img_size: int | None = None) -> Analysis:
+    """Evaluate a checkpoint on ``split`` (with the run's view and evaluation size unless ``view`` or
+    ``img_size`` is given, with its EMA weights when it has them unless ``weights`` says ``raw``) and write the
+    analysis to ``out`` (default: ``eval-<split>/`` beside the checkpoint; ``-tta``, ``-<view>``,
+    ``-<weights>`` and ``-<img_size>px`` added when set)."""
+    predictor = Predictor.from_checkpoint(checkpoint, device=device, view=view, tta=tta, weights=weights,
+                                          img_size=img_size)
     cfg = predictor.cfg
     root = Path(data_root) if data_root is not None else Path(cfg.data_root)
     cfg = dataclasses.replace(cfg, data_root=str(root), download=False)
@@ -31,9 +34,10 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", data_root: 
                            f"classes {checkpoint} was trained on")
     loader = eval_loader(dataset, predictor.batch_size, predictor.view, min(cfg.workers, 4))
     scores, targets = predictor.loader_scores(loader, progress)
-    suffix = ("-tta" if tta else "") + (f"-{view}" if view else "") + (f"-{weights}" if weights else "")
+    suffix = ("-tta" if tta else "") + (f"-{view}" if view else "") + (f"-{weights}" if weights else "") + (
+        f"-{img_size}px" if img_size else "")
     extra = {"checkpoint": str(checkpoint), "split": split, "data_root": str(root), "tta": tta,
-             "view": predictor.view, "weights": predictor.weights}
+             "view": predictor.view, "weights": predictor.weights, "img_size": cfg.eval_size}
     return analyse(scores, targets, predictor.classes, dataset_hierarchy(cfg, split),
                    out or Path(checkpoint).parent / f"eval-{split}{suffix}", cfg.seed, extra,
                    files=image_files(dataset))

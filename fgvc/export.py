@@ -33,7 +33,7 @@ def onnx_metadata(trained: Trained) -> dict[str, str]:
     cfg, norm = trained.cfg, model_spec(trained.cfg.arch).norm
     return {"fgvc.config": json.dumps(cfg.to_dict()), "fgvc.classes": json.dumps(trained.classes),
             "fgvc.hierarchy": json.dumps(trained.hierarchy),
-            "img_size": str(cfg.img_size), "mean": json.dumps(norm.mean), "std": json.dumps(norm.std),
+            "img_size": str(cfg.eval_size), "mean": json.dumps(norm.mean), "std": json.dumps(norm.std),
             "interpolation": norm.interpolation.value, "eval_view": cfg.eval_view,
             "input": f"{INPUT}: float32 (batch, 3, height, width), RGB scaled to [0, 1], then (x - mean) / std",
             "output": f"{OUTPUT}: float32 (batch, classes); their softmax gives the probabilities"}
@@ -48,7 +48,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
         # The library's export-safe swish (its default is a custom autograd function). Not for the Lite fork:
         # its `_swish` is a ReLU6, which set_swish would replace with a swish.
         model.set_swish(memory_efficient=False)
-    size = trained.cfg.img_size
+    size = trained.cfg.eval_size
     batch, height, width = torch.export.Dim("batch"), torch.export.Dim("height"), torch.export.Dim("width")
     program = torch.onnx.export(model, (torch.randn(2, 3, size, size),), input_names=[INPUT], output_names=[OUTPUT],
                                 dynamic_shapes=({0: batch, 2: height, 3: width},), verbose=False)

@@ -14,6 +14,7 @@ This module imports nothing of the training stack.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from tqdm.auto import tqdm
 
 from fgvc import metrics
 from fgvc.checkpoint import load_trained
-from fgvc.config import TrainConfig
+from fgvc.config import TrainConfig, validate
 from fgvc.data import eval_transform, load_image
 from fgvc.errors import BadImageError, ConfigError
 from fgvc.model import model_spec
@@ -101,10 +102,12 @@ class Predictor:
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto", precision: str = "auto",
                         view: str | None = None, tta: bool = False, batch_size: int | None = None,
-                        weights: str | None = None, channels_last: bool | None = None) -> Predictor:
+                        weights: str | None = None, channels_last: bool | None = None,
+                        img_size: int | None = None) -> Predictor:
         """Rebuild the model of ``checkpoint`` (a ``.pt``, or an ``.onnx`` from ``fgvc export``, run with ONNX
-        Runtime); ``view``, ``batch_size`` and ``channels_last`` default to the run's; ``weights`` (``"ema"`` or
-        ``"raw"``) to the EMA when the checkpoint holds one (a line on stderr says which)."""
+        Runtime); ``view``, ``batch_size``, ``channels_last`` and ``img_size`` default to the run's (its
+        ``eval_size``); ``weights`` (``"ema"`` or ``"raw"``) to the EMA when the checkpoint holds one (a line on
+        stderr says which)."""
         if Path(checkpoint).suffix == ".onnx":
             from fgvc.export import load_onnx  # onnxruntime is imported only for ONNX files
 
@@ -117,9 +120,10 @@ class Predictor:
             trained = load_trained(checkpoint, weights)
             layout = trained.cfg.channels_last if channels_last is None else channels_last
             runtime = Runtime.create(device, precision, layout)
-        cfg = trained.cfg
+        cfg = trained.cfg if img_size is None else dataclasses.replace(trained.cfg, eval_img_size=img_size)
+        validate(cfg)  # refuses a too small img_size
         view = view or cfg.eval_view
-        eval_transform(cfg.img_size, model_spec(cfg.arch).norm, view)  # refuses an unknown view
+        eval_transform(cfg.eval_size, model_spec(cfg.arch).norm, view)  # refuses an unknown view
         if trained.has_ema:
             other = "raw" if trained.weights == "ema" else "ema"
             print(f"fgvc: {checkpoint}: using its {WEIGHT_NAMES[trained.weights]} weights (for the "
@@ -130,7 +134,7 @@ class Predictor:
     @property
     def transform(self) -> transforms.Compose:
         """PIL image -> normalised tensor, as the network sees it."""
-        return eval_transform(self.cfg.img_size, model_spec(self.cfg.arch).norm, self.view)
+        return eval_transform(self.cfg.eval_size, model_spec(self.cfg.arch).norm, self.view)
 
     def inputs(self, image: Image.Image) -> torch.Tensor:
         """One image as a batch of one on the device (what Grad-CAM feeds the model)."""
