@@ -12,6 +12,7 @@
     fgvc prepare --data-root data --out data/prepared-448 --img-size 448   # once: faster training input
     fgvc evaluate --checkpoint logs/<run>/last.pt --split test
     fgvc compare logs/<run-a> logs/<run-b>          # is B better than A? paired test on the same images
+    fgvc study studies/warbirds20.yaml --data-root DATA --out logs/study   # recipes compared, table + figure
     fgvc evaluate --checkpoint logs/<run>/last.pt --weights raw   # not the EMA weights the run kept
     fgvc predict --checkpoint logs/<run>/last.pt photo.jpg --topk 5
     fgvc export --checkpoint logs/<run>/last.pt --onnx model.onnx   # ONNX, dynamic batch size
@@ -29,6 +30,7 @@ import dataclasses
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from fgvc.config import (
     CAM_METHODS,
@@ -139,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tta", action="store_true", help="average the predictions of each image and its mirror")
     p.add_argument("--view", choices=EVAL_VIEWS, help=view_help)
     p.add_argument("--weights", choices=WEIGHTS, help=weights_help)
+    p.add_argument("--img-size", type=int, help="evaluation resolution in pixels (default: the run's eval_img_size, "
+                   "else its img_size)")
     p.add_argument("--out", help="folder for the report (default: eval-<split>/ beside the checkpoint)")
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.set_defaults(func=_evaluate)
@@ -156,6 +160,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="FILE", help="the JSON report; the text goes beside it as .txt (default: "
                    "compare-vs-<A's run>-<A's eval folder>.json in B's evaluation folder)")
     p.set_defaults(func=_compare)
+
+    p = sub.add_parser("study", help="train a list of recipes on one dataset and compare each with the first",
+                       description="Run the recipes of a study file (YAML: `base:` config fields on a preset, "
+                       "`recipes:` name -> fields changed; the first is the reference; `evaluate: NAME` re-evaluates "
+                       "a trained recipe with img_size, tta, view or weights). Each recipe trains into OUT/<name>/ "
+                       "and is compared with the reference image by image (paired intervals, McNemar's test). "
+                       "Writes OUT/study.md (the table), OUT/study.png (top-1 against wall-clock minutes) and "
+                       "OUT/study.json. Run it again after a stop: finished recipes are skipped, an unfinished "
+                       "one resumes from its last.pt.")
+    p.add_argument("study", metavar="STUDY.yaml", help="the study file (studies/ holds the project's)")
+    p.add_argument("--data-root", required=True, help="the dataset every recipe trains and evaluates on")
+    p.add_argument("--out", required=True, help="the study folder: one subfolder per recipe, and the table")
+    p.add_argument("--device", choices=DEVICES, help="where to train (default: the base's device)")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level of the comparisons (default 0.05)")
+    p.set_defaults(func=_study)
 
     p = sub.add_parser("predict", help="top-k variants of images (files or folders)")
     p.add_argument("--checkpoint", required=True, help="a run's last.pt or best.pt, or an .onnx file from fgvc "
@@ -292,7 +311,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from fgvc.evaluation import evaluate_checkpoint
 
     analysis = evaluate_checkpoint(args.checkpoint, args.split, args.data_root, args.device, args.out, args.tta,
-                                   args.view, weights=args.weights)
+                                   args.view, weights=args.weights, img_size=args.img_size)
     print("\n\n".join([format_report(analysis.report), format_worst(analysis.report),
                         format_confusions(analysis.report)]))
     return 0
@@ -304,6 +323,15 @@ def _compare(args: argparse.Namespace) -> int:
     comparison = compare(args.a, args.b, args.alpha)
     print(format_comparison(comparison, args.top))
     print(f"\nwritten to {write_comparison(comparison, args.out, args.top)} (and .txt)")
+    return 0
+
+
+def _study(args: argparse.Namespace) -> int:
+    from fgvc.study import run_study
+
+    run_study(args.study, args.data_root, args.out, args.device, args.alpha)
+    print((Path(args.out) / "study.md").read_text(), end="")
+    print(f"\nwritten to {args.out}/study.md, study.png and study.json")
     return 0
 
 

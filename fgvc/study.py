@@ -1,0 +1,297 @@
+"""Recipe studies: train several recipes on one dataset and compare each with the first, image by image.
+
+    fgvc study studies/warbirds20.yaml --data-root ../shared/data/warbirds20 --out logs/study-warbirds20
+    rows = run_study("studies/warbirds20.yaml", "data/mine", "logs/study-mine")
+
+A study file (YAML) holds ``base``, the config fields every recipe starts from (``preset: cpu`` and
+fields on top of it), and ``recipes``, each a name and the fields it changes. The first recipe is the
+reference. A recipe with ``evaluate: NAME`` trains nothing: it evaluates recipe NAME's final checkpoint
+again, with evaluation options (``img_size``, ``tta``, ``view``, ``weights``).
+
+Each trained recipe is an ordinary run folder ``OUT/<name>/``; an evaluation-only recipe is an
+evaluation folder ``OUT/<name>/``. Every recipe is compared with the reference through
+``fgvc.compare`` (paired bootstrap intervals and McNemar's exact test on the same images), and the
+study writes ``OUT/study.md`` (the table), ``OUT/study.png`` (top-1 against wall-clock minutes) and
+``OUT/study.json``. A study that is stopped continues where it stopped when run again: finished
+recipes are skipped and an unfinished one resumes from its ``last.pt``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from fgvc.compare import compare, write_comparison
+from fgvc.config import RESUMABLE, TrainConfig, make_config, read_config_file
+from fgvc.errors import ConfigError
+from fgvc.tracking import read_rows
+
+log = logging.getLogger("fgvc")
+EVALUATE = "evaluate"  # the key that makes a recipe evaluation-only
+EVAL_OPTIONS = ("img_size", "tta", "view", "weights")  # what an evaluation-only recipe may set
+TIMING_FILE = "timing.json"  # an evaluation-only recipe's seconds and images
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One recipe of a study: the fields it changes, or the recipe whose checkpoint it evaluates again."""
+
+    name: str
+    fields: dict[str, Any]
+    evaluates: str | None = None  # evaluation-only: the trained recipe whose last.pt it evaluates
+
+    def describe(self) -> str:
+        """The recipe's changes in one line (``-`` for none)."""
+        changes = [f"{key}={value}" for key, value in self.fields.items()]
+        return ", ".join(([f"evaluate {self.evaluates}"] if self.evaluates else []) + changes) or "-"
+
+
+@dataclass(frozen=True)
+class Study:
+    """A study file: the base fields and the recipes in order (the first is the reference)."""
+
+    path: Path
+    base: dict[str, Any]
+    recipes: tuple[Recipe, ...]
+
+
+@dataclass
+class Row:
+    """One recipe's line of the study table, and its curve for the figure."""
+
+    recipe: Recipe
+    top1: float
+    top1_ci: tuple[float, float]
+    diff: float  # top-1 minus the reference's (0 for the reference)
+    diff_ci: tuple[float, float]
+    mcnemar_p: float
+    minutes: float  # wall-clock, from the start of training (of the evaluated run) to this recipe's result
+    images_per_s: float  # training images/s (median over the logged steps), or evaluation images/s
+    curve: list[tuple[float, float]]  # (minutes, top-1) after each epoch; one point for an evaluation
+
+
+def _mapping(value: Any, what: str, path: Path) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"study file {path}: {what} is a {type(value).__name__}: expected a mapping of config "
+                          f"fields")
+    return value
+
+
+def read_study(path: str | Path) -> Study:
+    """Read and check a study file: every recipe must make a valid config (names in the error)."""
+    path = Path(path)
+    try:
+        import yaml
+
+        data = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise ConfigError(f"cannot read study file {path} ({err.strerror}): expected a YAML file") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"study file {path} is not valid YAML: {str(err).splitlines()[0]}") from err
+    if not isinstance(data, dict) or not isinstance(data.get("recipes"), dict) or not data["recipes"]:
+        raise ConfigError(f"study file {path}: expected a mapping with `base:` (config fields) and `recipes:` "
+                          f"(name: fields changed, the first being the reference)")
+    unknown = sorted(set(data) - {"base", "recipes"})
+    if unknown:
+        raise ConfigError(f"study file {path}: unknown key(s) {unknown}; expected `base` and `recipes`")
+    base = _mapping(data.get("base"), "base", path)
+    recipes: list[Recipe] = []
+    for name, fields in data["recipes"].items():
+        fields = dict(_mapping(fields, f"recipe {name!r}", path))
+        evaluates = fields.pop(EVALUATE, None)
+        recipe = Recipe(str(name), fields, evaluates)
+        _check_recipe(study_path=path, base=base, recipe=recipe, earlier=recipes)
+        recipes.append(recipe)
+    return Study(path, base, tuple(recipes))
+
+
+def _check_recipe(study_path: Path, base: dict[str, Any], recipe: Recipe, earlier: list[Recipe]) -> None:
+    where = f"study file {study_path}, recipe {recipe.name!r}"
+    if "/" in recipe.name or recipe.name.startswith("."):
+        raise ConfigError(f"{where}: the name becomes a folder: expected no '/' and no leading '.'")
+    if recipe.evaluates is None:
+        try:
+            _config(base, recipe.fields)
+        except ConfigError as err:
+            raise ConfigError(f"{where}: {err}") from None
+        return
+    trained = [r.name for r in earlier if r.evaluates is None]
+    if recipe.evaluates not in trained:
+        raise ConfigError(f"{where}: `evaluate: {recipe.evaluates}` names no trained recipe before it; expected "
+                          f"one of {trained}")
+    unknown = sorted(set(recipe.fields) - set(EVAL_OPTIONS))
+    if unknown:
+        raise ConfigError(f"{where}: an evaluation-only recipe may set {list(EVAL_OPTIONS)}, not {unknown}")
+    if not earlier:
+        raise ConfigError(f"{where}: the first recipe is the reference and must be trained")
+
+
+def _config(base: dict[str, Any], fields: dict[str, Any], **where: Any) -> TrainConfig:
+    values = {**base, **fields, **{key: value for key, value in where.items() if value is not None}}
+    return make_config(values.pop("preset", None), **values)
+
+
+def recipe_config(study: Study, recipe: Recipe, data_root: str | Path, out: str | Path,
+                  device: str | None = None) -> TrainConfig:
+    """The config of a trained recipe: its fields over the base, run in ``out/<name>`` on ``data_root`` (on
+    ``device``, default the base's)."""
+    return _config(study.base, recipe.fields, data_root=str(data_root), run_dir=str(Path(out) / recipe.name),
+                   device=device)
+
+
+def _check_unchanged(cfg: TrainConfig, run_dir: Path) -> None:
+    """Refuse to continue a run folder whose config differs from the recipe's (the study file was edited)."""
+    saved = read_config_file(run_dir / "config.json")
+    ignored = set(RESUMABLE) | {"run_dir", "preset"}
+    changed = sorted(name for name, value in cfg.to_dict().items()
+                     if name not in ignored and name in saved and saved[name] != value)
+    if changed:
+        raise ConfigError(f"{run_dir} was trained with other values of {changed} than its recipe now sets: "
+                          f"move the folder away to train the recipe again, or give the changed recipe a new name")
+
+
+def train_recipe(cfg: TrainConfig) -> Path:
+    """Train (or resume, or finish the evaluation of) the recipe run ``cfg.run_dir``; its evaluation folder."""
+    from fgvc.engine import fit
+    from fgvc.evaluation import evaluate_checkpoint
+
+    run_dir = Path(cfg.run_dir)
+    evaluation = run_dir / f"eval-{cfg.eval_split}"
+    if (evaluation / "predictions.csv").is_file():
+        log.info("study: %s is done", run_dir)
+        return evaluation
+    last = run_dir / "last.pt"
+    if (run_dir / "config.json").is_file():
+        _check_unchanged(cfg, run_dir)
+    if last.is_file():
+        log.info("study: resuming %s", run_dir)
+        fit(resume=last, overrides={"data_root": cfg.data_root, "device": cfg.device})
+    else:
+        fit(cfg)
+    if not (evaluation / "predictions.csv").is_file():  # the run had finished before the final analysis
+        evaluate_checkpoint(last, cfg.eval_split, cfg.data_root, cfg.device, evaluation)
+    return evaluation
+
+
+def evaluate_recipe(recipe: Recipe, checkpoint: Path, split: str, data_root: str | Path, out: Path,
+                    device: str) -> Path:
+    """Evaluate ``checkpoint`` with ``recipe``'s options into ``out`` (skipped when done) and time it."""
+    from fgvc.evaluation import evaluate_checkpoint
+
+    if (out / "predictions.csv").is_file() and (out / TIMING_FILE).is_file():
+        log.info("study: %s is done", out)
+        return out
+    started = time.perf_counter()
+    analysis = evaluate_checkpoint(checkpoint, split, data_root, device, out, **recipe.fields)
+    seconds = time.perf_counter() - started
+    (out / TIMING_FILE).write_text(json.dumps({"seconds": seconds, "images": analysis.report["num_samples"]}) + "\n")
+    return out
+
+
+def run_curve(run_dir: Path) -> list[tuple[float, float]]:
+    """(wall-clock minutes, top-1) at the end of each epoch of a run: ``wall_s`` where ``epochs.csv`` has it,
+    else the epochs' ``seconds`` added up; the EMA's top-1 where the run kept one (what it reports)."""
+    rows = read_rows(run_dir / "epochs.csv")
+    curve, elapsed = [], 0.0
+    for row in rows:
+        elapsed = row["wall_s"] if "wall_s" in row else elapsed + row["seconds"]
+        curve.append((elapsed / 60, row.get("ema_eval_top1", row["eval_top1"])))
+    return curve
+
+
+def _training_speed(run_dir: Path) -> float:
+    return statistics.median(row["images_per_s"] for row in read_rows(run_dir / "steps.csv"))
+
+
+def recipe_row(recipe: Recipe, folder: Path, reference: Path, out: Path, alpha: float) -> Row:
+    """``recipe``'s row: its evaluation in ``folder`` against the reference's, compared and written beside it."""
+    report = json.loads((folder / "metrics.json").read_text())
+    if folder == reference:
+        diff, diff_ci, p = 0.0, (0.0, 0.0), 1.0
+    else:
+        comparison = compare(reference, folder, alpha)
+        write_comparison(comparison)
+        diff, diff_ci, p = comparison["top1_diff"], tuple(comparison["top1_diff_ci"]), comparison["mcnemar_p"]
+    if recipe.evaluates is None:
+        run_dir = folder.parent
+        curve, speed = run_curve(run_dir), _training_speed(run_dir)
+    else:
+        timing = json.loads((folder / TIMING_FILE).read_text())
+        trained = run_curve(out / recipe.evaluates)
+        curve = [(trained[-1][0] + timing["seconds"] / 60, report["top1"])]
+        speed = timing["images"] / timing["seconds"]
+    return Row(recipe, report["top1"], tuple(report["top1_ci"]), diff, diff_ci, p, curve[-1][0], speed, curve)
+
+
+def format_table(rows: list[Row], split: str) -> str:
+    """The study as a Markdown table, points in percent."""
+    lines = [f"| recipe | changes | {split} top-1 (95 % CI) | vs {rows[0].recipe.name} (paired 95 % CI) | "
+             f"McNemar p | minutes | images/s |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for row in rows:
+        reference = row is rows[0]
+        diff = "reference" if reference else (f"{100 * row.diff:+.1f} ({100 * row.diff_ci[0]:+.1f} to "
+                                              f"{100 * row.diff_ci[1]:+.1f})")
+        p = "" if reference else f"{row.mcnemar_p:.3f}" if row.mcnemar_p >= 0.001 else "<0.001"
+        lines.append(f"| {row.recipe.name} | {row.recipe.describe()} | {100 * row.top1:.1f} "
+                     f"({100 * row.top1_ci[0]:.1f}-{100 * row.top1_ci[1]:.1f}) | {diff} | {p} | {row.minutes:.1f} | "
+                     f"{row.images_per_s:.0f} |")
+    return "\n".join(lines)
+
+
+def study_figure(rows: list[Row], title: str) -> Figure:
+    """Top-1 against wall-clock minutes: a curve per trained recipe (its epochs), a point per evaluation-only
+    recipe."""
+    fig = Figure(figsize=(9, 5.5), layout="constrained")
+    ax = fig.add_subplot()
+    for index, row in enumerate(rows):
+        minutes, top1 = zip(*row.curve)
+        color = f"C{index % 10}"
+        style = {"marker": "o", "markersize": 3, "linewidth": 1.2} if row.recipe.evaluates is None else {
+            "marker": "*", "markersize": 11, "linestyle": "none"}
+        ax.plot(minutes, [100 * t for t in top1], color=color, label=f"{row.recipe.name} ({100 * row.top1:.1f} %)",
+                **style)
+    ax.set(xlabel="wall-clock minutes since the start of training", ylabel="top-1 (%)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    return fig
+
+
+def run_study(study_file: str | Path, data_root: str | Path, out: str | Path, device: str | None = None,
+              alpha: float = 0.05) -> list[Row]:
+    """Run every recipe of ``study_file`` not yet done (in file order), then write ``out/study.md``,
+    ``study.png`` and ``study.json``; return the table's rows."""
+    study, out = read_study(study_file), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    folders: dict[str, Path] = {}
+    configs: dict[str, TrainConfig] = {}
+    for recipe in study.recipes:
+        if recipe.evaluates is None:
+            cfg = recipe_config(study, recipe, data_root, out, device)
+            configs[recipe.name] = cfg
+            log.info("study: recipe %s (%s)", recipe.name, recipe.describe())
+            folders[recipe.name] = train_recipe(cfg)
+        else:
+            trained = configs[recipe.evaluates]
+            folders[recipe.name] = evaluate_recipe(recipe, out / recipe.evaluates / "last.pt", trained.eval_split,
+                                                   data_root, out / recipe.name, trained.device)
+    reference = folders[study.recipes[0].name]
+    rows = [recipe_row(recipe, folders[recipe.name], reference, out, alpha) for recipe in study.recipes]
+    split = configs[study.recipes[0].name].eval_split
+    (out / "study.md").write_text(f"Study {study.path} on {data_root}\n\n{format_table(rows, split)}\n")
+    study_figure(rows, f"{study.path.stem}: {split} top-1 against wall-clock time").savefig(out / "study.png",
+                                                                                           dpi=110)
+    (out / "study.json").write_text(json.dumps(
+        {"study": str(study.path), "data_root": str(data_root), "split": split,
+         "recipes": [{"name": r.recipe.name, "changes": r.recipe.describe(), "top1": r.top1, "top1_ci": r.top1_ci,
+                      "diff": r.diff, "diff_ci": r.diff_ci, "mcnemar_p": r.mcnemar_p, "minutes": r.minutes,
+                      "images_per_s": r.images_per_s, "curve": r.curve} for r in rows]}, indent=2) + "\n")
+    return rows
