@@ -1,0 +1,101 @@
+"""The recipe options a study measures: the head's learning rate, batch augmentations from torchvision, and an
+evaluation size apart from the training size."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import tiny_config
+from PIL import Image
+
+from fgvc.checkpoint import load_checkpoint
+from fgvc.cli import main
+from fgvc.config import make_config
+from fgvc.data import batch_augmentation
+from fgvc.engine import build_optimizer, fit
+from fgvc.errors import ConfigError
+from fgvc.model import build_model
+from fgvc.predict import Predictor
+
+
+@pytest.mark.parametrize("arch", ["efficientnet-b0", "tv_efficientnet_b0"])
+def test_the_head_trains_at_its_own_learning_rate(arch: str) -> None:
+    model = build_model(arch, 5, pretrained=False)
+    head = {id(p) for p in (model._fc if arch.startswith("efficientnet") else model.classifier).parameters()}
+    optimizer = build_optimizer(model, make_config("cpu", arch=arch, lr=0.002, head_lr_scale=10.0))
+    rates = {id(p): (group["lr"], group["weight_decay"]) for group in optimizer.param_groups for p in group["params"]}
+    assert len(rates) == len(list(model.parameters()))
+    for param in model.parameters():
+        lr, decay = rates[id(param)]
+        assert lr == pytest.approx(0.02 if id(param) in head else 0.002)
+        assert decay == (0.0 if param.ndim <= 1 else 0.05)
+    plain = build_optimizer(model, make_config("cpu", arch=arch, lr=0.002))
+    assert len(plain.param_groups) == 2 and {g["lr"] for g in plain.param_groups} == {0.002}
+
+
+def test_batch_augmentations_are_off_by_default_and_seeded() -> None:
+    assert batch_augmentation(make_config("cpu"), 4) is None
+    augment = batch_augmentation(make_config("cpu", mixup_alpha=0.4, cutmix_alpha=1.0, random_erasing=0.5), 4)
+    images, targets = torch.randn(8, 3, 32, 32), torch.arange(8) % 4
+    torch.manual_seed(3)
+    first = augment(images.clone(), targets)
+    torch.manual_seed(3)
+    again = augment(images.clone(), targets)
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+
+
+def test_mixup_mixes_the_labels_by_the_images_weights() -> None:
+    augment = batch_augmentation(make_config("cpu", mixup_alpha=1.0), 3)
+    images = torch.stack([torch.full((3, 8, 8), float(i)) for i in range(6)])
+    torch.manual_seed(0)
+    mixed, soft = augment(images, torch.tensor([0, 1, 2, 0, 1, 2]))
+    assert soft.shape == (6, 3) and torch.allclose(soft.sum(1), torch.ones(6))
+    # image i is lam * image i + (1 - lam) * image i-1 (the batch rolled by one), labels alike
+    lam = (mixed[1, 0, 0, 0] - 0) / (1 - 0)
+    assert 0 < lam < 1
+    assert soft[1, 1] == pytest.approx(float(lam)) and soft[1, 0] == pytest.approx(float(1 - lam))
+
+
+def test_random_erasing_erases_a_rectangle_of_each_image_on_its_own() -> None:
+    augment = batch_augmentation(make_config("cpu", random_erasing=1.0), 3)
+    torch.manual_seed(0)
+    erased, targets = augment(torch.ones(4, 3, 40, 40), torch.tensor([0, 1, 2, 0]))
+    assert torch.equal(targets, torch.tensor([0, 1, 2, 0]))  # labels untouched
+    masks = [(image == 0).all(0) for image in erased]
+    for mask in masks:
+        rows, cols = mask.any(1).nonzero(), mask.any(0).nonzero()
+        box = mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        assert 0 < mask.sum() < 40 * 40 and box.all()  # one filled rectangle, zero = the mean colour
+    assert len({tuple(mask.nonzero()[0].tolist()) for mask in masks}) > 1  # not one box for the whole batch
+
+
+@pytest.mark.parametrize(("field", "value"), [("head_lr_scale", 0), ("mixup_alpha", -1), ("random_erasing", 1.5),
+                                              ("eval_img_size", 16)])
+def test_bad_recipe_values_are_refused(field: str, value: float) -> None:
+    with pytest.raises(ConfigError, match=field):
+        make_config("cpu", **{field: value})
+
+
+def test_a_run_with_every_option_trains_evaluates_and_resumes_exactly(tiny_root: Path, tmp_path: Path) -> None:
+    options = {"mixup_alpha": 0.2, "cutmix_alpha": 1.0, "random_erasing": 0.5, "head_lr_scale": 5.0,
+               "eval_img_size": 96, "batch_size": 4, "epochs": 2}
+    straight = fit(tiny_config(tiny_root, tmp_path / "straight", **options), progress=False)
+    first = fit(tiny_config(tiny_root, tmp_path / "resumed", **options), progress=False, stop_after=1)
+    resumed = fit(resume=first / "last.pt", progress=False)
+    a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(resumed / "last.pt")
+    for key, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][key]), key
+    predictor = Predictor.from_checkpoint(straight / "last.pt", device="cpu")
+    assert predictor.transform(Image.new("RGB", (50, 40))).shape == (3, 96, 96)
+    at_64 = Predictor.from_checkpoint(straight / "last.pt", device="cpu", img_size=64)
+    assert at_64.transform(Image.new("RGB", (50, 40))).shape == (3, 64, 64)
+
+
+def test_evaluate_at_another_size_writes_its_own_folder(tiny_root: Path, tmp_path: Path) -> None:
+    run = fit(tiny_config(tiny_root, tmp_path / "run", batch_size=4, epochs=1), progress=False)
+    assert main(["evaluate", "--checkpoint", str(run / "last.pt"), "--split", "test", "--img-size", "96"]) == 0
+    assert json.loads((run / "eval-test-96px" / "metrics.json").read_text())["img_size"] == 96
+    assert main(["evaluate", "--checkpoint", str(run / "last.pt"), "--img-size", "8"]) == 2  # one-line error
