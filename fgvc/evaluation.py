@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from fgvc import provenance
 from fgvc.analysis import Analysis, analyse
 from fgvc.data import build_split, dataset_hierarchy, eval_loader, image_files
 from fgvc.errors import DatasetError
@@ -20,7 +21,10 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", data_root: 
                         view: str | None = None, progress: bool = False, weights: str | None = None) -> Analysis:
     """Evaluate a checkpoint on ``split`` (with the run's view unless ``view`` is given, with its EMA weights
     when it has them unless ``weights`` says ``raw``) and write the analysis to ``out`` (default:
-    ``eval-<split>/`` beside the checkpoint; ``-tta``, ``-<view>`` and ``-<weights>`` added when set)."""
+    ``eval-<split>/`` beside the checkpoint; ``-tta``, ``-<view>`` and ``-<weights>`` added when set).
+
+    ``metrics.json`` also records the split's data fingerprint and what trained the checkpoint
+    (``provenance.evaluation_facts``), for ``fgvc compare`` to check."""
     predictor = Predictor.from_checkpoint(checkpoint, device=device, view=view, tta=tta, weights=weights)
     cfg = predictor.cfg
     root = Path(data_root) if data_root is not None else Path(cfg.data_root)
@@ -33,7 +37,9 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", data_root: 
     scores, targets = predictor.loader_scores(loader, progress)
     suffix = ("-tta" if tta else "") + (f"-{view}" if view else "") + (f"-{weights}" if weights else "")
     extra = {"checkpoint": str(checkpoint), "split": split, "data_root": str(root), "tta": tta,
-             "view": predictor.view, "weights": predictor.weights}
+             "view": predictor.view, "weights": predictor.weights,
+             **provenance.evaluation_facts(provenance.checkpoint_record(checkpoint),
+                                           provenance.split_fingerprint(dataset, predictor.classes, root, split))}
     return analyse(scores, targets, predictor.classes, dataset_hierarchy(cfg, split),
                    out or Path(checkpoint).parent / f"eval-{split}{suffix}", cfg.seed, extra,
                    files=image_files(dataset))
