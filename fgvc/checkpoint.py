@@ -8,9 +8,10 @@
 A checkpoint holds what rebuilds and resumes a run: the training state (model, optimizer,
 scheduler and grad-scaler states, finished epochs, best top-1; with ``ema_decay`` also the EMA
 weights under ``ema``, a state dict of the same model, and the number of updates behind them under
-``ema_updates``) and what describes the model's
-outputs (the whole config, the class names with their families and manufacturers, the last
-metrics). It is written to a temporary file and renamed, so ``last.pt`` is always either the
+``ema_updates``), what describes the model's outputs (the whole config, the class names with their
+families and manufacturers, the last metrics), and under ``PROVENANCE_KEY`` the run's record of what
+produced it (``fgvc.provenance``; checkpoints of older fgvc versions lack it and load all the same).
+It is written to a temporary file and renamed, so ``last.pt`` is always either the
 previous or the new checkpoint, never half of one. Loading never unpickles code: a file that
 needs more than tensors and plain containers is refused.
 """
@@ -32,6 +33,7 @@ from fgvc.errors import CheckpointError, ConfigError
 from fgvc.model import build_model
 
 REQUIRED_KEYS = ("model", "epoch", "config", "classes")
+PROVENANCE_KEY = "provenance"  # the run's record of what produced it (``fgvc.provenance``)
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
@@ -97,14 +99,15 @@ class TrainState:
     best_top1: float = -1.0  # best evaluation top-1 so far of the weights inference uses (EMA when kept)
 
     def checkpoint(self, cfg: TrainConfig, classes: list[str], hierarchy: dict[str, list[str]],
-                   metrics: dict[str, float]) -> dict[str, Any]:
-        """The checkpoint of this state; ``hierarchy`` gives each class's family and manufacturer, if any."""
+                   metrics: dict[str, float], provenance: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The checkpoint of this state; ``hierarchy`` gives each class's family and manufacturer, if any;
+        ``provenance`` is the run's record (``fgvc.provenance``)."""
         ema = {} if self.ema is None else {"ema": self.ema.module.state_dict(),
                                            "ema_updates": int(self.ema.n_averaged)}
         return {"model": unwrap(self.model).state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "epoch": self.epoch,
                 "best_top1": self.best_top1, "config": cfg.to_dict(), "classes": classes, "hierarchy": hierarchy,
-                "metrics": metrics, **ema}
+                "metrics": metrics, PROVENANCE_KEY: provenance, **ema}
 
     def restore(self, checkpoint: dict[str, Any], source: str | Path) -> None:
         """Continue from ``checkpoint`` (read from ``source``)."""

@@ -6,6 +6,9 @@
 
 Both evaluations' ``predictions.csv`` are matched image by image (by image id and true class); the
 statistics are ``metrics.paired_comparison``. Evaluations of different splits, classes or images are refused.
+Where the two differ in what their ``metrics.json`` records of the data and of the code that trained them
+(``fgvc.provenance.evaluation_facts``), the comparison carries a warning; where a side has no such record
+(an older run), a warning says that it cannot be checked.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ class Evaluation:
     ids: list[str]
     targets: np.ndarray  # (N,) class indices
     preds: np.ndarray  # (N,) top-1 class indices
+    data: dict[str, Any] | None = None  # the evaluated split's fingerprint (None: evaluated by an older fgvc)
+    trained_with: dict[str, Any] | None = None  # code and training data of the checkpoint (None: not recorded)
 
 
 def evaluation_folder(path: str | Path) -> Path:
@@ -60,7 +65,8 @@ def evaluation_folder(path: str | Path) -> Path:
 def read_evaluation(folder: str | Path) -> Evaluation:
     """The split, classes and per-image top-1 predictions that ``analysis.analyse`` wrote into ``folder``."""
     folder = Path(folder)
-    split = read_report(folder)["split"]
+    report = read_report(folder)
+    split = report["split"]
     _, classes, _ = read_confusion(folder)
     path = folder / "predictions.csv"
     with path.open(newline="") as f:
@@ -80,7 +86,8 @@ def read_evaluation(folder: str | Path) -> Evaluation:
                                       f"{len(classes)} classes of {folder / 'confusion.csv'}")
     return Evaluation(folder, split, classes, [row["id"] for row in rows],
                       np.array([index[row["true"]] for row in rows], dtype=np.int64),
-                      np.array([index[row["predicted"]] for row in rows], dtype=np.int64))
+                      np.array([index[row["predicted"]] for row in rows], dtype=np.int64),
+                      report.get("data"), report.get("trained_with"))
 
 
 def _keys(evaluation: Evaluation) -> list[tuple[str, int]]:
@@ -121,6 +128,49 @@ def align(a: Evaluation, b: Evaluation) -> np.ndarray:
     return np.array([row_of[key] for key in keys_a], dtype=np.int64)
 
 
+def _short(fingerprint: dict[str, Any]) -> str:
+    """A data fingerprint in a few words: split, image count and the start of its sha256."""
+    return f"{fingerprint['split']} {fingerprint['sha256'][:12]} ({fingerprint['images']} images)"
+
+
+def _code(version: dict[str, Any]) -> str:
+    """A code version in a few words: the short commit, and the start of the hash of its uncommitted changes."""
+    if not version["dirty"]:
+        return version["commit"][:10]
+    return f"{version['commit'][:10]} with uncommitted changes {(version['diff_sha256'] or '(unreadable)')[:12]}"
+
+
+def provenance_warnings(a: Evaluation, b: Evaluation) -> list[str]:
+    """Where A and B may not be comparable: they were evaluated on data of different fingerprints, or trained
+    on different data or by different code (commit, or uncommitted changes); and what cannot be checked because
+    a side has no record of it (an older fgvc, an ONNX model, or code outside a git checkout)."""
+    warnings = []
+    if a.data is None or b.data is None:
+        warnings.append(f"cannot check that A and B were evaluated on the same data: "
+                        f"{'A' if a.data is None else 'B'} has no data fingerprint (evaluated by an older fgvc)")
+    elif a.data["sha256"] != b.data["sha256"]:
+        warnings.append(f"A and B were evaluated on different data: {_short(a.data)} and {_short(b.data)}")
+    if a.trained_with is None or b.trained_with is None:
+        side = "A" if a.trained_with is None else "B"
+        warnings.append(f"cannot check that A and B were trained on the same data by the same code: {side}'s "
+                        f"checkpoint has no record of them (an older run or an ONNX model)")
+        return warnings
+    train_a, train_b = ([f["sha256"] for f in e.trained_with["train_data"]] for e in (a, b))
+    if train_a != train_b:
+        warnings.append(f"A and B were trained on different data: A on "
+                        f"{' then '.join(map(_short, a.trained_with['train_data']))}, B on "
+                        f"{' then '.join(map(_short, b.trained_with['train_data']))}")
+    code_a, code_b = a.trained_with["code"], b.trained_with["code"]
+    if any(version["commit"] is None for version in code_a + code_b):
+        warnings.append("cannot check that A and B were trained by the same code: "
+                        f"{'A' if any(v['commit'] is None for v in code_a) else 'B'} was trained outside a "
+                        f"git checkout")
+    elif code_a != code_b:
+        warnings.append(f"A and B were trained by different code: A at {' then '.join(map(_code, code_a))}, "
+                        f"B at {' then '.join(map(_code, code_b))}")
+    return warnings
+
+
 def format_p(p: float) -> str:
     """A p-value in three significant digits, or in scientific notation below 0.001."""
     return f"{p:.3g}" if p >= 0.001 else f"{p:.1e}"
@@ -138,7 +188,7 @@ def compare(a: str | Path, b: str | Path, alpha: float = 0.05, num_bootstrap: in
     """Compare the evaluations of ``a`` and ``b`` (run or evaluation folders) image by image.
 
     The JSON-serialisable result holds the folders, ``split``, ``num_classes``, ``alpha``, every key of
-    ``metrics.paired_comparison`` (B - A), and ``verdict``.
+    ``metrics.paired_comparison`` (B - A), ``verdict``, and ``warnings`` (``provenance_warnings``).
     """
     if not 0.0 < alpha < 1.0:
         raise ConfigError(f"alpha must be in (0, 1), got {alpha}")
@@ -148,7 +198,8 @@ def compare(a: str | Path, b: str | Path, alpha: float = 0.05, num_bootstrap: in
                                        num_bootstrap, seed)
     return {"a": str(first.folder), "b": str(second.folder), "split": first.split,
             "num_classes": len(first.classes), "alpha": alpha, **paired,
-            "verdict": verdict(paired["a_only"], paired["b_only"], paired["mcnemar_p"], alpha)}
+            "verdict": verdict(paired["a_only"], paired["b_only"], paired["mcnemar_p"], alpha),
+            "warnings": provenance_warnings(first, second)}
 
 
 def _class_line(row: dict[str, Any]) -> str:
@@ -157,11 +208,12 @@ def _class_line(row: dict[str, Any]) -> str:
 
 
 def format_comparison(comparison: dict[str, Any], top: int = 5) -> str:
-    """The comparison in a few lines: both metrics with the paired intervals, McNemar's test, the ``top``
-    classes that gained and lost most, and the verdict."""
+    """The comparison in a few lines: its warnings, both metrics with the paired intervals, McNemar's test, the
+    ``top`` classes that gained and lost most, and the verdict."""
     if top < 0:
         raise ConfigError(f"top must be >= 0, got {top}")
     lines = [f"A: {comparison['a']}", f"B: {comparison['b']}",
+             *(f"warning: {warning}" for warning in comparison["warnings"]),
              f"{comparison['split']} split: the same {comparison['num_samples']} images, "
              f"{comparison['num_classes']} classes", "",
              f"{'':16} {'A':>7}  {'B':>7}  {'B - A':>7}  (95% paired bootstrap interval)"]

@@ -35,7 +35,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from fgvc import distributed, metrics
+from fgvc import distributed, metrics, provenance
 from fgvc.analysis import analyse, format_report
 from fgvc.checkpoint import TrainState, load_checkpoint, save_checkpoint, unwrap
 from fgvc.config import TrainConfig, resume_config, validate
@@ -277,8 +277,11 @@ def fit(cfg: TrainConfig | None = None, *, resume: str | Path | None = None, ove
     images), ``steps.csv``, ``epochs.csv``, ``last.pt`` (every epoch), ``best.pt`` (best on the
     eval split, only when that split is ``val``: choosing on ``test`` would leak it),
     ``curves.png``, after the last epoch the full analysis of the final model in
-    ``eval-<split>/`` (see ``fgvc.analysis``), and TensorBoard events of the same metrics,
-    figures and config (``tracking.RunLog``; ``tensorboard=False`` leaves them out).
+    ``eval-<split>/`` (see ``fgvc.analysis``), TensorBoard events of the same metrics,
+    figures and config (``tracking.RunLog``; ``tensorboard=False`` leaves them out), and
+    ``provenance.json``: the code, libraries, machine, command, times and data fingerprints of
+    each session (``fgvc.provenance``; each checkpoint holds it too). ``epochs.csv``'s ``wall_s``
+    counts the run's seconds from the start of ``fit`` to the end of each epoch, over every session.
 
     The process holds the run folder while it trains: another run into it is refused. Ctrl-C
     (also Jupyter's interrupt) leaves ``last.pt`` at the last finished epoch, exact to resume,
@@ -286,7 +289,7 @@ def fit(cfg: TrainConfig | None = None, *, resume: str | Path | None = None, ove
     and SIGUSR1 (a scheduler's preemption) do the same, raising ``Preempted``.
     A NaN or infinite loss raises ``NonFiniteLossError`` before that epoch's checkpoint is written.
     """
-    checkpoint = None
+    clock, checkpoint = provenance.start_clock(), None
     if resume is not None:
         if cfg is not None:
             raise ConfigError("fit takes a config to start a run or a checkpoint to resume, not both: "
@@ -310,7 +313,8 @@ def fit(cfg: TrainConfig | None = None, *, resume: str | Path | None = None, ove
         setup_logging(None, logging.WARNING)  # the other ranks print warnings and errors only
     try:
         with preemption_signals():
-            return _train_run(cfg, run_dir, checkpoint, resume, progress and ranks.primary, stop_after, ranks)
+            return _train_run(cfg, run_dir, checkpoint, resume, progress and ranks.primary, stop_after, ranks,
+                              clock)
     except KeyboardInterrupt as stop:
         last = run_dir / "last.pt"
         what = str(stop) if isinstance(stop, Preempted) else "interrupted"
@@ -369,8 +373,8 @@ def _restore(state: TrainState, checkpoint: dict[str, Any], source: str | Path, 
 
 
 def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | None, source: str | Path | None,
-               progress: bool, stop_after: int | None, ranks: Dist) -> Path:
-    """The body of ``fit`` once the run folder is held: build, restore, loop, finish."""
+               progress: bool, stop_after: int | None, ranks: Dist, clock: provenance.Clock) -> Path:
+    """The body of ``fit`` once the run folder is held: build, restore, loop, finish (``clock``: this session's)."""
     runtime = Runtime.create(cfg.device, cfg.precision, cfg.channels_last, ranks)
     loaders = build_loaders(cfg, model_spec(cfg.arch).norm, ranks)
     steps_per_epoch = math.ceil(len(loaders.train) / cfg.accum_steps)
@@ -390,18 +394,23 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
              ranks.world_size * cfg.batch_size * cfg.accum_steps, ranks.world_size, cfg.batch_size, cfg.accum_steps)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     last_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, state.epoch + stop_after)
+    clock = dataclasses.replace(clock, before_s=provenance.resumed_wall_s(checkpoint))
+    record = provenance.open_record(run_dir, checkpoint, clock, provenance.run_data(cfg, loaders)) \
+        if ranks.primary else None
     run_log = RunLog(run_dir, tensorboard=cfg.tensorboard, done_epochs=state.epoch,
                      batches_per_epoch=len(loaders.train), ema=state.ema is not None) if ranks.primary else None
     try:
         if run_log is not None and checkpoint is None:
             _record_start(run_log, cfg, loaders, ranks)
         for epoch in range(state.epoch + 1, last_epoch + 1):
-            result = _run_epoch(state, epoch, cfg, loaders, criterion, runtime, progress, run_log)
+            result = _run_epoch(state, epoch, cfg, loaders, criterion, runtime, progress, run_log, clock, record)
             if epoch == cfg.epochs and run_log is not None:
                 out, weights = run_dir / f"eval-{cfg.eval_split}", "raw" if state.ema is None else "ema"
                 analysis = analyse(result.scores, result.targets, loaders.classes, loaders.hierarchy, out, cfg.seed,
                                    {"checkpoint": str(run_dir / "last.pt"), "split": cfg.eval_split, "tta": False,
-                                    "view": cfg.eval_view, "weights": weights}, files=image_files(loaders.eval.dataset))
+                                    "view": cfg.eval_view, "weights": weights,
+                                    **provenance.evaluation_facts(record, record["sessions"][-1]["data"]["eval"])},
+                                   files=image_files(loaders.eval.dataset))
                 log.info("final model (%s weights):\n%s", "EMA" if weights == "ema" else "raw",
                          format_report(analysis.report))
                 run_log.image("confusion", out / "confusion.png", epoch * len(loaders.train))
@@ -409,6 +418,8 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
     finally:
         if run_log is not None:
             run_log.close()
+        if record is not None:
+            provenance.write_record(run_dir, provenance.update_record(record, clock, ended=True))
     return run_dir
 
 
@@ -423,9 +434,10 @@ def _record_start(run_log: RunLog, cfg: TrainConfig, loaders: Loaders, ranks: Di
 
 
 def _run_epoch(state: TrainState, epoch: int, cfg: TrainConfig, loaders: Loaders, criterion: nn.Module,
-               runtime: Runtime, progress: bool, run_log: RunLog | None) -> EvalResult:
-    """Train and evaluate epoch ``epoch``, then write its metrics, checkpoints and curves (``run_log``: rank 0
-    alone has one).
+               runtime: Runtime, progress: bool, run_log: RunLog | None, clock: provenance.Clock,
+               record: dict[str, Any] | None) -> EvalResult:
+    """Train and evaluate epoch ``epoch``, then write its metrics, checkpoints, curves and the run's provenance
+    ``record`` (``run_log`` and ``record``: rank 0 alone has them; ``clock`` times the run for ``wall_s``).
 
     With an EMA both weights are evaluated; the EMA's result is returned and chooses ``best.pt``, as the
     EMA is what ``fgvc evaluate`` and ``fgvc predict`` use."""
@@ -454,13 +466,15 @@ def _run_epoch(state: TrainState, epoch: int, cfg: TrainConfig, loaders: Loaders
         distributed.sync_buffers(state.ema, ranks)  # each rank averaged its own batch-norm statistics
         result = evaluate(state.ema.module, loaders.eval, runtime, progress)
         row.update(_eval_columns(result, EMA_PREFIX))
-    row["seconds"] = time.perf_counter() - started
+    row["seconds"], row["wall_s"] = time.perf_counter() - started, clock.run_wall_s()
     is_best = cfg.eval_split == "val" and result.top1 > state.best_top1
     state.epoch, state.best_top1 = epoch, max(state.best_top1, result.top1)
     if run_log is not None:
         run_log.epoch(row, epoch * len(loaders.train))
-        checkpoint = state.checkpoint(cfg, loaders.classes, hierarchy_names(loaders.hierarchy or {}), row)
+        checkpoint = state.checkpoint(cfg, loaders.classes, hierarchy_names(loaders.hierarchy or {}), row,
+                                      provenance.update_record(record, clock))
         save_checkpoint(run_dir / "last.pt", checkpoint)
+        provenance.write_record(run_dir, record)
         if is_best:
             save_checkpoint(run_dir / "best.pt", checkpoint)
         curves_figure(run_dir).savefig(run_dir / "curves.png", dpi=110)

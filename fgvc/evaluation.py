@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from fgvc import provenance
 from fgvc.analysis import Analysis, analyse
 from fgvc.data import build_split, dataset_hierarchy, eval_loader, image_files
 from fgvc.errors import DatasetError
@@ -22,7 +23,10 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", data_root: 
     """Evaluate a checkpoint on ``split`` (with the run's view and evaluation size unless ``view`` or
     ``img_size`` is given, with its EMA weights when it has them unless ``weights`` says ``raw``) and write the
     analysis to ``out`` (default: ``eval-<split>/`` beside the checkpoint; ``-tta``, ``-<view>``,
-    ``-<weights>`` and ``-<img_size>px`` added when set)."""
+    ``-<weights>`` and ``-<img_size>px`` added when set).
+
+    ``metrics.json`` also records the split's data fingerprint and what trained the checkpoint
+    (``provenance.evaluation_facts``), for ``fgvc compare`` to check."""
     predictor = Predictor.from_checkpoint(checkpoint, device=device, view=view, tta=tta, weights=weights,
                                           img_size=img_size)
     cfg = predictor.cfg
@@ -37,7 +41,9 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", data_root: 
     suffix = ("-tta" if tta else "") + (f"-{view}" if view else "") + (f"-{weights}" if weights else "") + (
         f"-{img_size}px" if img_size else "")
     extra = {"checkpoint": str(checkpoint), "split": split, "data_root": str(root), "tta": tta,
-             "view": predictor.view, "weights": predictor.weights, "img_size": cfg.eval_size}
+             "view": predictor.view, "weights": predictor.weights, "img_size": cfg.eval_size,
+             **provenance.evaluation_facts(provenance.checkpoint_record(checkpoint),
+                                           provenance.split_fingerprint(dataset, predictor.classes, root, split))}
     return analyse(scores, targets, predictor.classes, dataset_hierarchy(cfg, split),
                    out or Path(checkpoint).parent / f"eval-{split}{suffix}", cfg.seed, extra,
                    files=image_files(dataset))

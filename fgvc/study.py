@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import statistics
 import time
 from dataclasses import dataclass
@@ -198,12 +199,14 @@ def evaluate_recipe(recipe: Recipe, checkpoint: Path, split: str, data_root: str
 
 
 def run_curve(run_dir: Path) -> list[tuple[float, float]]:
-    """(wall-clock minutes, top-1) at the end of each epoch of a run: ``wall_s`` where ``epochs.csv`` has it,
-    else the epochs' ``seconds`` added up; the EMA's top-1 where the run kept one (what it reports)."""
+    """(wall-clock minutes, top-1) at the end of each epoch of a run: ``wall_s`` where ``epochs.csv`` has it
+    (runs of older versions have none, or NaN after a resume), else the epochs' ``seconds`` added up; the EMA's
+    top-1 where the run kept one (what it reports)."""
     rows = read_rows(run_dir / "epochs.csv")
     curve, elapsed = [], 0.0
     for row in rows:
-        elapsed = row["wall_s"] if "wall_s" in row else elapsed + row["seconds"]
+        wall = row.get("wall_s", math.nan)
+        elapsed = elapsed + row["seconds"] if math.isnan(wall) else wall
         curve.append((elapsed / 60, row.get("ema_eval_top1", row["eval_top1"])))
     return curve
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import math
 import os
 import socket
 import sys
@@ -35,7 +36,7 @@ except ImportError:  # Windows: no flock; run folders are still created atomical
 
 STEP_FIELDS = ("epoch", "step", "loss", "lr", "images_per_s")
 EVAL_FIELDS = ("eval_loss", "eval_top1", "eval_top5", "eval_mean_class_acc")
-EPOCH_FIELDS = ("epoch", "train_loss", *EVAL_FIELDS, "lr", "seconds")
+EPOCH_FIELDS = ("epoch", "train_loss", *EVAL_FIELDS, "lr", "seconds", "wall_s")  # wall_s: see fgvc.provenance.Clock
 EMA_PREFIX = "ema_"  # epochs.csv columns of the EMA weights: ema_eval_loss, ema_eval_top1, ...
 EVENT_FILES = "events.out.tfevents.*"  # TensorBoard's event files (SummaryWriter names them so)
 LOGGER_NAME = "fgvc"
@@ -145,11 +146,13 @@ def read_rows(path: str | Path) -> list[dict[str, float]]:
 
 
 def keep_epochs_up_to(path: str | Path, last_epoch: int, fields: tuple[str, ...]) -> None:
-    """Rewrite ``path`` atomically with only the complete rows of epochs ``<= last_epoch``."""
+    """Rewrite ``path`` atomically with only the complete rows of epochs ``<= last_epoch``, in columns ``fields``;
+    a column the file lacks (written by an older fgvc, e.g. ``wall_s``) is NaN in its rows: not measured."""
     path = Path(path)
     if not path.exists():
         return
-    rows = [r for r in read_rows(path) if r.get("epoch", 0) <= last_epoch and len(r) == len(fields)]
+    rows = [{k: r.get(k, math.nan) for k in fields} for r in read_rows(path)
+            if r.get("epoch", 0) <= last_epoch and set(r) <= set(fields)]
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)

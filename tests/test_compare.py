@@ -275,3 +275,74 @@ def test_a_real_evaluation_writes_the_top5_and_compares_equal_to_the_run(small_r
     assert comparison["top1_a"] == pytest.approx(analysis.report["top1"])
     assert comparison["top1_diff"] == 0.0 and comparison["mcnemar_p"] == 1.0
     assert comparison["verdict"].startswith("no detectable difference")
+
+
+# --- provenance: is the comparison fair? -------------------------------------------------------
+
+
+def fingerprint(split: str, digest: str) -> dict:
+    return {"split": split, "images": len(IDS), "classes": len(CLASSES), "sha256": digest * 64}
+
+
+COMMIT = "1234567890abcdef" * 2 + "12345678"
+
+
+def with_facts(folder: Path, data: dict | None = None, code: list[dict] | None = None,
+               train_data: list[dict] | None = None) -> Path:
+    """Add to an evaluation folder's metrics.json what ``provenance.evaluation_facts`` records: by default
+    test data "a", one session at COMMIT (clean) trained on trainval data "t"."""
+    report = json.loads((folder / "metrics.json").read_text())
+    report["data"] = data or fingerprint("test", "a")
+    report["trained_with"] = {"code": code or [{"commit": COMMIT, "dirty": False, "diff_sha256": None}],
+                              "train_data": train_data or [fingerprint("trainval", "t")]}
+    (folder / "metrics.json").write_text(json.dumps(report))
+    return folder
+
+
+def test_compare_warns_when_data_or_code_differ_and_says_what_it_cannot_check(tmp_path: Path) -> None:
+    def evaluation(name: str, **facts: object) -> Path:
+        return with_facts(write_evaluation(tmp_path / name, IDS, TARGETS, PREDS_B), **facts)
+
+    a = evaluation("a")
+    assert compare(a, evaluation("same"))["warnings"] == []
+    assert compare(a, evaluation("other-data", data=fingerprint("test", "b")))["warnings"] == [
+        f"A and B were evaluated on different data: test {'a' * 12} (12 images) and test {'b' * 12} (12 images)"]
+    assert compare(a, evaluation("other-training", train_data=[fingerprint("trainval", "u")]))["warnings"] == [
+        f"A and B were trained on different data: A on trainval {'t' * 12} (12 images), "
+        f"B on trainval {'u' * 12} (12 images)"]
+    dirty = [{"commit": COMMIT, "dirty": True, "diff_sha256": "d" * 64}]
+    assert compare(a, evaluation("dirty", code=dirty))["warnings"] == [
+        f"A and B were trained by different code: A at {COMMIT[:10]}, B at {COMMIT[:10]} with uncommitted "
+        f"changes {'d' * 12}"]
+    other_changes = evaluation("other-changes", code=[{**dirty[0], "diff_sha256": "e" * 64}])
+    assert compare(evaluation("dirty-too", code=dirty), other_changes)["warnings"][0].startswith(
+        "A and B were trained by different code")  # the same commit, other uncommitted changes
+    resumed = [{"commit": COMMIT, "dirty": False, "diff_sha256": None}, {"commit": "f" * 40, "dirty": False,
+                                                                         "diff_sha256": None}]
+    assert compare(a, evaluation("resumed", code=resumed))["warnings"] == [
+        f"A and B were trained by different code: A at {COMMIT[:10]}, B at {COMMIT[:10]} then {'f' * 10}"]
+    outside = [{"commit": None, "dirty": None, "diff_sha256": None}]
+    assert compare(evaluation("outside", code=outside), a)["warnings"] == [
+        "cannot check that A and B were trained by the same code: A was trained outside a git checkout"]
+
+    older = write_evaluation(tmp_path / "older", IDS, TARGETS, PREDS_A)  # metrics.json of an older fgvc
+    comparison = compare(older, a)
+    assert comparison["warnings"] == [
+        "cannot check that A and B were evaluated on the same data: A has no data fingerprint (evaluated by an "
+        "older fgvc)",
+        "cannot check that A and B were trained on the same data by the same code: A's checkpoint has no record "
+        "of them (an older run or an ONNX model)"]
+    assert comparison["verdict"] == "B is better (p = 0.0312)"  # a caveat, not an error
+
+
+def test_the_warnings_are_in_the_text_and_the_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = with_facts(write_evaluation(tmp_path / "run-a" / "eval-test", IDS, TARGETS, PREDS_A))
+    b = with_facts(write_evaluation(tmp_path / "run-b" / "eval-test", IDS, TARGETS, PREDS_B),
+                   data=fingerprint("test", "b"))
+    assert main(["compare", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    warning = f"A and B were evaluated on different data: test {'a' * 12} (12 images) and test {'b' * 12} (12 images)"
+    assert f"B: {b}\nwarning: {warning}\n" in out
+    written = json.loads((b / "compare-vs-run-a-eval-test.json").read_text())
+    assert written["warnings"] == [warning]
+    assert f"warning: {warning}" in (b / "compare-vs-run-a-eval-test.txt").read_text()

@@ -91,7 +91,7 @@ def wait_for_epoch(process: subprocess.Popen[str], steps_csv: Path, epoch: int, 
 
 
 def without_timing(rows: list[dict[str, float]]) -> list[dict[str, float]]:
-    return [{k: v for k, v in row.items() if k not in ("seconds", "images_per_s")} for row in rows]
+    return [{k: v for k, v in row.items() if k not in ("seconds", "wall_s", "images_per_s")} for row in rows]
 
 
 # --- killed and interrupted runs ---------------------------------------------------------------
