@@ -7,6 +7,7 @@
     fgvc train --config my.yaml --lr 0.01           # preset < config file < flags
     fgvc train --resume logs/<run>/last.pt          # continue an interrupted run
     fgvc train --resume logs/<run>/last.pt --epochs 80   # ...and train longer
+    fgvc status logs/<run>                          # exit status 0 once the run has finished, 1 before
     torchrun --nproc_per_node=4 -m fgvc train --preset b4   # 4 GPUs, one run
     fgvc check-data --data-root data                # list annotation lines and images that are bad
     fgvc prepare --data-root data --out data/prepared-448 --img-size 448   # once: faster training input
@@ -47,6 +48,7 @@ from fgvc.config import (
 from fgvc.errors import ConfigError, FgvcError, Preempted
 
 REQUEUE_EXIT = 75  # EX_TEMPFAIL: a temporary failure, try again (requeue and resume)
+UNFINISHED_EXIT = 1  # fgvc status: the run has epochs (or its start) left to train
 
 BENCHMARKS = ("data", "train", "predict")
 FLAG_TYPES = {"int": int, "float": float, "str": str}
@@ -112,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_download)
 
     _add_train(sub)
+
+    p = sub.add_parser("status", help="has a run finished? exit status 0 if so, 1 if it has epochs left",
+                       description="Say where a run folder stands. Exit status 0: its last epoch is trained and its "
+                       "final analysis written; 1: unfinished (resume it, or start it again if no epoch finished); "
+                       "2: no run there, or a run whose final analysis is missing. A job script requeues on 1.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the run folder (fgvc train --run-dir)")
+    p.set_defaults(func=_status)
 
     p = sub.add_parser("check-data", help="decode every image of a dataset and list the bad files",
                        description="Check annotation files and decode every image; exit status 1 if any is bad.")
@@ -272,6 +281,14 @@ def _train(args: argparse.Namespace) -> int:
     if distributed.from_environment().primary:
         print(f"run folder: {run_dir}")
     return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from fgvc.tracking import run_status
+
+    finished, line = run_status(args.run_dir)
+    print(line)
+    return 0 if finished else UNFINISHED_EXIT
 
 
 def _synth(args: argparse.Namespace) -> int:

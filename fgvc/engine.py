@@ -326,25 +326,59 @@ def fit(cfg: TrainConfig | None = None, *, resume: str | Path | None = None, ove
         release_run_dir(run_dir)
 
 
+@dataclass
+class _Stop:
+    """A stop signal seen by this process, and how many ``uninterrupted`` sections it is waiting for."""
+
+    signal: signal.Signals | None = None
+    deferring: int = 0
+
+
+_STOP = _Stop()
+
+
 @contextlib.contextmanager
 def preemption_signals() -> Iterator[None]:
     """Turn SIGTERM (what schedulers send before they kill a job) and SIGUSR1 (SLURM's ``--signal``) into
     ``Preempted``, so a preempted run stops like Ctrl-C: ``last.pt`` keeps the last finished epoch.
-    Outside the main thread (where signals cannot be handled) it does nothing."""
+
+    Python runs the handler between bytecodes, so the stop waits for the operation in progress (a forward or
+    backward pass at most); inside ``uninterrupted`` it waits for the section to end. Only the first signal
+    counts: under SLURM a rank can get the same signal twice (from srun's step and from torchrun, which
+    forwards it), and a second one must not cut the first one's clean-up. Outside the main thread (where
+    signals cannot be handled) it does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def stop(signum: int, frame: object) -> None:
-        raise Preempted(f"preempted by {signal.Signals(signum).name}")
+        if _STOP.signal is not None:
+            return
+        _STOP.signal = signal.Signals(signum)
+        if not _STOP.deferring:
+            raise Preempted(f"preempted by {_STOP.signal.name}")
 
     wanted = [signal.SIGTERM] + ([signal.SIGUSR1] if hasattr(signal, "SIGUSR1") else [])
+    _STOP.signal = None
     previous = {sig: signal.signal(sig, stop) for sig in wanted}
     try:
         yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def uninterrupted() -> Iterator[None]:
+    """A section that a stop signal never cuts (rank 0 writing an epoch's records and checkpoints, the final
+    analysis): a signal that arrives meanwhile raises ``Preempted`` once the section has ended."""
+    _STOP.deferring += 1
+    try:
+        yield
+    finally:
+        _STOP.deferring -= 1
+    if not _STOP.deferring and _STOP.signal is not None:
+        raise Preempted(f"preempted by {_STOP.signal.name}")
 
 
 def build_state(cfg: TrainConfig, num_classes: int, steps_per_epoch: int, runtime: Runtime,
@@ -403,18 +437,21 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
         if run_log is not None and checkpoint is None:
             _record_start(run_log, cfg, loaders, ranks)
         for epoch in range(state.epoch + 1, last_epoch + 1):
-            result = _run_epoch(state, epoch, cfg, loaders, criterion, runtime, progress, run_log, clock, record)
-            if epoch == cfg.epochs and run_log is not None:
-                out, weights = run_dir / f"eval-{cfg.eval_split}", "raw" if state.ema is None else "ema"
-                analysis = analyse(result.scores, result.targets, loaders.classes, loaders.hierarchy, out, cfg.seed,
-                                   {"checkpoint": str(run_dir / "last.pt"), "split": cfg.eval_split, "tta": False,
-                                    "view": cfg.eval_view, "weights": weights,
-                                    **provenance.evaluation_facts(record, record["sessions"][-1]["data"]["eval"])},
-                                   files=image_files(loaders.eval.dataset))
-                log.info("final model (%s weights):\n%s", "EMA" if weights == "ema" else "raw",
-                         format_report(analysis.report))
-                run_log.image("confusion", out / "confusion.png", epoch * len(loaders.train))
-                run_log.end_session(epoch * len(loaders.train))
+            with contextlib.ExitStack() as records:  # a stop waits from the epoch's records to the analysis
+                result = _run_epoch(state, epoch, cfg, loaders, criterion, runtime, progress, run_log, records, clock,
+                                    record)
+                if epoch == cfg.epochs and run_log is not None:
+                    out, weights = run_dir / f"eval-{cfg.eval_split}", "raw" if state.ema is None else "ema"
+                    analysis = analyse(result.scores, result.targets, loaders.classes, loaders.hierarchy, out,
+                                       cfg.seed, {"checkpoint": str(run_dir / "last.pt"), "split": cfg.eval_split,
+                                                  "tta": False, "view": cfg.eval_view, "weights": weights,
+                                                  **provenance.evaluation_facts(
+                                                      record, record["sessions"][-1]["data"]["eval"])},
+                                       files=image_files(loaders.eval.dataset))
+                    log.info("final model (%s weights):\n%s", "EMA" if weights == "ema" else "raw",
+                             format_report(analysis.report))
+                    run_log.image("confusion", out / "confusion.png", epoch * len(loaders.train))
+                    run_log.end_session(epoch * len(loaders.train))
     finally:
         if run_log is not None:
             run_log.close()
@@ -434,10 +471,12 @@ def _record_start(run_log: RunLog, cfg: TrainConfig, loaders: Loaders, ranks: Di
 
 
 def _run_epoch(state: TrainState, epoch: int, cfg: TrainConfig, loaders: Loaders, criterion: nn.Module,
-               runtime: Runtime, progress: bool, run_log: RunLog | None, clock: provenance.Clock,
-               record: dict[str, Any] | None) -> EvalResult:
+               runtime: Runtime, progress: bool, run_log: RunLog | None, records: contextlib.ExitStack,
+               clock: provenance.Clock, record: dict[str, Any] | None) -> EvalResult:
     """Train and evaluate epoch ``epoch``, then write its metrics, checkpoints, curves and the run's provenance
-    ``record`` (``run_log`` and ``record``: rank 0 alone has them; ``clock`` times the run for ``wall_s``).
+    ``record`` (``run_log`` and ``record``: rank 0 alone has them; ``clock`` times the run for ``wall_s``). From
+    its records on, ``records`` holds the section ``uninterrupted`` until it closes, so a stop signal never leaves
+    ``epochs.csv``, ``last.pt`` and ``best.pt`` disagreeing or half written.
 
     With an EMA both weights are evaluated; the EMA's result is returned and chooses ``best.pt``, as the
     EMA is what ``fgvc evaluate`` and ``fgvc predict`` use."""
@@ -469,6 +508,7 @@ def _run_epoch(state: TrainState, epoch: int, cfg: TrainConfig, loaders: Loaders
     row["seconds"], row["wall_s"] = time.perf_counter() - started, clock.run_wall_s()
     is_best = cfg.eval_split == "val" and result.top1 > state.best_top1
     state.epoch, state.best_top1 = epoch, max(state.best_top1, result.top1)
+    records.enter_context(uninterrupted())
     if run_log is not None:
         run_log.epoch(row, epoch * len(loaders.train))
         checkpoint = state.checkpoint(cfg, loaders.classes, hierarchy_names(loaders.hierarchy or {}), row,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import math
 import os
@@ -160,6 +161,35 @@ def keep_epochs_up_to(path: str | Path, last_epoch: int, fields: tuple[str, ...]
         for row in rows:
             writer.writerow({k: (int(v) if k in ("epoch", "step") else v) for k, v in row.items()})
     os.replace(tmp, path)
+
+
+def run_status(run_dir: str | Path) -> tuple[bool, str]:
+    """Whether the run in ``run_dir`` has finished (``last.pt`` at the last epoch of ``config.json``, which a
+    resume rewrites, and the final analysis written), with one line saying where it stands.
+
+    Raises ``FolderError`` when ``run_dir`` holds no run, and when its last epoch is trained but its final
+    analysis is missing: resuming would not write it, so the run needs ``fgvc evaluate`` rather than a requeue.
+    """
+    from fgvc.checkpoint import load_checkpoint  # here: the other readers of a run folder need no torch
+
+    run_dir = Path(run_dir)
+    config_file = run_dir / "config.json"
+    try:
+        config = json.loads(config_file.read_text())
+        epochs, split = int(config["epochs"]), str(config["eval_split"])
+    except (OSError, ValueError, KeyError) as err:
+        raise FolderError(f"{run_dir} holds no run that fgvc can read ({config_file}: {err}): expected the "
+                          f"--run-dir of an fgvc train run") from None
+    last = run_dir / "last.pt"
+    done = int(load_checkpoint(last)["epoch"]) if last.is_file() else 0
+    if done < epochs:
+        resume = f"resume with: fgvc train --resume {last}" if done else "no epoch has finished: start it again"
+        return False, f"unfinished: {done} of {epochs} epochs trained; {resume}"
+    report = run_dir / f"eval-{split}" / "metrics.json"
+    if not report.is_file():
+        raise FolderError(f"{run_dir} has trained its {epochs} epochs but its final analysis {report} is missing: "
+                          f"write it with fgvc evaluate --checkpoint {last} --split {split}")
+    return True, f"finished: {epochs} of {epochs} epochs trained; final analysis in {report.parent}"
 
 
 class RunLog:
