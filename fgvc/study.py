@@ -250,6 +250,28 @@ def format_table(rows: list[Row], split: str) -> str:
     return "\n".join(lines)
 
 
+def _short(fingerprint: dict[str, Any] | None) -> str:
+    return "unrecorded" if not fingerprint else f"{fingerprint['images']} images, {fingerprint['sha256'][:12]}"
+
+
+def _code(versions: list[dict[str, Any]]) -> str:
+    if not versions or all(v["commit"] is None for v in versions):
+        return "unrecorded"
+    return " + ".join(f"{v['commit'][:10]}{' (dirty)' if v['dirty'] else ''}" for v in versions)
+
+
+def format_provenance(rows: list[Row], folders: dict[str, Path]) -> str:
+    """What produced each recipe's result (``metrics.json``'s provenance): the code and both data fingerprints."""
+    lines = ["| recipe | code | training data | evaluated data |", "| --- | --- | --- | --- |"]
+    for row in rows:
+        report = json.loads((folders[row.recipe.name] / "metrics.json").read_text())
+        trained = report.get("trained_with") or {}
+        train_data = trained.get("train_data") or [None]
+        lines.append(f"| {row.recipe.name} | {_code(trained.get('code', []))} | "
+                     f"{' + '.join(_short(d) for d in train_data)} | {_short(report.get('data'))} |")
+    return "\n".join(lines)
+
+
 def study_figure(rows: list[Row], title: str) -> Figure:
     """Top-1 against wall-clock minutes: a curve per trained recipe (its epochs), a point per evaluation-only
     recipe."""
@@ -289,7 +311,8 @@ def run_study(study_file: str | Path, data_root: str | Path, out: str | Path, de
     reference = folders[study.recipes[0].name]
     rows = [recipe_row(recipe, folders[recipe.name], reference, out, alpha) for recipe in study.recipes]
     split = configs[study.recipes[0].name].eval_split
-    (out / "study.md").write_text(f"Study {study.path} on {data_root}\n\n{format_table(rows, split)}\n")
+    (out / "study.md").write_text(f"Study {study.path} on {data_root}\n\n{format_table(rows, split)}\n\n"
+                                  f"What produced each result:\n\n{format_provenance(rows, folders)}\n")
     study_figure(rows, f"{study.path.stem}: {split} top-1 against wall-clock time").savefig(out / "study.png",
                                                                                            dpi=110)
     (out / "study.json").write_text(json.dumps(

@@ -36,8 +36,10 @@ def finished_study(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return study, folder / "out"
 
 
-def table_rows(markdown: str) -> dict[str, list[str]]:
-    rows = [line.strip("|").split("|") for line in markdown.splitlines() if line.startswith("| ")]
+def table_rows(markdown: str, table: int = 0) -> dict[str, list[str]]:
+    """The cells of table number ``table`` of a Markdown text, by the first cell."""
+    tables = [block for block in markdown.split("\n\n") if block.startswith("| ")]
+    rows = [line.strip("|").split("|") for line in tables[table].splitlines()]
     return {cells[0].strip(): [c.strip() for c in cells] for cells in rows[2:]}  # after the header and its rule
 
 
@@ -62,6 +64,21 @@ def test_the_table_gives_each_recipe_its_top1_and_its_paired_comparison(finished
     assert rows["fast-lr"][1] == "lr=0.02" and rows["base-tta"][1] == "evaluate base, tta=True"
     minutes = {name: float(rows[name][5]) for name in rows}
     assert minutes["base-tta"] >= minutes["base"] > 0  # the evaluation comes after base's training
+
+
+def test_the_report_says_what_produced_each_result(finished_study: tuple[Path, Path]) -> None:
+    _, out = finished_study
+    rows = table_rows((out / "study.md").read_text(), table=1)
+    evaluated = json.loads((out / "base" / "eval-test" / "metrics.json").read_text())["data"]
+    trained = json.loads((out / "base" / "eval-test" / "metrics.json").read_text())["trained_with"]
+    assert list(rows) == ["base", "fast-lr", "base-tta"]
+    for name in rows:
+        assert rows[name][3] == f"{evaluated['images']} images, {evaluated['sha256'][:12]}"  # the same test images
+        train_data = trained["train_data"][0]
+        assert rows[name][2] == f"{train_data['images']} images, {train_data['sha256'][:12]}"
+    commit = trained["code"][0]["commit"]
+    assert rows["base"][1] == ("unrecorded" if commit is None else commit[:10] + (
+        " (dirty)" if trained["code"][0]["dirty"] else ""))
 
 
 def test_the_figure_and_json_plot_top1_against_wall_clock(finished_study: tuple[Path, Path]) -> None:
