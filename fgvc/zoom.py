@@ -32,6 +32,7 @@ import torch
 from PIL import Image, ImageDraw
 from torch import nn
 
+from fgvc.config import ZOOM_PAD, ZOOM_THRESHOLD
 from fgvc.data import visible_box
 from fgvc.errors import ConfigError
 from fgvc.model import model_spec
@@ -44,8 +45,8 @@ BOX_COLOUR = (255, 214, 0)  # the box drawn on a photo: yellow, seen on sky, gra
 class Zoom:
     """The settings of the zoomed second look (``None`` in their place: no second look)."""
 
-    threshold: float = 0.3  # a map value at least this fraction of the map's peak belongs to the object
-    pad: float = 0.1  # the box grows by this fraction of its width (height) on the left and right (top and bottom)
+    threshold: float = ZOOM_THRESHOLD  # a map value at least this fraction of the map's peak belongs to the object
+    pad: float = ZOOM_PAD  # the box grows by this fraction of its width (height) on the left and right (top and bottom)
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold < 1:
