@@ -15,6 +15,7 @@
     fgvc compare logs/<run-a> logs/<run-b>          # is B better than A? paired test on the same images
     fgvc study studies/warbirds20.yaml --data-root DATA --out logs/study   # recipes compared, table + figure
     fgvc evaluate --checkpoint logs/<run>/last.pt --weights raw   # not the EMA weights the run kept
+    fgvc evaluate --checkpoint logs/<run>/last.pt --zoom          # a second look, zoomed on the object
     fgvc predict --checkpoint logs/<run>/last.pt photo.jpg --topk 5
     fgvc export --checkpoint logs/<run>/last.pt --onnx model.onnx   # ONNX, dynamic batch size
     fgvc predict --checkpoint model.onnx photos/    # the same predictions, run by ONNX Runtime
@@ -32,6 +33,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fgvc.config import (
     CAM_METHODS,
@@ -41,11 +43,16 @@ from fgvc.config import (
     PRECISIONS,
     PRESETS,
     WEIGHTS,
+    ZOOM_PAD,
+    ZOOM_THRESHOLD,
     TrainConfig,
     flag,
     make_config,
 )
 from fgvc.errors import ConfigError, FgvcError, Preempted
+
+if TYPE_CHECKING:
+    from fgvc.zoom import Zoom
 
 REQUEUE_EXIT = 75  # EX_TEMPFAIL: a temporary failure, try again (requeue and resume)
 UNFINISHED_EXIT = 1  # fgvc status: the run has epochs (or its start) left to train
@@ -60,6 +67,37 @@ def _size(text: str) -> tuple[int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"size {text!r} is invalid: expected WIDTHxHEIGHT, e.g. 160x140") from None
     return width, height
+
+
+def _add_zoom_flags(parser: argparse.ArgumentParser, switch: bool = True) -> None:
+    """--zoom (unless ``switch`` is off), --zoom-threshold and --zoom-pad: the settings of ``fgvc.zoom.Zoom``."""
+    if switch:
+        parser.add_argument("--zoom", action="store_true", help="look twice: also classify the box around where "
+                            "the network found its top class (its activation map), cut from the photo at full "
+                            "resolution, and average the two views' logits")
+    parser.add_argument("--zoom-threshold", type=float, metavar="T", help=f"the box holds the map's values of at "
+                        f"least T x its peak (default {ZOOM_THRESHOLD})")
+    parser.add_argument("--zoom-pad", type=float, metavar="P", help=f"the box grows by P x its width (height) on "
+                        f"each side (default {ZOOM_PAD})")
+
+
+def _zoom_settings(args: argparse.Namespace) -> Zoom:
+    """The ``Zoom`` of --zoom-threshold and --zoom-pad (the defaults where unset)."""
+    from fgvc.zoom import Zoom
+
+    return Zoom(ZOOM_THRESHOLD if args.zoom_threshold is None else args.zoom_threshold,
+                ZOOM_PAD if args.zoom_pad is None else args.zoom_pad)
+
+
+def _zoom(args: argparse.Namespace) -> Zoom | None:
+    """The ``Zoom`` of --zoom, or None; --zoom-threshold or --zoom-pad without --zoom is refused."""
+    if not args.zoom:
+        for name in ("zoom_threshold", "zoom_pad"):
+            if getattr(args, name) is not None:
+                raise ConfigError(f"{flag(name)} {getattr(args, name)} has no effect without --zoom: expected "
+                                  f"--zoom as well, or no {flag(name)}")
+        return None
+    return _zoom_settings(args)
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -152,7 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", choices=WEIGHTS, help=weights_help)
     p.add_argument("--img-size", type=int, help="evaluation resolution in pixels (default: the run's eval_img_size, "
                    "else its img_size)")
-    p.add_argument("--out", help="folder for the report (default: eval-<split>/ beside the checkpoint)")
+    _add_zoom_flags(p)
+    p.add_argument("--out", help="folder for the report (default: eval-<split>/ beside the checkpoint; -zoom "
+                   "added with --zoom)")
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.set_defaults(func=_evaluate)
 
@@ -198,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tta", action="store_true", help="average the predictions of each image and its mirror")
     p.add_argument("--view", choices=EVAL_VIEWS, help=view_help)
     p.add_argument("--weights", choices=WEIGHTS, help=weights_help)
+    _add_zoom_flags(p)
     p.add_argument("--batch-size", type=int, help="images per forward pass (default: the run's batch size)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help="autocast precision (default auto: "
                    "bf16 or fp16 on GPUs, fp32 on the CPU)")
@@ -231,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--examples", nargs="+", metavar="IMAGE", default=[],
                    help="example images (files, or folders searched for images) to pick from")
     p.add_argument("--view", choices=EVAL_VIEWS, help=view_help)
+    _add_zoom_flags(p, switch=False)  # the settings of the page's zoom checkbox
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.set_defaults(func=_serve)
 
@@ -328,7 +370,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from fgvc.evaluation import evaluate_checkpoint
 
     analysis = evaluate_checkpoint(args.checkpoint, args.split, args.data_root, args.device, args.out, args.tta,
-                                   args.view, weights=args.weights, img_size=args.img_size)
+                                   args.view, weights=args.weights, img_size=args.img_size, zoom=_zoom(args))
     print("\n\n".join([format_report(analysis.report), format_worst(analysis.report),
                         format_confusions(analysis.report)]))
     return 0
@@ -354,28 +396,34 @@ def _study(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace) -> int:
     from fgvc.predict import Predictor, format_guess
+    from fgvc.zoom import format_box
 
+    zoom = _zoom(args)
     predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision,
                                           view=args.view, tta=args.tta, batch_size=args.batch_size,
-                                          weights=args.weights)
+                                          weights=args.weights, zoom=zoom)
     results = predictor.predict_files(args.images, args.topk, args.crop_banner)
     if args.json:
         print(json.dumps(results, indent=2))
     writer = csv.writer(sys.stdout) if args.csv else None
     if writer:
-        writer.writerow(["file", "rank", "class", "probability", "family", "manufacturer"])
+        writer.writerow(["file", "rank", "class", "probability", "family", "manufacturer",
+                         *(["zoom_box"] if zoom else [])])
     for result in results:
         if "error" in result:
             print(f"fgvc: error: {result['error']}", file=sys.stderr)
             continue
+        box = [" ".join(map(str, result["box"]))] if zoom else []
         for rank, guess in enumerate(result["top"], start=1):
             parents = [guess.get("family", ""), guess.get("manufacturer", "")]
             if writer:
-                writer.writerow([result["file"], rank, guess["class"], f"{guess['probability']:.6f}", *parents])
+                writer.writerow([result["file"], rank, guess["class"], f"{guess['probability']:.6f}", *parents, *box])
             elif not args.json:
                 if rank == 1:
                     print(result["file"])
                 print(format_guess(rank, guess))
+        if zoom and not args.json and not writer:
+            print(f"  {format_box(tuple(result['box']))}")
     return 1 if any("error" in r for r in results) else 0
 
 
@@ -403,7 +451,7 @@ def _gradcam(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from fgvc.serve import serve
 
-    serve(args.checkpoint, args.host, args.port, args.examples, args.device, args.view)
+    serve(args.checkpoint, args.host, args.port, args.examples, args.device, args.view, _zoom_settings(args))
     return 0
 
 

@@ -32,6 +32,7 @@ EVAL_VIEWS = ("squash", "whole", "crop")
 WEIGHTS = ("raw", "ema")  # what inference may load: the trained weights, or their moving average (ema_decay)
 CAM_METHODS = ("gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "eigencam", "scorecam", "ablationcam")
 MIN_IMG_SIZE = 32  # EfficientNets downsample 32x: a smaller input leaves no spatial map
+ZOOM_THRESHOLD, ZOOM_PAD = 0.3, 0.1  # the defaults of fgvc.zoom.Zoom, the zoomed second look
 
 
 def _field(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:

@@ -484,13 +484,19 @@ def eval_transform(img_size: int, norm: Normalization, view: str = "squash") -> 
     return transforms.Compose([*resize[view], transforms.ToTensor(), transforms.Normalize(norm.mean, norm.std)])
 
 
+def visible_box(width: int, height: int, view: str) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the part of a ``width`` x ``height`` photo that ``view`` shows the network:
+    all of it, or the centre square for ``crop``."""
+    if view != "crop":
+        return 0, 0, width, height
+    side = min(width, height)
+    left, top = round((width - side) / 2), round((height - side) / 2)
+    return left, top, left + side, top + side
+
+
 def visible_part(image: Image.Image, view: str) -> Image.Image:
     """The part of ``image`` that ``view`` shows the network (the centre square for ``crop``)."""
-    if view != "crop":
-        return image
-    side = min(image.size)
-    left, top = round((image.width - side) / 2), round((image.height - side) / 2)
-    return image.crop((left, top, left + side, top + side))
+    return image if view != "crop" else image.crop(visible_box(image.width, image.height, view))
 
 
 def build_split(cfg: TrainConfig, split: str, transform: Callable | None, shrink_to: int | None = None) -> Dataset:
@@ -568,11 +574,12 @@ def _check_sizes(cfg: TrainConfig, train_set: Dataset, eval_set: Dataset, ranks:
 
 
 def eval_loader(dataset: Dataset, batch_size: int, view: str, workers: int,
-                sampler: Sampler[int] | None = None) -> DataLoader:
+                sampler: Sampler[int] | None = None, collate_fn: Callable | None = None) -> DataLoader:
     """In-order batches of ``dataset`` (one image a batch for the ``whole`` view, whose widths differ); its
-    workers live as long as the loader."""
+    workers live as long as the loader. ``collate_fn`` replaces PyTorch's default one."""
     return DataLoader(dataset, batch_size=1 if view == "whole" else batch_size, shuffle=False, sampler=sampler,
-                      num_workers=workers, persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
+                      num_workers=workers, persistent_workers=workers > 0, pin_memory=torch.cuda.is_available(),
+                      collate_fn=collate_fn)
 
 
 def build_loaders(cfg: TrainConfig, norm: Normalization, ranks: Dist = SINGLE) -> Loaders:

@@ -3,7 +3,7 @@
     model = build_model("efficientnet-b4", num_classes=100)          # ImageNet weights
     model = build_model("tv_efficientnet_b0", 10, pretrained=False)  # torchvision's family
     model = build_model("efficientnet-lite0", 6)                     # ImageNet weights, offline
-    spec = model_spec("efficientnet-b4")    # input size, normalisation, Grad-CAM layer
+    spec = model_spec("efficientnet-b4")    # input size, normalisation, Grad-CAM layer, pooling, head
 
 ``efficientnet-b0`` ... ``efficientnet-b7`` come from ``efficientnet_pytorch`` (the default
 family); ``tv_efficientnet_b0`` ... ``tv_efficientnet_b7`` from torchvision. Their pretrained
@@ -51,21 +51,24 @@ class ModelSpec:
     norm: Normalization
     head: str  # parameter prefix of the classifier, replaced for the dataset's classes
     cam_layer: str  # dotted module path Grad-CAM targets: the last feature map
+    pool_layer: str  # the global average pooling: its input is the last feature map after its activation, what the
+    # head weighs (the class activation maps of fgvc.zoom)
 
 
 def model_spec(arch: str) -> ModelSpec:
     """The ``ModelSpec`` of ``arch``; ``ConfigError`` for an unknown name."""
     if arch.startswith("efficientnet-b") and arch in url_map:
         # _bn1 is the head's last feature map; the shared `_swish` module must never be hooked.
-        return ModelSpec(arch, "efficientnet_pytorch", efficientnet_params(arch)[2], IMAGENET, "_fc", "_bn1")
+        return ModelSpec(arch, "efficientnet_pytorch", efficientnet_params(arch)[2], IMAGENET, "_fc", "_bn1",
+                         "_avg_pooling")
     if arch in LITE_WEIGHTS_PACKAGES:
         # The fork's layout: _bn1 is the head's last feature map; its `_swish` (a ReLU6) is shared as well.
-        return ModelSpec(arch, "efficientnet_lite", lite_params(arch)[2], TF_LITE, "_fc", "_bn1")
+        return ModelSpec(arch, "efficientnet_lite", lite_params(arch)[2], TF_LITE, "_fc", "_bn1", "_avg_pooling")
     if arch.startswith("tv_efficientnet_b") and arch[len("tv_"):] in models.list_models(module=models):
         weights = models.get_model_weights(arch[len("tv_"):]).IMAGENET1K_V1
         norm = Normalization(IMAGENET.mean, IMAGENET.std, weights.transforms.keywords["interpolation"])
         return ModelSpec(arch, "torchvision", weights.transforms.keywords["crop_size"], norm,
-                         "classifier.1", "features.8")
+                         "classifier.1", "features.8", "avgpool")
     raise ConfigError(f"unknown arch {arch!r}: expected efficientnet-b0..b7, efficientnet-lite0..lite2 "
                       f"or tv_efficientnet_b0..b7")
 

@@ -3,6 +3,8 @@
     predictor = Predictor.from_checkpoint("logs/<run>/last.pt", device="auto")   # EMA weights if it has them
     results = predictor.predict_files(["plane.jpg", "photos/"], topk=5)
     scores = predictor.scores([pil_image, ...])            # (N, C) softmax probabilities
+    zoomed = Predictor.from_checkpoint("logs/<run>/last.pt", zoom=Zoom())   # a second look: fgvc.zoom
+    [look] = zoomed.predict([pil_image])                   # look.probabilities, look.box
 
 The predictor owns the preprocessing (``fgvc.data.eval_transform`` with the run's view), the
 device, the autocast precision and batching. ``fgvc evaluate``, ``fgvc predict``,
@@ -15,8 +17,9 @@ This module imports nothing of the training stack.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,17 +28,18 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 from tqdm.auto import tqdm
 
 from fgvc import metrics
 from fgvc.checkpoint import load_trained
 from fgvc.config import TrainConfig, validate
-from fgvc.data import eval_transform, load_image
+from fgvc.data import eval_loader, eval_transform, load_image
 from fgvc.errors import BadImageError, ConfigError
 from fgvc.model import model_spec
 from fgvc.runtime import Runtime
+from fgvc.zoom import Box, Zoom, captured_features, head_layer, photo_box, top_class_maps, view_box
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 WEIGHT_NAMES = {"ema": "EMA", "raw": "raw"}
@@ -64,6 +68,27 @@ def _probabilities(model: nn.Module, inputs: torch.Tensor, runtime: Runtime, tta
     return probs
 
 
+def _with_photo(transform: Callable[[Image.Image], torch.Tensor], image: Image.Image
+                ) -> tuple[torch.Tensor, Image.Image]:
+    return transform(image), image
+
+
+def collate_with_photos(batch: Sequence[tuple[tuple[torch.Tensor, Image.Image], int]]
+                        ) -> tuple[tuple[torch.Tensor, list[Image.Image]], torch.Tensor]:
+    """A batch of ``((input, photo), label)`` items as ``((inputs, photos), labels)``: the photos as a list."""
+    pairs, labels = zip(*batch)
+    return (torch.stack([tensor for tensor, _ in pairs]), [photo for _, photo in pairs]), torch.tensor(labels)
+
+
+def _shape_batches(tensors: Sequence[torch.Tensor], batch_size: int) -> list[list[int]]:
+    """Indices of ``tensors`` in batches of one shape, at most ``batch_size`` each."""
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for index, tensor in enumerate(tensors):
+        by_shape.setdefault(tuple(tensor.shape), []).append(index)
+    return [indices[start:start + batch_size] for indices in by_shape.values()
+            for start in range(0, len(indices), batch_size)]
+
+
 def expand_images(paths: Sequence[str | Path]) -> list[Path]:
     """Files as given; folders replaced by the image files below them, sorted."""
     files: list[Path] = []
@@ -85,6 +110,14 @@ def format_guess(rank: int, guess: dict[str, Any]) -> str:
     return f"  {rank}. {guess['class']:<28} {100 * guess['probability']:6.2f}%  {lineage(guess)}"
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """What the predictor says of one photo."""
+
+    probabilities: np.ndarray  # (C,) softmax
+    box: Box | None  # with zoom: the box of the second look, in the photo's pixels; else None
+
+
 @dataclass
 class Predictor:
     """A trained model with the preprocessing, device, precision and batch size it predicts with."""
@@ -98,18 +131,23 @@ class Predictor:
     batch_size: int = 32
     hierarchy: dict[str, list[str]] = field(default_factory=dict)  # family / manufacturer of each class
     weights: str = "raw"  # "raw" (the trained weights) or "ema" (their moving average)
+    zoom: Zoom | None = None  # a second look at the box around the top class's activation map (fgvc.zoom)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto", precision: str = "auto",
                         view: str | None = None, tta: bool = False, batch_size: int | None = None,
                         weights: str | None = None, channels_last: bool | None = None,
-                        img_size: int | None = None) -> Predictor:
+                        img_size: int | None = None, zoom: Zoom | None = None) -> Predictor:
         """Rebuild the model of ``checkpoint`` (a ``.pt``, or an ``.onnx`` from ``fgvc export``, run with ONNX
         Runtime); ``view``, ``batch_size``, ``channels_last`` and ``img_size`` default to the run's (its
         ``eval_size``); ``weights`` (``"ema"`` or ``"raw"``) to the EMA when the checkpoint holds one (a line on
-        stderr says which)."""
+        stderr says which); ``zoom`` adds the second look of ``fgvc.zoom``."""
         if Path(checkpoint).suffix == ".onnx":
             from fgvc.export import load_onnx  # onnxruntime is imported only for ONNX files
+
+            if zoom is not None:
+                raise ConfigError(f"{checkpoint} is an ONNX file, which gives no feature map to zoom with: "
+                                  f"expected the run's .pt checkpoint for --zoom")
 
             if device not in ("auto", "cpu") or precision not in ("auto", "fp32") or weights is not None:
                 raise ConfigError(f"{checkpoint} runs with ONNX Runtime in fp32 on the CPU, with the weights it was "
@@ -129,7 +167,7 @@ class Predictor:
             print(f"fgvc: {checkpoint}: using its {WEIGHT_NAMES[trained.weights]} weights (for the "
                   f"{WEIGHT_NAMES[other]} ones: --weights {other})", file=sys.stderr)
         return cls(runtime.prepare(trained.model).eval(), cfg, trained.classes, runtime, view, tta,
-                   batch_size or cfg.batch_size, trained.hierarchy, trained.weights)
+                   batch_size or cfg.batch_size, trained.hierarchy, trained.weights, zoom)
 
     @property
     def transform(self) -> transforms.Compose:
@@ -140,25 +178,79 @@ class Predictor:
         """One image as a batch of one on the device (what Grad-CAM feeds the model)."""
         return self.runtime.inputs(self.transform(image).unsqueeze(0))
 
-    @torch.no_grad()
+    def predict(self, images: Sequence[Image.Image]) -> list[Prediction]:
+        """Softmax probabilities of each image, and with zoom the box of its second look."""
+        probabilities, boxes = self._predict(images)
+        return [Prediction(p, box) for p, box in zip(probabilities, boxes, strict=True)]
+
     def scores(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """Softmax probabilities (N, C); images of one input shape are batched ``batch_size`` at a time."""
+        """Softmax probabilities (N, C) of ``images`` (see ``predict``)."""
+        return self._predict(images)[0]
+
+    @torch.no_grad()
+    def _predict(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, list[Box | None]]:
+        """Probabilities (N, C) and boxes (with zoom) of ``images``; those of one input shape are batched
+        ``batch_size`` at a time."""
         self.model.eval()
         tensors = [self.transform(image) for image in images]
-        out = np.zeros((len(tensors), len(self.classes)), dtype=np.float32)
-        by_shape: dict[tuple[int, ...], list[int]] = {}
-        for index, tensor in enumerate(tensors):
-            by_shape.setdefault(tuple(tensor.shape), []).append(index)
-        for indices in by_shape.values():
-            for start in range(0, len(indices), self.batch_size):
-                chunk = indices[start:start + self.batch_size]
-                batch = self.runtime.inputs(torch.stack([tensors[i] for i in chunk]))
-                out[chunk] = _probabilities(self.model, batch, self.runtime, self.tta).cpu().numpy()
-        return out
+        probabilities = np.zeros((len(tensors), len(self.classes)), dtype=np.float32)
+        boxes: list[Box | None] = [None] * len(tensors)
+        for chunk in _shape_batches(tensors, self.batch_size):
+            batch = self.runtime.inputs(torch.stack([tensors[i] for i in chunk]))
+            if self.zoom is None:
+                probabilities[chunk] = _probabilities(self.model, batch, self.runtime, self.tta).cpu().numpy()
+            else:
+                probabilities[chunk], chunk_boxes = self._zoomed(batch, [images[i] for i in chunk])
+                for index, box in zip(chunk, chunk_boxes, strict=True):
+                    boxes[index] = box
+        return probabilities, boxes
 
+    @property
+    def dataset_transform(self) -> Callable[[Image.Image], Any]:
+        """What a dataset read by ``loader`` applies to each photo: ``transform``; with zoom, the photo
+        is kept beside its input for the second look."""
+        return self.transform if self.zoom is None else functools.partial(_with_photo, self.transform)
+
+    def loader(self, dataset: Dataset, workers: int) -> DataLoader:
+        """In-order batches of a dataset built with ``dataset_transform``, for ``loader_scores``."""
+        return eval_loader(dataset, self.batch_size, self.view, workers,
+                           collate_fn=None if self.zoom is None else collate_with_photos)
+
+    @torch.no_grad()
     def loader_scores(self, loader: DataLoader, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Scores and targets over a loader whose dataset uses ``self.transform``."""
-        return predict_scores(self.model, loader, self.runtime, self.tta, progress)
+        """Scores and targets over a loader from ``loader``."""
+        if self.zoom is None:
+            return predict_scores(self.model, loader, self.runtime, self.tta, progress)
+        self.model.eval()
+        all_scores, all_targets = [], []
+        for (inputs, photos), targets in tqdm(loader, desc="eval", leave=False, disable=not progress):
+            all_scores.append(self._zoomed(self.runtime.inputs(inputs), photos)[0])
+            all_targets.append(targets.numpy())
+        return np.concatenate(all_scores), np.concatenate(all_targets)
+
+    def _logits(self, inputs: torch.Tensor) -> list[torch.Tensor]:
+        """The fp32 logits of ``inputs``, then with TTA those of their mirror."""
+        with self.runtime.autocast():
+            return [self.model(batch).float() for batch in ([inputs, inputs.flip(3)] if self.tta else [inputs])]
+
+    def _zoomed(self, inputs: torch.Tensor, photos: Sequence[Image.Image]) -> tuple[np.ndarray, list[Box]]:
+        """Probabilities (N, C) of the whole views ``inputs`` of ``photos`` and of each photo's zoomed box (logits
+        averaged, then the softmax; with TTA, the softmax of each mirror averaged), and the boxes."""
+        with captured_features(self.model, self.cfg.arch) as features:
+            whole = self._logits(inputs)
+        top = torch.stack([logits.softmax(dim=1) for logits in whole]).mean(dim=0).argmax(dim=1)
+        maps = top_class_maps(features[0], head_layer(self.model, self.cfg.arch).weight, top)
+        input_size = (inputs.shape[3], inputs.shape[2])
+        boxes = [photo_box(view_box(cam, input_size, self.zoom.threshold), input_size, photo.size, self.view,
+                           self.zoom.pad) for cam, photo in zip(maps, photos, strict=True)]
+        crops = [self.transform(photo.crop(box)) for photo, box in zip(photos, boxes, strict=True)]
+        zoomed = [torch.empty_like(logits) for logits in whole]
+        for chunk in _shape_batches(crops, self.batch_size):
+            batch = self.runtime.inputs(torch.stack([crops[i] for i in chunk]))
+            for view_logits, logits in zip(zoomed, self._logits(batch), strict=True):
+                view_logits[chunk] = logits
+        probabilities = torch.stack([((a + b) / 2).softmax(dim=1) for a, b in zip(whole, zoomed, strict=True)])
+        return probabilities.mean(dim=0).cpu().numpy(), boxes
 
     def top(self, probabilities: np.ndarray, k: int) -> list[dict[str, Any]]:
         """The ``k`` likeliest classes of one image, each with its probability, family and manufacturer."""
@@ -183,7 +275,9 @@ class Predictor:
                     loaded.append((path, load_image(path, banner_px)))
                 except BadImageError as err:
                     results.append({"file": str(path), "error": str(err)})
-            probabilities = self.scores([image for _, image in loaded])
-            results.extend({"file": str(path), "top": self.top(p, topk)} for (path, _), p in zip(loaded, probabilities))
+            predictions = self.predict([image for _, image in loaded])
+            results.extend({"file": str(path), "top": self.top(prediction.probabilities, topk),
+                            **({} if prediction.box is None else {"box": list(prediction.box)})}
+                           for (path, _), prediction in zip(loaded, predictions))
         order = {str(path): i for i, path in enumerate(files)}
         return sorted(results, key=lambda result: order[result["file"]])

@@ -6,7 +6,8 @@
 A study file (YAML) holds ``base``, the config fields every recipe starts from (``preset: cpu`` and
 fields on top of it), and ``recipes``, each a name and the fields it changes. The first recipe is the
 reference. A recipe with ``evaluate: NAME`` trains nothing: it evaluates recipe NAME's final checkpoint
-again, with evaluation options (``img_size``, ``tta``, ``view``, ``weights``).
+again, with evaluation options (``img_size``, ``tta``, ``view``, ``weights``, and ``zoom``: ``true`` or
+``{threshold: T, pad: P}``).
 
 Each trained recipe is an ordinary run folder ``OUT/<name>/``; an evaluation-only recipe is an
 evaluation folder ``OUT/<name>/``. Every recipe is compared with the reference through
@@ -36,7 +37,7 @@ from fgvc.tracking import read_rows
 
 log = logging.getLogger("fgvc")
 EVALUATE = "evaluate"  # the key that makes a recipe evaluation-only
-EVAL_OPTIONS = ("img_size", "tta", "view", "weights")  # what an evaluation-only recipe may set
+EVAL_OPTIONS = ("img_size", "tta", "view", "weights", "zoom")  # what an evaluation-only recipe may set
 TIMING_FILE = "timing.json"  # an evaluation-only recipe's seconds and images
 
 
@@ -132,6 +133,10 @@ def _check_recipe(study_path: Path, base: dict[str, Any], recipe: Recipe, earlie
     unknown = sorted(set(recipe.fields) - set(EVAL_OPTIONS))
     if unknown:
         raise ConfigError(f"{where}: an evaluation-only recipe may set {list(EVAL_OPTIONS)}, not {unknown}")
+    try:
+        evaluation_options(recipe)
+    except (ConfigError, TypeError) as err:
+        raise ConfigError(f"{where}: {err}; zoom takes true or {{threshold: T, pad: P}}") from None
     if not earlier:
         raise ConfigError(f"{where}: the first recipe is the reference and must be trained")
 
@@ -183,6 +188,21 @@ def train_recipe(cfg: TrainConfig) -> Path:
     return evaluation
 
 
+def evaluation_options(recipe: Recipe) -> dict[str, Any]:
+    """An evaluation-only recipe's fields as ``evaluate_checkpoint`` arguments (``zoom`` becomes a ``Zoom``)."""
+    from fgvc.zoom import Zoom
+
+    options = dict(recipe.fields)
+    zoom = options.pop("zoom", None)
+    if zoom is True:
+        options["zoom"] = Zoom()
+    elif isinstance(zoom, dict):
+        options["zoom"] = Zoom(**zoom)
+    elif zoom not in (None, False):
+        raise ConfigError(f"zoom={zoom!r} is invalid")
+    return options
+
+
 def evaluate_recipe(recipe: Recipe, checkpoint: Path, split: str, data_root: str | Path, out: Path,
                     device: str) -> Path:
     """Evaluate ``checkpoint`` with ``recipe``'s options into ``out`` (skipped when done) and time it."""
@@ -192,7 +212,7 @@ def evaluate_recipe(recipe: Recipe, checkpoint: Path, split: str, data_root: str
         log.info("study: %s is done", out)
         return out
     started = time.perf_counter()
-    analysis = evaluate_checkpoint(checkpoint, split, data_root, device, out, **recipe.fields)
+    analysis = evaluate_checkpoint(checkpoint, split, data_root, device, out, **evaluation_options(recipe))
     seconds = time.perf_counter() - started
     (out / TIMING_FILE).write_text(json.dumps({"seconds": seconds, "images": analysis.report["num_samples"]}) + "\n")
     return out

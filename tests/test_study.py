@@ -136,6 +136,8 @@ def test_an_edited_recipe_is_not_mixed_with_its_old_run(finished_study: tuple[Pa
     ({"base": {}, "tta": {"evaluate": "nothing"}}, r"`evaluate: nothing` names no trained recipe"),
     ({"base": {}, "tta": {"evaluate": "base", "lr": 0.1}}, r"may set .*not \['lr'\]"),
     ({"a/b": {}}, r"no '/'"),
+    ({"base": {}, "zoom": {"evaluate": "base", "zoom": {"threshold": 2}}}, r"recipe 'zoom': zoom threshold=2"),
+    ({"base": {}, "zoom": {"evaluate": "base", "zoom": {"size": 2}}}, r"recipe 'zoom': .*zoom takes true"),
 ])
 def test_a_bad_study_file_is_refused_naming_the_recipe(tmp_path: Path, recipes: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
