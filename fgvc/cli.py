@@ -70,11 +70,12 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _add_zoom_flags(parser: argparse.ArgumentParser, switch: bool = True) -> None:
-    """--zoom (unless ``switch`` is off), --zoom-threshold and --zoom-pad: the settings of ``fgvc.zoom.Zoom``."""
+    """--zoom/--no-zoom (unless ``switch`` is off), --zoom-threshold and --zoom-pad: ``fgvc.zoom.Zoom``'s settings."""
     if switch:
-        parser.add_argument("--zoom", action="store_true", help="look twice: also classify the box around where "
-                            "the network found its top class (its activation map), cut from the photo at full "
-                            "resolution, and average the two views' logits")
+        parser.add_argument("--zoom", action=argparse.BooleanOptionalAction, default=None,
+                            help="look twice: also classify the box around where the network found its top class "
+                            "(its activation map), cut from the photo at full resolution, and average the two views' "
+                            "logits (default: the run's eval_zoom, on in the cpu preset)")
     parser.add_argument("--zoom-threshold", type=float, metavar="T", help=f"the box holds the map's values of at "
                         f"least T x its peak (default {ZOOM_THRESHOLD})")
     parser.add_argument("--zoom-pad", type=float, metavar="P", help=f"the box grows by P x its width (height) on "
@@ -89,15 +90,14 @@ def _zoom_settings(args: argparse.Namespace) -> Zoom:
                 ZOOM_PAD if args.zoom_pad is None else args.zoom_pad)
 
 
-def _zoom(args: argparse.Namespace) -> Zoom | None:
-    """The ``Zoom`` of --zoom, or None; --zoom-threshold or --zoom-pad without --zoom is refused."""
-    if not args.zoom:
-        for name in ("zoom_threshold", "zoom_pad"):
-            if getattr(args, name) is not None:
-                raise ConfigError(f"{flag(name)} {getattr(args, name)} has no effect without --zoom: expected "
-                                  f"--zoom as well, or no {flag(name)}")
-        return None
-    return _zoom_settings(args)
+def _zoom(args: argparse.Namespace) -> Zoom | bool | None:
+    """--zoom with its settings (--zoom-threshold or --zoom-pad alone imply it), --no-zoom (``False``), or
+    ``None``: the run's own ``eval_zoom``. Settings with --no-zoom are refused."""
+    given = [name for name in ("zoom_threshold", "zoom_pad") if getattr(args, name) is not None]
+    if args.zoom is False and given:
+        raise ConfigError(f"{flag(given[0])} {getattr(args, given[0])} has no effect with --no-zoom: expected "
+                          f"--zoom, or no {flag(given[0])}")
+    return _zoom_settings(args) if args.zoom or given else args.zoom
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -398,10 +398,10 @@ def _predict(args: argparse.Namespace) -> int:
     from fgvc.predict import Predictor, format_guess
     from fgvc.zoom import format_box
 
-    zoom = _zoom(args)
     predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision,
                                           view=args.view, tta=args.tta, batch_size=args.batch_size,
-                                          weights=args.weights, zoom=zoom)
+                                          weights=args.weights, zoom=_zoom(args))
+    zoom = predictor.zoom
     results = predictor.predict_files(args.images, args.topk, args.crop_banner)
     if args.json:
         print(json.dumps(results, indent=2))

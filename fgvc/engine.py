@@ -52,6 +52,7 @@ from fgvc.data import (
 from fgvc.distributed import SINGLE, Dist
 from fgvc.ema import ema_model
 from fgvc.errors import ConfigError, FgvcError, FolderError, NonFiniteLossError, Preempted
+from fgvc.evaluation import evaluate_checkpoint
 from fgvc.model import build_model, model_spec
 from fgvc.plots import curves_figure, samples_figure
 from fgvc.predict import predict_scores
@@ -442,14 +443,18 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
                                     record)
                 if epoch == cfg.epochs and run_log is not None:
                     out, weights = run_dir / f"eval-{cfg.eval_split}", "raw" if state.ema is None else "ema"
-                    analysis = analyse(result.scores, result.targets, loaders.classes, loaders.hierarchy, out,
-                                       cfg.seed, {"checkpoint": str(run_dir / "last.pt"), "split": cfg.eval_split,
-                                                  "tta": False, "view": cfg.eval_view, "weights": weights,
-                                                  **provenance.evaluation_facts(
-                                                      record, record["sessions"][-1]["data"]["eval"])},
-                                       files=image_files(loaders.eval.dataset))
-                    log.info("final model (%s weights):\n%s", "EMA" if weights == "ema" else "raw",
-                             format_report(analysis.report))
+                    if cfg.eval_zoom:  # what `fgvc evaluate` gives by default: the zoomed second look as well
+                        analysis = evaluate_checkpoint(run_dir / "last.pt", cfg.eval_split, cfg.data_root,
+                                                       cfg.device, out)
+                    else:
+                        analysis = analyse(result.scores, result.targets, loaders.classes, loaders.hierarchy, out,
+                                           cfg.seed, {"checkpoint": str(run_dir / "last.pt"),
+                                                      "split": cfg.eval_split, "tta": False, "view": cfg.eval_view,
+                                                      "weights": weights, **provenance.evaluation_facts(
+                                                          record, record["sessions"][-1]["data"]["eval"])},
+                                           files=image_files(loaders.eval.dataset))
+                    log.info("final model (%s weights%s):\n%s", "EMA" if weights == "ema" else "raw",
+                             ", zoomed second look" if cfg.eval_zoom else "", format_report(analysis.report))
                     run_log.image("confusion", out / "confusion.png", epoch * len(loaders.train))
                     run_log.end_session(epoch * len(loaders.train))
     finally:

@@ -39,7 +39,7 @@ from fgvc.data import eval_loader, eval_transform, load_image
 from fgvc.errors import BadImageError, ConfigError
 from fgvc.model import model_spec
 from fgvc.runtime import Runtime
-from fgvc.zoom import Box, Zoom, captured_features, head_layer, photo_box, top_class_maps, view_box
+from fgvc.zoom import Box, Zoom, captured_features, chosen_zoom, head_layer, photo_box, top_class_maps, view_box
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 WEIGHT_NAMES = {"ema": "EMA", "raw": "raw"}
@@ -137,15 +137,16 @@ class Predictor:
     def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto", precision: str = "auto",
                         view: str | None = None, tta: bool = False, batch_size: int | None = None,
                         weights: str | None = None, channels_last: bool | None = None,
-                        img_size: int | None = None, zoom: Zoom | None = None) -> Predictor:
+                        img_size: int | None = None, zoom: Zoom | bool | None = None) -> Predictor:
         """Rebuild the model of ``checkpoint`` (a ``.pt``, or an ``.onnx`` from ``fgvc export``, run with ONNX
         Runtime); ``view``, ``batch_size``, ``channels_last`` and ``img_size`` default to the run's (its
         ``eval_size``); ``weights`` (``"ema"`` or ``"raw"``) to the EMA when the checkpoint holds one (a line on
-        stderr says which); ``zoom`` adds the second look of ``fgvc.zoom``."""
+        stderr says which); ``zoom`` (a ``Zoom``, ``True`` or ``False``) to the run's ``eval_zoom``: the second
+        look of ``fgvc.zoom``."""
         if Path(checkpoint).suffix == ".onnx":
             from fgvc.export import load_onnx  # onnxruntime is imported only for ONNX files
 
-            if zoom is not None:
+            if zoom not in (None, False):
                 raise ConfigError(f"{checkpoint} is an ONNX file, which gives no feature map to zoom with: "
                                   f"expected the run's .pt checkpoint for --zoom")
 
@@ -167,7 +168,8 @@ class Predictor:
             print(f"fgvc: {checkpoint}: using its {WEIGHT_NAMES[trained.weights]} weights (for the "
                   f"{WEIGHT_NAMES[other]} ones: --weights {other})", file=sys.stderr)
         return cls(runtime.prepare(trained.model).eval(), cfg, trained.classes, runtime, view, tta,
-                   batch_size or cfg.batch_size, trained.hierarchy, trained.weights, zoom)
+                   batch_size or cfg.batch_size, trained.hierarchy, trained.weights,
+                   None if Path(checkpoint).suffix == ".onnx" else chosen_zoom(zoom, cfg.eval_zoom))
 
     @property
     def transform(self) -> transforms.Compose:

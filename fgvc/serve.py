@@ -132,7 +132,7 @@ def build_app(predictor: Predictor, examples: Sequence[Path] = (), title: str = 
                 upload = gr.File(label="Upload a photo", type="filepath", elem_id="upload")
                 crop = gr.Checkbox(label="Crop FGVC banner", value=False, elem_id="crop-banner",
                                    info=f"cut the {predictor.cfg.banner_px}-px copyright strip of FGVC-Aircraft photos")
-                look_closer = gr.Checkbox(label="Zoom", value=False, elem_id="zoom",
+                look_closer = gr.Checkbox(label="Zoom", value=predictor.cfg.eval_zoom, elem_id="zoom",
                                           info="look twice: also classify the box around where the network "
                                           "found the top class (drawn on the photo), and average")
                 method = gr.Radio(list(CAM_METHODS), value="gradcam", label="CAM method", elem_id="method")

@@ -19,6 +19,7 @@ recipes are skipped and an unfinished one resumes from its ``last.pt``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 from matplotlib.figure import Figure
 
 from fgvc.compare import compare, write_comparison
@@ -51,7 +53,8 @@ class Recipe:
 
     def describe(self) -> str:
         """The recipe's changes in one line (``-`` for none)."""
-        changes = [f"{key}={value}" for key, value in self.fields.items()]
+        changes = [f"{key}=({' '.join(f'{k} {v}' for k, v in value.items())})" if isinstance(value, dict)
+                   else f"{key}={value}" for key, value in self.fields.items()]
         return ", ".join(([f"evaluate {self.evaluates}"] if self.evaluates else []) + changes) or "-"
 
 
@@ -142,8 +145,8 @@ def _check_recipe(study_path: Path, base: dict[str, Any], recipe: Recipe, earlie
 
 
 def _config(base: dict[str, Any], fields: dict[str, Any], **where: Any) -> TrainConfig:
-    values = {**base, **fields, **{key: value for key, value in where.items() if value is not None}}
-    return make_config(values.pop("preset", None), **values)
+    values = {**base, **fields}
+    return make_config(values.pop("preset", None), fields=values, **where)
 
 
 def recipe_config(study: Study, recipe: Recipe, data_root: str | Path, out: str | Path,
@@ -189,16 +192,17 @@ def train_recipe(cfg: TrainConfig) -> Path:
 
 
 def evaluation_options(recipe: Recipe) -> dict[str, Any]:
-    """An evaluation-only recipe's fields as ``evaluate_checkpoint`` arguments (``zoom`` becomes a ``Zoom``)."""
+    """An evaluation-only recipe's fields as ``evaluate_checkpoint`` arguments (``zoom: {...}`` becomes a
+    ``Zoom``; ``true`` and ``false`` stay, and without it the run's own ``eval_zoom`` holds)."""
     from fgvc.zoom import Zoom
 
     options = dict(recipe.fields)
     zoom = options.pop("zoom", None)
-    if zoom is True:
-        options["zoom"] = Zoom()
-    elif isinstance(zoom, dict):
+    if isinstance(zoom, dict):
         options["zoom"] = Zoom(**zoom)
-    elif zoom not in (None, False):
+    elif isinstance(zoom, bool):
+        options["zoom"] = zoom
+    elif zoom is not None:
         raise ConfigError(f"zoom={zoom!r} is invalid")
     return options
 
@@ -293,20 +297,24 @@ def format_provenance(rows: list[Row], folders: dict[str, Path]) -> str:
 
 
 def study_figure(rows: list[Row], title: str) -> Figure:
-    """Top-1 against wall-clock minutes: a curve per trained recipe (its epochs), a point per evaluation-only
-    recipe."""
-    fig = Figure(figsize=(9, 5.5), layout="constrained")
+    """Top-1 against wall-clock minutes: a curve per trained recipe (its epochs), and a marker per
+    evaluation-only recipe in the colour of the run it evaluated."""
+    fig = Figure(figsize=(10, 6), layout="constrained")
     ax = fig.add_subplot()
-    for index, row in enumerate(rows):
+    trained = [row.recipe.name for row in rows if row.recipe.evaluates is None]
+    colours = {name: matplotlib.colormaps["tab20"](index % 20) for index, name in enumerate(trained)}
+    markers = itertools.cycle("*PXDs^v<>p")
+    for row in rows:
         minutes, top1 = zip(*row.curve)
-        color = f"C{index % 10}"
-        style = {"marker": "o", "markersize": 3, "linewidth": 1.2} if row.recipe.evaluates is None else {
-            "marker": "*", "markersize": 11, "linestyle": "none"}
-        ax.plot(minutes, [100 * t for t in top1], color=color, label=f"{row.recipe.name} ({100 * row.top1:.1f} %)",
-                **style)
+        if row.recipe.evaluates is None:
+            style = {"color": colours[row.recipe.name], "marker": "o", "markersize": 3, "linewidth": 1.4}
+        else:
+            style = {"color": colours[row.recipe.evaluates], "marker": next(markers), "markersize": 9,
+                     "linestyle": "none", "markeredgecolor": "black", "markeredgewidth": 0.5}
+        ax.plot(minutes, [100 * t for t in top1], label=f"{row.recipe.name} ({100 * row.top1:.1f} %)", **style)
     ax.set(xlabel="wall-clock minutes since the start of training", ylabel="top-1 (%)", title=title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    ax.legend(fontsize=7, ncol=2, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return fig
 
 

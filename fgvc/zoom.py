@@ -62,6 +62,16 @@ class Zoom:
         return "zoom" if self == Zoom() else f"zoom-t{self.threshold:g}-p{self.pad:g}"
 
 
+def chosen_zoom(requested: Zoom | bool | None, run_default: bool) -> Zoom | None:
+    """The second look a prediction takes: ``requested`` (a ``Zoom``; ``True`` the default settings; ``False``
+    none), or without a request the run's own ``eval_zoom`` (default settings)."""
+    if requested is None:
+        requested = run_default
+    if requested is True:
+        return Zoom()
+    return requested or None
+
+
 @contextlib.contextmanager
 def captured_features(model: nn.Module, arch: str) -> Iterator[list[torch.Tensor]]:
     """Inside the block, each forward pass of ``model`` appends the (N, C, h, w) feature map its global pooling

@@ -278,8 +278,8 @@ def test_evaluate_zoom_writes_its_own_folder_and_says_so(checkpoint: Path, capsy
                  str(checkpoint.parent / "plain")]) == 0
     assert "zoom" not in json.loads((checkpoint.parent / "plain" / "metrics.json").read_text())
     capsys.readouterr()
-    assert main(["evaluate", "--checkpoint", str(checkpoint), "--zoom-pad", "0.2"]) == 2
-    assert "--zoom-pad 0.2 has no effect without --zoom" in capsys.readouterr().err
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--no-zoom", "--zoom-pad", "0.2"]) == 2
+    assert "--zoom-pad 0.2 has no effect with --no-zoom" in capsys.readouterr().err
     assert main(["evaluate", "--checkpoint", str(checkpoint), "--zoom", "--zoom-threshold", "1.5"]) == 2
     assert "zoom threshold=1.5 is invalid" in capsys.readouterr().err
 
@@ -314,3 +314,24 @@ def test_the_demo_draws_the_zoomed_box_on_the_photo(checkpoint: Path, tmp_path: 
     yellow = np.all(shown.photo == BOX_COLOUR, axis=-1)
     assert yellow.sum() > 20 and not np.all(plain.photo == BOX_COLOUR, axis=-1).any()
     assert np.array_equal(shown.photo[~yellow], plain.photo[~yellow])
+
+
+def test_a_run_with_eval_zoom_looks_twice_unless_told_not_to(tiny_root: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from fgvc.engine import fit
+
+    run = fit(tiny_config(tiny_root, tmp_path / "run", batch_size=4, epochs=1, eval_zoom=True), progress=False)
+    final = json.loads((run / "eval-test" / "metrics.json").read_text())
+    assert final["zoom"] == {"threshold": 0.3, "pad": 0.1}  # the run's own analysis is fgvc evaluate's default
+    assert "zoomed second look" in (run / "train.log").read_text()
+    assert Predictor.from_checkpoint(run / "last.pt", device="cpu").zoom == Zoom()
+    assert Predictor.from_checkpoint(run / "last.pt", device="cpu", zoom=False).zoom is None
+    assert main(["evaluate", "--checkpoint", str(run / "last.pt"), "--device", "cpu", "--no-zoom"]) == 0
+    assert "zoom" not in json.loads((run / "eval-test-nozoom" / "metrics.json").read_text())
+    photo = str(next((tiny_root / "fgvc-aircraft-2013b" / "data" / "images").iterdir()))
+    capsys.readouterr()
+    assert main(["predict", "--checkpoint", str(run / "last.pt"), photo, "--device", "cpu", "--json"]) == 0
+    assert "box" in json.loads(capsys.readouterr().out)[0]
+    assert main(["predict", "--checkpoint", str(run / "last.pt"), photo, "--device", "cpu", "--json",
+                 "--no-zoom"]) == 0
+    assert "box" not in json.loads(capsys.readouterr().out)[0]
