@@ -220,13 +220,16 @@ def make_config(preset: str | None = None, config_file: str | Path | None = None
                 fields: dict[str, Any] | None = None, **overrides: Any) -> TrainConfig:
     """The preset (default: the config file's, else ``b4``), then the fields of ``config_file`` and ``fields``
     (a study's recipe; like a file's, a ``None`` there is the value None), then ``overrides`` (``None`` keeps the
-    value before it); validated."""
+    value before it); validated. Setting ``img_size`` without ``eval_img_size`` evaluates at ``img_size``: a
+    preset's evaluation size was chosen for its own training size."""
     from_file = {**(read_config_file(config_file) if config_file is not None else {}), **(fields or {})}
     preset = preset or from_file.get("preset") or "b4"
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; expected one of {sorted(PRESETS)}")
-    values: dict[str, Any] = {**PRESETS[preset], **from_file, "preset": preset}
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    chosen = {**from_file, **{k: v for k, v in overrides.items() if v is not None}}
+    values: dict[str, Any] = {**PRESETS[preset], **chosen, "preset": preset}
+    if "img_size" in chosen and "eval_img_size" not in chosen:
+        values["eval_img_size"] = None  # a preset's evaluation size belongs to its own img_size
     cfg = TrainConfig.from_dict(values)
     validate(cfg)
     return cfg

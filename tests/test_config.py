@@ -42,6 +42,13 @@ def test_bad_values_are_refused_with_the_value_named(overrides: dict, named: str
     assert named in str(err.value)
 
 
+def test_a_preset_s_evaluation_size_goes_with_its_training_size() -> None:
+    assert make_config("cpu").eval_size == 256 and make_config("cpu", eval_img_size=288).eval_size == 288
+    assert make_config("cpu", img_size=160).eval_size == 160  # 256 was chosen for 224-px training
+    assert make_config("cpu", img_size=160, eval_img_size=192).eval_size == 192
+    assert make_config("cpu", fields={"img_size": 160, "eval_img_size": None}).eval_size == 160
+
+
 def test_unknown_preset_and_field_are_named() -> None:
     with pytest.raises(ConfigError, match="'b9'"):
         make_config("b9")

@@ -59,7 +59,7 @@ def test_the_file_carries_what_inference_needs(exported: tuple[Path, Path]) -> N
     assert loaded.cfg == trained.cfg and loaded.classes == trained.classes
     assert loaded.hierarchy == trained.hierarchy and set(loaded.hierarchy) == {"family", "manufacturer"}
     metadata, norm = loaded.model.metadata, model_spec(trained.cfg.arch).norm
-    assert int(metadata["img_size"]) == trained.cfg.img_size and metadata["eval_view"] == trained.cfg.eval_view
+    assert int(metadata["img_size"]) == trained.cfg.eval_size and metadata["eval_view"] == trained.cfg.eval_view
     assert tuple(json.loads(metadata["mean"])) == norm.mean and tuple(json.loads(metadata["std"])) == norm.std
     assert metadata["interpolation"] == norm.interpolation.value
 
