@@ -166,8 +166,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Your own photos or FGVC-Aircraft without a GPU: Lite0 (no squeeze-and-excitation, ReLU6: cheap
     # on CPUs) fine-tuned from the ImageNet weights its pip package installs, at its native 224 px,
     # AdamW, bf16 autocast (CPUs with avx512_bf16 or AMX; elsewhere pass --precision fp32). Chosen on
-    # real photos (README, "Results on real photos"; studies/warbirds20.yaml): 224 px beat 160 and 192
-    # px at equal epochs, lr 1e-3 beat 3e-4 and 3e-3 and a 10x head, evaluating at 256 px after
+    # real photos (README, "Results on real photos"; studies/warbirds20.yaml): 224 px beat 160 px at equal
+    # epochs (192 px matched it), lr 1e-3 beat 3e-4 and 3e-3 and a 10x head, evaluating at 256 px after
     # random-resized-crop training beat 224 (FixRes), and 6 epochs fit 15 minutes on 2 cores for 2,000
     # photos. Add --dataset imagefolder --data-root ROOT --train-split train --eval-split val for your photos.
     "cpu": {

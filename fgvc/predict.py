@@ -143,7 +143,8 @@ class Predictor:
         ``eval_size``); ``weights`` (``"ema"`` or ``"raw"``) to the EMA when the checkpoint holds one (a line on
         stderr says which); ``zoom`` (a ``Zoom``, ``True`` or ``False``) to the run's ``eval_zoom``: the second
         look of ``fgvc.zoom``."""
-        if Path(checkpoint).suffix == ".onnx":
+        onnx = Path(checkpoint).suffix == ".onnx"
+        if onnx:
             from fgvc.export import load_onnx  # onnxruntime is imported only for ONNX files
 
             if zoom not in (None, False):
@@ -169,7 +170,7 @@ class Predictor:
                   f"{WEIGHT_NAMES[other]} ones: --weights {other})", file=sys.stderr)
         return cls(runtime.prepare(trained.model).eval(), cfg, trained.classes, runtime, view, tta,
                    batch_size or cfg.batch_size, trained.hierarchy, trained.weights,
-                   None if Path(checkpoint).suffix == ".onnx" else chosen_zoom(zoom, cfg.eval_zoom))
+                   None if onnx else chosen_zoom(zoom, cfg.eval_zoom))
 
     @property
     def transform(self) -> transforms.Compose:

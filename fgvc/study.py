@@ -1,6 +1,6 @@
 """Recipe studies: train several recipes on one dataset and compare each with the first, image by image.
 
-    fgvc study studies/warbirds20.yaml --data-root ../shared/data/warbirds20 --out logs/study-warbirds20
+    fgvc study studies/warbirds20.yaml --data-root data/warbirds20 --out logs/study-warbirds20
     rows = run_study("studies/warbirds20.yaml", "data/mine", "logs/study-mine")
 
 A study file (YAML) holds ``base``, the config fields every recipe starts from (``preset: cpu`` and
