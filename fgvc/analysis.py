@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from fgvc import metrics, plots
-from fgvc.data import hierarchy_names
+from fgvc.data.hierarchy import hierarchy_names
 from fgvc.errors import FgvcError
 
 

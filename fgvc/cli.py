@@ -342,14 +342,14 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from fgvc.data import download_fgvc
+    from fgvc.data.prepare import download_fgvc
 
     print(f"FGVC-Aircraft is in {download_fgvc(args.data_root)}")
     return 0
 
 
 def _check_data(args: argparse.Namespace) -> int:
-    from fgvc.data import check_data
+    from fgvc.data.checks import check_data
 
     checked, problems = check_data(args.data_root, args.dataset)
     for problem in problems:
@@ -359,7 +359,7 @@ def _check_data(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from fgvc.data import prepare_fgvc
+    from fgvc.data.prepare import prepare_fgvc
 
     print(f"prepared copy written to {prepare_fgvc(args.data_root, args.out, args.img_size, args.banner_px)}")
     return 0

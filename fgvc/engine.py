@@ -39,16 +39,11 @@ from fgvc import distributed, metrics, provenance
 from fgvc.analysis import analyse, format_report
 from fgvc.checkpoint import TrainState, load_checkpoint, save_checkpoint, unwrap
 from fgvc.config import TrainConfig, resume_config, validate
-from fgvc.data import (
-    BatchAugment,
-    Loaders,
-    Normalization,
-    batch_augmentation,
-    build_loaders,
-    hierarchy_names,
-    image_files,
-    normalize,
-)
+from fgvc.data.datasets import image_files
+from fgvc.data.hierarchy import hierarchy_names
+from fgvc.data.loaders import Loaders, build_loaders
+from fgvc.data.normalization import Normalization
+from fgvc.data.transforms import BatchAugment, batch_augmentation, normalize
 from fgvc.distributed import SINGLE, Dist
 from fgvc.ema import ema_model
 from fgvc.errors import ConfigError, FgvcError, FolderError, NonFiniteLossError, Preempted

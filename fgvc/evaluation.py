@@ -12,7 +12,8 @@ from pathlib import Path
 
 from fgvc import provenance
 from fgvc.analysis import Analysis, analyse
-from fgvc.data import build_split, dataset_hierarchy, image_files
+from fgvc.data.datasets import build_split, image_files
+from fgvc.data.hierarchy import dataset_hierarchy
 from fgvc.errors import DatasetError
 from fgvc.predict import Predictor
 from fgvc.zoom import Zoom

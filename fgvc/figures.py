@@ -18,7 +18,7 @@ from PIL import Image
 
 from fgvc import gradcam, plots
 from fgvc.analysis import read_confusion
-from fgvc.data import augmented, training_split
+from fgvc.data.datasets import augmented, training_split
 from fgvc.model import model_spec
 from fgvc.predict import Predictor
 

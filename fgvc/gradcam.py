@@ -28,7 +28,9 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from fgvc.config import CAM_METHODS, TrainConfig
-from fgvc.data import build_split, dataset_labels, load_image, visible_part
+from fgvc.data.datasets import build_split, dataset_labels
+from fgvc.data.images import load_image
+from fgvc.data.transforms import visible_part
 from fgvc.errors import BadImageError, ConfigError
 from fgvc.model import cam_target_layer
 from fgvc.predict import Predictor, expand_images

@@ -29,7 +29,7 @@ from torch import nn
 from torchvision import models
 
 from fgvc.config import ARCHS
-from fgvc.data import Normalization
+from fgvc.data.normalization import Normalization
 from fgvc.errors import ConfigError, WeightsError
 
 IMAGENET = Normalization(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))

@@ -20,7 +20,7 @@ from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 from torch.utils.data import Dataset
 
-from fgvc.data import Normalization
+from fgvc.data.normalization import Normalization
 from fgvc.tracking import read_rows
 
 if TYPE_CHECKING:

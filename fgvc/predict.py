@@ -35,7 +35,9 @@ from tqdm.auto import tqdm
 from fgvc import metrics
 from fgvc.checkpoint import load_trained
 from fgvc.config import TrainConfig, validate
-from fgvc.data import eval_loader, eval_transform, load_image
+from fgvc.data.images import load_image
+from fgvc.data.loaders import eval_loader
+from fgvc.data.transforms import eval_transform
 from fgvc.errors import BadImageError, ConfigError
 from fgvc.model import model_spec
 from fgvc.runtime import Runtime

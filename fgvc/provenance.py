@@ -44,7 +44,8 @@ from torch.utils.data import Dataset
 import fgvc
 from fgvc.checkpoint import PROVENANCE_KEY, load_checkpoint
 from fgvc.config import TrainConfig
-from fgvc.data import Loaders, dataset_labels, image_files
+from fgvc.data.datasets import dataset_labels, image_files
+from fgvc.data.loaders import Loaders
 from fgvc.errors import FolderError
 
 PROVENANCE_FILE = "provenance.json"

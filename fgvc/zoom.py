@@ -33,7 +33,7 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from fgvc.config import ZOOM_PAD, ZOOM_THRESHOLD
-from fgvc.data import visible_box
+from fgvc.data.transforms import visible_box
 from fgvc.errors import ConfigError
 from fgvc.model import model_spec
 

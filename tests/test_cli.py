@@ -135,12 +135,12 @@ def test_resume_honours_safe_overrides_and_refuses_the_rest(tmp_path: Path, caps
 
 def test_a_bug_keeps_its_traceback_while_a_user_error_gets_one_line(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    import fgvc.data
+    import fgvc.data.checks
 
     def shape_bug(*args: object, **kwargs: object) -> None:
         raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x1280 and 1792x6)")
 
-    monkeypatch.setattr(fgvc.data, "check_data", shape_bug)
+    monkeypatch.setattr(fgvc.data.checks, "check_data", shape_bug)
     with pytest.raises(RuntimeError, match="mat1 and mat2"):  # not turned into exit status 2
         main(["check-data", "--data-root", str(tmp_path)])
     monkeypatch.undo()
@@ -153,8 +153,9 @@ def test_annotation_files_are_checked_before_any_image_is_decoded(
         synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
-    import fgvc.data
-    from fgvc.data import DatasetError, build_loaders
+    import fgvc.data.checks
+    from fgvc.data import build_loaders
+    from fgvc.errors import DatasetError
     from fgvc.model import IMAGENET
 
     copy = tmp_path / "copy"
@@ -165,6 +166,6 @@ def test_annotation_files_are_checked_before_any_image_is_decoded(
     def no_decoding(*args: object, **kwargs: object) -> None:
         raise AssertionError("an image was decoded before every annotation file was checked")
 
-    monkeypatch.setattr(fgvc.data, "find_bad_images", no_decoding)
+    monkeypatch.setattr(fgvc.data.checks, "find_bad_images", no_decoding)
     with pytest.raises(DatasetError, match=str(families)):
         build_loaders(make_config("demo", data_root=str(copy), workers=0), IMAGENET)

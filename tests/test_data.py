@@ -15,13 +15,13 @@ from fgvc.data import (
     FGVC_FOLDER,
     FGVC_URL,
     Augment,
-    DatasetError,
     build_dataset,
     build_imagefolder,
     eval_transform,
     normalize,
     read_hierarchy,
 )
+from fgvc.errors import DatasetError
 from fgvc.model import IMAGENET
 
 
@@ -47,6 +47,18 @@ def test_class_order_is_the_line_order_of_variants_txt(synthetic_root: Path) -> 
     assert build_dataset(synthetic_root, "test").classes == annotation(synthetic_root, "variants.txt")
 
 
+@pytest.mark.parametrize("level", ["variant", "family", "manufacturer"])
+def test_the_dataset_reads_what_torchvision_reads(synthetic_root: Path, level: str) -> None:
+    """fgvc reads the annotation files itself; it must agree with torchvision's FGVCAircraft item for item."""
+    from torchvision.datasets import FGVCAircraft
+
+    for split in ("trainval", "test"):
+        ours, theirs = build_dataset(synthetic_root, split, level), FGVCAircraft(synthetic_root, split, level)
+        assert ours.classes == theirs.classes
+        assert [(Path(path), label) for path, label in ours.samples] == [
+            (Path(path), label) for path, label in zip(theirs._image_files, theirs._labels)]
+
+
 def test_names_with_slash_and_space_load(tmp_path: Path) -> None:
     from fgvc.synthetic import write_synthetic_dataset
 
@@ -60,7 +72,7 @@ def test_names_with_slash_and_space_load(tmp_path: Path) -> None:
 def test_banner_is_cropped_before_any_transform(synthetic_root: Path) -> None:
     dataset = build_dataset(synthetic_root, "train")
     image, _ = dataset[0]
-    with Image.open(dataset._image_files[0]) as raw:
+    with Image.open(dataset.samples[0][0]) as raw:
         assert image.size == (raw.width, raw.height - 20)
     uncropped, _ = build_dataset(synthetic_root, "train", banner_px=0)[0]
     assert uncropped.size == (raw.width, raw.height)

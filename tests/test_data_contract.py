@@ -23,7 +23,6 @@ import torch
 from conftest import tiny_config
 from PIL import Image
 
-from fgvc import data
 from fgvc.checkpoint import load_checkpoint, load_trained
 from fgvc.cli import main
 from fgvc.config import LEVELS, make_config
@@ -40,6 +39,7 @@ from fgvc.data import (
     image_files,
     load_image,
 )
+from fgvc.data import transforms as data_transforms
 from fgvc.engine import fit
 from fgvc.gradcam import explain, load_split_images
 from fgvc.model import model_spec
@@ -186,17 +186,17 @@ def test_check_data_measures_images_without_the_banner(contract_root: Path, tmp_
 # --- the augmentations -----------------------------------------------------------------------------------
 
 class Recorder:
-    """Wraps ``fgvc.data.draw_augmentation`` and records every draw with the size of the image it was for."""
+    """Wraps ``transforms.draw_augmentation`` and records every draw with the size of the image it was for."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.draws: list[tuple[Augmentation, int, int, int]] = []  # (draw, image width, image height, img_size)
-        original = data.draw_augmentation
+        original = data_transforms.draw_augmentation
 
         def wrapper(rng, width, height, img_size, *args, **kwargs):
             augmentation = original(rng, width, height, img_size, *args, **kwargs)
             self.draws.append((augmentation, width, height, img_size))
             return augmentation
-        monkeypatch.setattr(data, "draw_augmentation", wrapper)
+        monkeypatch.setattr(data_transforms, "draw_augmentation", wrapper)
 
 
 def draws(dataset: torch.utils.data.Dataset, passes: int) -> Iterator[torch.Tensor]:

@@ -37,7 +37,7 @@ def test_every_path_names_the_same_class_with_the_same_probability(
     predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
     dataset = load_split_images(predictor.cfg, "test")
     indices = list(range(0, len(dataset), max(1, len(dataset) // 12)))[:12]
-    files = [dataset._image_files[i] for i in indices]
+    files = [dataset.samples[i][0] for i in indices]
 
     capsys.readouterr()
     assert main(["predict", "--checkpoint", str(checkpoint), *files, "--json", "--crop-banner", "--topk", "1"]) == 0

@@ -28,8 +28,9 @@ from fgvc import engine, tracking
 from fgvc.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
 from fgvc.cli import main
 from fgvc.config import ConfigError
-from fgvc.data import FGVC_FOLDER, BadImageError, DatasetError, build_dataset, load_image
+from fgvc.data import FGVC_FOLDER, build_dataset, load_image
 from fgvc.engine import fit
+from fgvc.errors import BadImageError, DatasetError
 from fgvc.model import WeightsError, build_model
 from fgvc.predict import Predictor
 from fgvc.synthetic import write_synthetic_dataset

@@ -286,7 +286,7 @@ def test_evaluate_zoom_writes_its_own_folder_and_says_so(checkpoint: Path, capsy
 
 def test_predict_zoom_says_the_box(checkpoint: Path, tiny_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     dataset = build_split(tiny_config(tiny_root, checkpoint.parent), "test", None)
-    files = [str(path) for path in dataset._image_files[:2]]
+    files = [path for path, _ in dataset.samples[:2]]
     capsys.readouterr()
     assert main(["predict", "--checkpoint", str(checkpoint), *files, "--device", "cpu", "--zoom", "--topk", "2"]) == 0
     text = capsys.readouterr().out.splitlines()

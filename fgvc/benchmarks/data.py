@@ -24,17 +24,12 @@ from torchvision import datasets, transforms
 
 from fgvc.benchmarks import Row, fgvc_sized_dataset, measure, table
 from fgvc.config import make_config
-from fgvc.data import (
-    AFFINE_SCALE,
-    AFFINE_TRANSLATE,
-    FGVC_FOLDER,
-    Normalization,
-    build_loaders,
-    load_image,
-    normalize,
-    prepare_fgvc,
-    prepared_short_side,
-)
+from fgvc.data.images import load_image
+from fgvc.data.layout import FGVC_FOLDER
+from fgvc.data.loaders import build_loaders
+from fgvc.data.normalization import Normalization
+from fgvc.data.prepare import prepare_fgvc
+from fgvc.data.transforms import AFFINE_SCALE, AFFINE_TRANSLATE, normalize, prepared_short_side
 from fgvc.model import model_spec
 from fgvc.runtime import resolve_device
 

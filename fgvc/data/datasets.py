@@ -1,0 +1,127 @@
+"""What each item of a split is: FGVC-Aircraft read from its annotation files, a user's own photos in
+ImageFolder's layout, and a training split with its per-image augmentation.
+
+    test = build_dataset("data", "test")                 # FGVC-Aircraft, banner cropped
+    train = augmented(cfg, training_split(cfg))          # (epoch, index) -> augmented uint8 image, label
+
+Both kinds of dataset hold ``classes``, ``samples`` (file, label) and ``targets``, so the rest of fgvc reads
+files and labels without decoding an image.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision import datasets
+
+from fgvc.config import TrainConfig
+from fgvc.data.images import load_image
+from fgvc.data.layout import annotation_problems, check_files, image_path, prepared_info, read_classes, read_labels
+from fgvc.data.prepare import download_fgvc
+from fgvc.data.transforms import Augment, prepared_short_side
+from fgvc.errors import DatasetError
+
+
+class FgvcAircraft(Dataset):
+    """One split of FGVC-Aircraft at one label level, as its annotation files say: ``classes`` in the line
+    order of ``variants.txt`` (or families / manufacturers), ``samples`` in the order of the split's file.
+    Items are ``(transform(loader(file)), label)``, as ImageFolder's are."""
+
+    def __init__(self, root: str | Path, split: str, level: str, loader: Callable[[str], object],
+                 transform: Callable | None = None) -> None:
+        self.classes = read_classes(root, level)
+        index = {name: label for label, name in enumerate(self.classes)}
+        self.samples = [(str(image_path(root, image_id)), index[name])
+                        for image_id, name in read_labels(root, split, level)]
+        self.targets = [label for _, label in self.samples]
+        self.loader, self.transform = loader, transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[object, int]:
+        path, label = self.samples[index]
+        image = self.loader(path)
+        return (image if self.transform is None else self.transform(image)), label
+
+
+def build_dataset(root: str | Path, split: str, level: str = "variant", transform: Callable | None = None,
+                  download: bool = False, banner_px: int = 20, shrink_to: int | None = None) -> FgvcAircraft:
+    """FGVC-Aircraft ``split`` at ``level``; images come banner-cropped (unless ``fgvc prepare`` wrote ``root``:
+    its images have no banner left), decoded for ``shrink_to`` (see ``load_image``), then through ``transform``.
+    An annotation line that does not fit raises ``DatasetError`` naming the file and line."""
+    if download:
+        download_fgvc(root)
+    check_files(root, split, level)
+    problems = annotation_problems(root, split, level)
+    if problems:
+        more = f" ({len(problems) - 1} more: `fgvc check-data --data-root {root}` lists them all)"
+        raise DatasetError(problems[0] + (more if len(problems) > 1 else ""))
+    banner_px = 0 if prepared_info(root) else banner_px
+    return FgvcAircraft(root, split, level, functools.partial(load_image, banner_px=banner_px, shrink_to=shrink_to),
+                        transform)
+
+
+def build_imagefolder(root: str | Path, split: str, transform: Callable | None = None,
+                      shrink_to: int | None = None) -> datasets.ImageFolder:
+    """A user's own photos laid out as ``root/<split>/<class>/<image>``."""
+    folder = Path(root) / split
+    if not folder.is_dir():
+        raise DatasetError(f"image folder {folder} not found: expected {root}/{split}/<class name>/<image files>")
+    return datasets.ImageFolder(folder, transform=transform, loader=functools.partial(load_image, shrink_to=shrink_to))
+
+
+def build_split(cfg: TrainConfig, split: str, transform: Callable | None, shrink_to: int | None = None) -> Dataset:
+    """The dataset named by ``cfg`` for one split (``shrink_to``: see ``load_image``)."""
+    if cfg.dataset == "imagefolder":
+        return build_imagefolder(cfg.data_root, split, transform, shrink_to)
+    return build_dataset(cfg.data_root, split, cfg.level, transform, download=cfg.download,
+                         banner_px=cfg.banner_px, shrink_to=shrink_to)
+
+
+def training_split(cfg: TrainConfig) -> Dataset:
+    """``cfg``'s training split as decoded images (see ``augmented``)."""
+    return build_split(cfg, cfg.train_split, None, shrink_to=prepared_short_side(cfg.img_size))
+
+
+class AugmentedSplit(Dataset):
+    """A training split whose item ``(epoch, index)`` is image ``index`` augmented by ``augment`` with the
+    randomness of ``(seed, epoch, index)``: the same in any worker, process or resumed run, so DataLoader
+    workers can live across epochs. A plain ``index`` means epoch 0."""
+
+    def __init__(self, base: Dataset, augment: Augment, seed: int) -> None:
+        self.base, self.augment, self.seed = base, augment, seed
+        self.classes = base.classes
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        image, label = self.base[index]
+        return self.augment(image, np.random.default_rng([self.seed, epoch, index])), label
+
+
+def augmented(cfg: TrainConfig, split: Dataset) -> AugmentedSplit:
+    """``split`` (from ``training_split``) with ``cfg``'s augmentations."""
+    return AugmentedSplit(split, Augment(cfg.img_size, cfg.min_crop_scale, cfg.affine_degrees), cfg.seed)
+
+
+def _unwrapped(dataset: Dataset) -> Dataset:
+    """The dataset under an ``AugmentedSplit``."""
+    return dataset.base if isinstance(dataset, AugmentedSplit) else dataset
+
+
+def dataset_labels(dataset: Dataset) -> list[int]:
+    """The label of every item, without decoding any image."""
+    return list(_unwrapped(dataset).targets)
+
+
+def image_files(dataset: Dataset) -> list[str]:
+    """The image file of every item."""
+    return [path for path, _ in _unwrapped(dataset).samples]
