@@ -11,7 +11,7 @@ process is rank 0 of a world of 1, and nothing here changes what it does.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
-from fgvc.errors import ConfigError
+from fgvc.errors import ConfigError, FgvcError
 
 
 @dataclass(frozen=True)
@@ -132,3 +132,21 @@ def shutdown() -> None:
     """Leave the process group (at the end of a run under torchrun)."""
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def on_primary(action: Callable[[], Any], ranks: Dist) -> Any:
+    """Run ``action`` on rank 0 alone and give every rank its result; its ``FgvcError`` stops every rank
+    with the same message."""
+    if not ranks.enabled:
+        return action()
+    outcome: Any = None
+    if ranks.primary:
+        try:
+            outcome = action()
+        except FgvcError as err:
+            broadcast(FgvcError(str(err)), ranks)
+            raise
+    outcome = broadcast(outcome, ranks)
+    if isinstance(outcome, FgvcError):
+        raise outcome
+    return outcome

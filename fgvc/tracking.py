@@ -17,6 +17,7 @@ never write into the same folder.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -28,6 +29,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from fgvc.config import TrainConfig, validate
+from fgvc.distributed import SINGLE, Dist
 from fgvc.errors import FolderError
 
 try:
@@ -276,3 +279,47 @@ class RunLog:
         """Write out what is pending and close the event file."""
         if self.writer is not None:
             self.writer.close()
+
+
+def start_run(cfg: TrainConfig, ranks: Dist = SINGLE) -> TrainConfig:
+    """Validate ``cfg``, claim its run folder, write ``config.json`` and log to ``train.log``.
+
+    The folder is ``cfg.run_dir``, or a new ``logs/<time>-<preset>``; a folder that already
+    holds a trained epoch is refused (resume it instead), and so is one that another process
+    holds (``tracking.claim_run_dir``). Returns ``cfg`` with ``run_dir`` set. Calling it again
+    on the returned config is harmless, so a notebook can start logging before ``fit``.
+    """
+    validate(cfg)
+    try:
+        run_dir = new_run_dir("logs", cfg.preset) if cfg.run_dir is None else Path(cfg.run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise FolderError(f"cannot create run folder {cfg.run_dir or 'logs/<time>-<preset>'} ({err}): "
+                          f"expected a writable path") from err
+    claim_run_dir(run_dir)
+    if (run_dir / "last.pt").exists() or (run_dir / "epochs.csv").exists():
+        release_run_dir(run_dir)
+        raise FolderError(f"run folder {run_dir} already holds a run: resume it with --resume "
+                          f"{run_dir / 'last.pt'} or choose another --run-dir")
+    cfg = dataclasses.replace(cfg, run_dir=str(run_dir))
+    write_config(cfg, ranks)
+    setup_logging(run_dir)
+    return cfg
+
+
+def run_record(cfg: TrainConfig, ranks: Dist) -> dict[str, Any]:
+    """The config, the number of processes and the global batch they make."""
+    facts = {"processes": ranks.world_size, "global_batch": ranks.world_size * cfg.batch_size * cfg.accum_steps}
+    return {**cfg.to_dict(), **facts}
+
+
+def write_config(cfg: TrainConfig, ranks: Dist) -> None:
+    """``config.json``: the run record."""
+    (Path(cfg.run_dir) / "config.json").write_text(json.dumps(run_record(cfg, ranks), indent=2) + "\n")
+
+
+def hold_for_resume(run_dir: Path, cfg: TrainConfig, ranks: Dist) -> None:
+    """Hold a resumed run's folder, record how it now runs in ``config.json``, and log into its ``train.log``."""
+    claim_run_dir(run_dir)
+    write_config(cfg, ranks)
+    setup_logging(run_dir)

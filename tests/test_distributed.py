@@ -22,9 +22,11 @@ from fgvc.cli import main
 from fgvc.config import make_config
 from fgvc.data import FGVC_FOLDER
 from fgvc.distributed import wrap
-from fgvc.engine import build_optimizer, build_scheduler, fit, train_one_epoch
+from fgvc.engine import fit
 from fgvc.errors import ConfigError
 from fgvc.evaluation import evaluate_checkpoint
+from fgvc.loop import train_one_epoch
+from fgvc.optim import build_optimizer, build_scheduler
 from fgvc.runtime import Runtime
 from fgvc.synthetic import write_synthetic_dataset
 from fgvc.tracking import read_rows

@@ -11,7 +11,8 @@ import torch
 from conftest import NUM_CLASSES, tiny_config
 
 from fgvc.checkpoint import load_checkpoint
-from fgvc.engine import fit, lr_factor
+from fgvc.engine import fit
+from fgvc.optim import lr_factor
 from fgvc.tracking import read_rows
 
 
@@ -77,3 +78,40 @@ def test_warmup_then_cosine() -> None:
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
     assert factors[60] == pytest.approx(0.5) and factors[-1] < 0.001
     assert all(a >= b for a, b in itertools.pairwise(factors[9:]))
+
+
+def test_fit_trains_on_the_loaders_the_caller_built(tiny_root: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The notebook builds the loaders to show them; fit must train on those, not decode every image again."""
+    from fgvc import engine
+    from fgvc.data import build_loaders
+    from fgvc.model import model_spec
+
+    cfg = tiny_config(tiny_root, tmp_path / "run", epochs=1, batch_size=4)
+    loaders = build_loaders(cfg, model_spec(cfg.arch).norm)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("fit built its own loaders")
+
+    monkeypatch.setattr(engine, "build_loaders", refuse)
+    run = fit(cfg, loaders=loaders, progress=False)
+    assert load_checkpoint(run / "last.pt")["epoch"] == 1
+
+
+def test_a_gpu_preset_on_the_cpu_is_named_and_the_log_projects_the_whole_run(tiny_root: Path, tmp_path: Path) -> None:
+    """`make run` on a machine without a GPU must say so before training, then project the run's length."""
+    import dataclasses
+
+    cfg = dataclasses.replace(tiny_config(tiny_root, tmp_path / "run", epochs=2, batch_size=4, log_every=1),
+                              preset="b4", device="cpu")
+    log = (fit(cfg, progress=False) / "train.log").read_text()
+    warning = log.index("preset 'b4' is made for a GPU, and this run trains on the CPU")
+    assert warning < log.index("epoch 1 step 1 ") and "--preset cpu" in log
+    assert "this session's 5 batches take about" in log  # 2 epochs x 3 batches, one done
+    lefts = [line.rsplit("(run: about ", 1)[1] for line in log.splitlines() if "(run: about " in line]
+    assert len(lefts) == 6 and lefts[-1] == "0 s left)"
+
+
+def test_a_cpu_preset_on_the_cpu_gets_no_warning(tiny_root: Path, tmp_path: Path) -> None:
+    log = (fit(tiny_config(tiny_root, tmp_path / "run", epochs=1, batch_size=4), progress=False) / "train.log")
+    assert "is made for a GPU" not in log.read_text()

@@ -13,9 +13,10 @@ from torch.utils.data import DataLoader, TensorDataset
 from fgvc.checkpoint import TrainState
 from fgvc.config import make_config
 from fgvc.data import FGVC_FOLDER
-from fgvc.engine import build_optimizer, build_scheduler, train_one_epoch
 from fgvc.gradcam import cam_peak, compute_cam, overlay_heatmap
+from fgvc.loop import train_one_epoch
 from fgvc.model import build_model, model_spec
+from fgvc.optim import build_optimizer, build_scheduler
 from fgvc.runtime import Runtime
 
 SIZE, PART = 128, 32

@@ -22,9 +22,10 @@ from fgvc.checkpoint import TrainState
 from fgvc.cli import main
 from fgvc.config import make_config
 from fgvc.data import FGVC_FOLDER, eval_transform
-from fgvc.engine import build_optimizer, build_scheduler, train_one_epoch
 from fgvc.gradcam import compute_cam, explain, load_split_images, write_overlays
+from fgvc.loop import train_one_epoch
 from fgvc.model import IMAGENET, build_model
+from fgvc.optim import build_optimizer, build_scheduler
 from fgvc.predict import Predictor
 from fgvc.runtime import Runtime
 

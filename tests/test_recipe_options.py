@@ -15,9 +15,10 @@ from fgvc.checkpoint import load_checkpoint
 from fgvc.cli import main
 from fgvc.config import make_config
 from fgvc.data import batch_augmentation
-from fgvc.engine import build_optimizer, fit
+from fgvc.engine import fit
 from fgvc.errors import ConfigError
 from fgvc.model import build_model
+from fgvc.optim import build_optimizer
 from fgvc.predict import Predictor
 
 

@@ -19,8 +19,8 @@ import torch
 
 from fgvc.checkpoint import load_checkpoint, save_checkpoint
 from fgvc.cli import UNFINISHED_EXIT, main
-from fgvc.engine import preemption_signals, uninterrupted
 from fgvc.errors import Preempted
+from fgvc.preemption import preemption_signals, uninterrupted
 from fgvc.synthetic import write_synthetic_dataset
 from fgvc.tracking import read_rows
 
