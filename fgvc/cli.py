@@ -435,7 +435,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _gradcam(args: argparse.Namespace) -> int:
-    from fgvc.gradcam import write_overlays
+    from fgvc.cam_files import write_overlays
 
     results = write_overlays(args.checkpoint, args.images, args.out, args.method, args.class_name,
                              args.crop_banner, args.device, args.view, args.weights)

@@ -14,7 +14,8 @@ from fgvc.checkpoint import TrainState
 from fgvc.config import make_config
 from fgvc.data import FGVC_FOLDER
 from fgvc.engine import build_optimizer, build_scheduler, train_one_epoch
-from fgvc.gradcam import cam_peak, compute_cam, overlay_heatmap
+from fgvc.gradcam import cam_peak, compute_cam
+from fgvc.heatmap import overlay_heatmap
 from fgvc.model import build_model, model_spec
 from fgvc.runtime import Runtime
 
