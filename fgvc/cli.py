@@ -458,7 +458,11 @@ def _figures(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     import importlib
 
-    report = importlib.import_module(f"fgvc.benchmarks.{args.benchmark}").run(args)
+    run = importlib.import_module(f"fgvc.benchmarks.{args.benchmark}").run
+    options = ({"archs": args.arch, "with_compile": args.compile} if args.benchmark == "train"
+               else {"workdir": args.workdir})
+    report = run(repeats=args.repeats, device=args.device, img_size=args.img_size, batch_size=args.batch_size,
+                 quick=args.quick, **options)
     print(report)
     if args.out:
         with open(args.out, "a", encoding="utf-8") as f:
