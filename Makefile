@@ -53,7 +53,7 @@ test: setup browser
 	$(PY) -m pytest
 
 lint: setup
-	$(PY) -m ruff check fgvc tests bench
+	$(PY) -m ruff check fgvc tests
 
 # Regenerate source/ and cover.jpg from a fresh demo run (synthetic data) in logs/figures-demo.
 figures: setup

@@ -27,9 +27,7 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,17 +67,33 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def _add_zoom_flags(parser: argparse.ArgumentParser, switch: bool = True) -> None:
-    """--zoom/--no-zoom (unless ``switch`` is off), --zoom-threshold and --zoom-pad: ``fgvc.zoom.Zoom``'s settings."""
-    if switch:
-        parser.add_argument("--zoom", action=argparse.BooleanOptionalAction, default=None,
-                            help="look twice: also classify the box around where the network found its top class "
-                            "(its activation map), cut from the photo at full resolution, and average the two views' "
-                            "logits (default: the run's eval_zoom, on in the cpu preset)")
-    parser.add_argument("--zoom-threshold", type=float, metavar="T", help=f"the box holds the map's values of at "
-                        f"least T x its peak (default {ZOOM_THRESHOLD})")
-    parser.add_argument("--zoom-pad", type=float, metavar="P", help=f"the box grows by P x its width (height) on "
-                        f"each side (default {ZOOM_PAD})")
+def _shared_flags() -> dict[str, argparse.ArgumentParser]:
+    """The flags several subcommands share, each declared once, as argparse parents (``parents=[...]``): the
+    checkpoint, the photos to read, the view, the weights, mirror TTA, the zoom (--zoom/--no-zoom with its
+    settings, or the settings alone: ``fgvc.zoom.Zoom``'s) and the device."""
+    shared = {name: argparse.ArgumentParser(add_help=False)
+              for name in ("checkpoint", "photos", "view", "weights", "tta", "zoom_settings", "device")}
+    shared["checkpoint"].add_argument("--checkpoint", required=True, help="a run's last.pt or best.pt")
+    shared["photos"].add_argument("images", nargs="+", metavar="IMAGE", help="image files, or folders searched for "
+                                  "images")
+    shared["photos"].add_argument("--crop-banner", action="store_true", help="cut the FGVC-Aircraft banner first")
+    shared["view"].add_argument("--view", choices=EVAL_VIEWS, help="what the network sees of each photo: squash, "
+                                "whole or crop (default: the run's eval_view)")
+    shared["weights"].add_argument("--weights", choices=WEIGHTS, help="raw: the trained weights; ema: their moving "
+                                   "average, kept by a run with --ema-decay (default: ema when the checkpoint has it)")
+    shared["tta"].add_argument("--tta", action="store_true", help="average the predictions of each image and its "
+                               "mirror")
+    shared["zoom_settings"].add_argument("--zoom-threshold", type=float, metavar="T", help=f"the box holds the map's "
+                                         f"values of at least T x its peak (default {ZOOM_THRESHOLD})")
+    shared["zoom_settings"].add_argument("--zoom-pad", type=float, metavar="P", help=f"the box grows by P x its "
+                                         f"width (height) on each side (default {ZOOM_PAD})")
+    shared["zoom"] = argparse.ArgumentParser(add_help=False, parents=[shared["zoom_settings"]])
+    shared["zoom"].add_argument("--zoom", action=argparse.BooleanOptionalAction, default=None,
+                                help="look twice: also classify the box around where the network found its top "
+                                "class (its activation map), cut from the photo at full resolution, and average the "
+                                "two views' logits (default: the run's eval_zoom, on in the cpu preset)")
+    shared["device"].add_argument("--device", default="auto", choices=DEVICES)
+    return shared
 
 
 def _zoom_settings(args: argparse.Namespace) -> Zoom:
@@ -116,29 +130,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                                 help=help_text)
 
 
-def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="fine-tune an EfficientNet (or resume a run)",
-                       description="Train with a preset, then a --config file, then flags, each overriding the one "
-                       "before. With --resume the run's own config is used; flags that can safely change on "
-                       "resume (--device, --workers, --data-root, a longer --epochs) are honoured, others refused.")
-    p.add_argument("--preset", choices=sorted(PRESETS), help="b4: the FGVC-Aircraft recipe on a GPU; cpu: pretrained "
-                   "Lite0 for a machine without a GPU; demo: synthetic data on a CPU in minutes, offline (default: "
-                   "the config file's, else b4)")
-    p.add_argument("--config", metavar="FILE", help="a JSON or YAML file of config fields (a run's config.json is one)")
-    add_config_flags(p)
-    p.add_argument("--resume", metavar="FILE", help="continue the run of this last.pt at its next epoch")
-    p.add_argument("--stop-after", type=int, metavar="N", help="stop after N epochs of this call; continue later "
-                   "with --resume (for cluster jobs with a time limit)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=_train)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="fgvc", description="Fine-grained aircraft classification with "
-                                     "EfficientNet: synthesise or download data, train, evaluate, predict.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    """fgvc synth, download, check-data and prepare: the datasets."""
     p = sub.add_parser("synth", help="write a synthetic dataset in the FGVC-Aircraft layout")
     p.add_argument("--out", required=True, help="folder to write fgvc-aircraft-2013b/ into")
     p.add_argument("--classes", type=int, default=12, help="number of variants (default 12)")
@@ -150,15 +143,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("download", help="download FGVC-Aircraft 2013b (2.6 GB)")
     p.add_argument("--data-root", default="data", help="folder to unpack into (default data)")
     p.set_defaults(func=_download)
-
-    _add_train(sub)
-
-    p = sub.add_parser("status", help="has a run finished? exit status 0 if so, 1 if it has epochs left",
-                       description="Say where a run folder stands. Exit status 0: its last epoch is trained and its "
-                       "final analysis written; 1: unfinished (resume it, or start it again if no epoch finished); "
-                       "2: no run there, or a run whose final analysis is missing. A job script requeues on 1.")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="the run folder (fgvc train --run-dir)")
-    p.set_defaults(func=_status)
 
     p = sub.add_parser("check-data", help="decode every image of a dataset and list the bad files",
                        description="Check annotation files and decode every image; exit status 1 if any is bad.")
@@ -177,23 +161,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--banner-px", type=int, default=20, help="rows of banner to cut (default 20)")
     p.set_defaults(func=_prepare)
 
-    view_help = "what the network sees of each photo: squash, whole or crop (default: the run's eval_view)"
-    weights_help = ("raw: the trained weights; ema: their moving average, kept by a run with --ema-decay "
-                    "(default: ema when the checkpoint has it)")
-    p = sub.add_parser("evaluate", help="full evaluation of a checkpoint: metrics, per-class, confusions")
-    p.add_argument("--checkpoint", required=True)
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    """fgvc train and fgvc status."""
+    p = sub.add_parser("train", help="fine-tune an EfficientNet (or resume a run)",
+                       description="Train with a preset, then a --config file, then flags, each overriding the one "
+                       "before. With --resume the run's own config is used; flags that can safely change on "
+                       "resume (--device, --workers, --data-root, a longer --epochs) are honoured, others refused.")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="b4: the FGVC-Aircraft recipe on a GPU; cpu: pretrained "
+                   "Lite0 for a machine without a GPU; demo: synthetic data on a CPU in minutes, offline (default: "
+                   "the config file's, else b4)")
+    p.add_argument("--config", metavar="FILE", help="a JSON or YAML file of config fields (a run's config.json is one)")
+    add_config_flags(p)
+    p.add_argument("--resume", metavar="FILE", help="continue the run of this last.pt at its next epoch")
+    p.add_argument("--stop-after", type=int, metavar="N", help="stop after N epochs of this call; continue later "
+                   "with --resume (for cluster jobs with a time limit)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("status", help="has a run finished? exit status 0 if so, 1 if it has epochs left",
+                       description="Say where a run folder stands. Exit status 0: its last epoch is trained and its "
+                       "final analysis written; 1: unfinished (resume it, or start it again if no epoch finished); "
+                       "2: no run there, or a run whose final analysis is missing. A job script requeues on 1.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the run folder (fgvc train --run-dir)")
+    p.set_defaults(func=_status)
+
+
+def _add_evaluation(sub: argparse._SubParsersAction, shared: dict[str, argparse.ArgumentParser]) -> None:
+    """fgvc evaluate, compare and study: how good a run is, and against which."""
+    p = sub.add_parser("evaluate", help="full evaluation of a checkpoint: metrics, per-class, confusions",
+                       parents=[shared[name] for name in ("checkpoint", "view", "weights", "tta", "zoom", "device")])
     p.add_argument("--data-root", help="dataset folder (default: the one the run trained on)")
     p.add_argument("--split", default="test", metavar="SPLIT",
                    help="split to evaluate: train, val, trainval, test, or an imagefolder split (default test)")
-    p.add_argument("--tta", action="store_true", help="average the predictions of each image and its mirror")
-    p.add_argument("--view", choices=EVAL_VIEWS, help=view_help)
-    p.add_argument("--weights", choices=WEIGHTS, help=weights_help)
     p.add_argument("--img-size", type=int, help="evaluation resolution in pixels (default: the run's eval_img_size, "
                    "else its img_size)")
-    _add_zoom_flags(p)
     p.add_argument("--out", help="folder for the report (default: eval-<split>/ beside the checkpoint; -zoom "
                    "added with --zoom)")
-    p.add_argument("--device", default="auto", choices=DEVICES)
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("compare", help="is run B better than run A? paired test on the same images",
@@ -225,70 +229,62 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of the comparisons (default 0.05)")
     p.set_defaults(func=_study)
 
-    p = sub.add_parser("predict", help="top-k variants of images (files or folders)")
-    p.add_argument("--checkpoint", required=True, help="a run's last.pt or best.pt, or an .onnx file from fgvc "
-                   "export (run with ONNX Runtime on the CPU)")
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or folders searched for images")
+
+def _add_inference(sub: argparse._SubParsersAction, shared: dict[str, argparse.ArgumentParser]) -> None:
+    """fgvc predict, export, gradcam and serve: a trained checkpoint put to use."""
+    p = sub.add_parser("predict", help="top-k variants of images (files or folders)",
+                       description="--checkpoint may also be an .onnx file from fgvc export (run with ONNX Runtime "
+                       "on the CPU).", parents=[shared[name] for name in ("checkpoint", "photos", "view", "weights",
+                                                                           "tta", "zoom", "device")])
     p.add_argument("--topk", type=int, default=5)
     output = p.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print JSON instead of text")
     output.add_argument("--csv", action="store_true", help="print CSV: file, rank, class, probability, family, "
                         "manufacturer")
-    p.add_argument("--crop-banner", action="store_true", help="cut the FGVC-Aircraft banner first")
-    p.add_argument("--tta", action="store_true", help="average the predictions of each image and its mirror")
-    p.add_argument("--view", choices=EVAL_VIEWS, help=view_help)
-    p.add_argument("--weights", choices=WEIGHTS, help=weights_help)
-    _add_zoom_flags(p)
     p.add_argument("--batch-size", type=int, help="images per forward pass (default: the run's batch size)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help="autocast precision (default auto: "
                    "bf16 or fp16 on GPUs, fp32 on the CPU)")
-    p.add_argument("--device", default="auto", choices=DEVICES)
     p.set_defaults(func=_predict)
 
     p = sub.add_parser("export", help="write a checkpoint's model as ONNX, for fgvc predict or other runtimes",
                        description="Export with a dynamic batch size, height and width; the file's metadata holds "
-                       "the class names, their hierarchy and the preprocessing (size, normalisation, view).")
-    p.add_argument("--checkpoint", required=True, help="a run's last.pt or best.pt")
+                       "the class names, their hierarchy and the preprocessing (size, normalisation, view).",
+                       parents=[shared["checkpoint"]])
     p.add_argument("--onnx", required=True, metavar="FILE", help="the ONNX file to write")
     p.set_defaults(func=_export)
 
-    p = sub.add_parser("gradcam", help="Grad-CAM overlays of images, one PNG each")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or folders searched for images")
+    p = sub.add_parser("gradcam", help="Grad-CAM overlays of images, one PNG each",
+                       parents=[shared[name] for name in ("checkpoint", "photos", "view", "weights", "device")])
     p.add_argument("--out", required=True, help="folder for the overlay PNGs (sub-folders mirror the inputs')")
     p.add_argument("--method", default="gradcam", choices=CAM_METHODS, help="CAM method (default gradcam)")
     p.add_argument("--class", dest="class_name", metavar="NAME", help="explain this class (default: the prediction)")
-    p.add_argument("--crop-banner", action="store_true", help="cut the FGVC-Aircraft banner first")
-    p.add_argument("--view", choices=EVAL_VIEWS, help=view_help)
-    p.add_argument("--weights", choices=WEIGHTS, help=weights_help)
-    p.add_argument("--device", default="auto", choices=DEVICES)
     p.set_defaults(func=_gradcam)
 
-    p = sub.add_parser("serve", help="a web demo of a checkpoint: top-5 and Grad-CAM of a photo you drop in")
-    p.add_argument("--checkpoint", required=True)
+    p = sub.add_parser("serve", help="a web demo of a checkpoint: top-5 and Grad-CAM of a photo you drop in",
+                       parents=[shared[name] for name in ("checkpoint", "view", "zoom_settings", "device")])
     p.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine "
                    "only); 0.0.0.0 lets anyone who can reach this machine use the demo, with no password")
     p.add_argument("--examples", nargs="+", metavar="IMAGE", default=[],
                    help="example images (files, or folders searched for images) to pick from")
-    p.add_argument("--view", choices=EVAL_VIEWS, help=view_help)
-    _add_zoom_flags(p, switch=False)  # the settings of the page's zoom checkbox
-    p.add_argument("--device", default="auto", choices=DEVICES)
     p.set_defaults(func=_serve)
 
+
+def _add_tools(sub: argparse._SubParsersAction, shared: dict[str, argparse.ArgumentParser]) -> None:
+    """fgvc figures and bench: the README's figures and the speed benchmarks."""
     p = sub.add_parser("figures", help="regenerate the README figures and the cover from a run folder")
     p.add_argument("--run", required=True, help="run folder (make figures uses a demo run)")
     p.add_argument("--out", default="source", help="folder for the figures (default source)")
     p.add_argument("--cover", default="cover.jpg", help="cover image path (default cover.jpg)")
     p.set_defaults(func=_figures)
 
-    p = sub.add_parser("bench", help="benchmarks: images/s against a baseline measured in the same run")
+    p = sub.add_parser("bench", help="benchmarks: images/s against a baseline measured in the same run",
+                       parents=[shared["device"]])
     p.add_argument("benchmark", choices=BENCHMARKS, help="data: the training input pipeline; train: one "
                    "optimisation step; predict: inference and ONNX Runtime")
     p.add_argument("--img-size", type=int, help="input size (default: 448 for data, per benchmark otherwise)")
     p.add_argument("--batch-size", type=int, help="images per batch (default: per benchmark)")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats after the warm-up; rows give the median")
-    p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--workdir", default="data/bench", help="folder for the generated images (kept and reused)")
     p.add_argument("--arch", action="append", help="architecture(s) to measure, repeatable (default: per benchmark)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, help="train: also measure torch.compile "
@@ -296,6 +292,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="tiny inputs, to check that the benchmark runs")
     p.add_argument("--out", help="also append the table to this Markdown file")
     p.set_defaults(func=_bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="fgvc", description="Fine-grained aircraft classification with "
+                                     "EfficientNet: synthesise or download data, train, evaluate, predict.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    shared = _shared_flags()
+
+    _add_data(sub)
+    _add_train(sub)
+    _add_evaluation(sub, shared)
+    _add_inference(sub, shared)
+    _add_tools(sub, shared)
     return parser
 
 
@@ -395,35 +405,17 @@ def _study(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from fgvc.predict import Predictor, format_guess
-    from fgvc.zoom import format_box
+    from fgvc.predict import Predictor, format_predictions
 
     predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision,
                                           view=args.view, tta=args.tta, batch_size=args.batch_size,
                                           weights=args.weights, zoom=_zoom(args))
-    zoom = predictor.zoom
     results = predictor.predict_files(args.images, args.topk, args.crop_banner)
-    if args.json:
-        print(json.dumps(results, indent=2))
-    writer = csv.writer(sys.stdout) if args.csv else None
-    if writer:
-        writer.writerow(["file", "rank", "class", "probability", "family", "manufacturer",
-                         *(["zoom_box"] if zoom else [])])
     for result in results:
         if "error" in result:
             print(f"fgvc: error: {result['error']}", file=sys.stderr)
-            continue
-        box = [" ".join(map(str, result["box"]))] if zoom else []
-        for rank, guess in enumerate(result["top"], start=1):
-            parents = [guess.get("family", ""), guess.get("manufacturer", "")]
-            if writer:
-                writer.writerow([result["file"], rank, guess["class"], f"{guess['probability']:.6f}", *parents, *box])
-            elif not args.json:
-                if rank == 1:
-                    print(result["file"])
-                print(format_guess(rank, guess))
-        if zoom and not args.json and not writer:
-            print(f"  {format_box(tuple(result['box']))}")
+    sys.stdout.write(format_predictions(results, "json" if args.json else "csv" if args.csv else "text",
+                                        zoom=predictor.zoom is not None))
     return 1 if any("error" in r for r in results) else 0
 
 
@@ -435,7 +427,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _gradcam(args: argparse.Namespace) -> int:
-    from fgvc.gradcam import write_overlays
+    from fgvc.cam_files import write_overlays
 
     results = write_overlays(args.checkpoint, args.images, args.out, args.method, args.class_name,
                              args.crop_banner, args.device, args.view, args.weights)
@@ -466,7 +458,11 @@ def _figures(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     import importlib
 
-    report = importlib.import_module(f"fgvc.benchmarks.{args.benchmark}").run(args)
+    run = importlib.import_module(f"fgvc.benchmarks.{args.benchmark}").run
+    options = ({"archs": args.arch, "with_compile": args.compile} if args.benchmark == "train"
+               else {"workdir": args.workdir})
+    report = run(repeats=args.repeats, device=args.device, img_size=args.img_size, batch_size=args.batch_size,
+                 quick=args.quick, **options)
     print(report)
     if args.out:
         with open(args.out, "a", encoding="utf-8") as f:

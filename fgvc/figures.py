@@ -16,7 +16,7 @@ from efficientnet_pytorch.utils import efficientnet_params
 from matplotlib.figure import Figure
 from PIL import Image
 
-from fgvc import gradcam, plots
+from fgvc import cam_examples, plots
 from fgvc.analysis import read_confusion
 from fgvc.data.datasets import augmented, training_split
 from fgvc.model import model_spec
@@ -66,9 +66,9 @@ def write_figures(run_dir: str | Path, out: str | Path = "source", cover: str | 
     predictor = Predictor.from_checkpoint(run_dir / "last.pt")
     cfg, classes = predictor.cfg, predictor.classes
     norm = model_spec(cfg.arch).norm
-    images = gradcam.load_split_images(cfg, cfg.eval_split)
-    picked = gradcam.pick_examples(predictor, images, count)
-    explanations, labels = gradcam.explain_examples(predictor, images, picked)
+    images = cam_examples.load_split_images(cfg, cfg.eval_split)
+    picked = cam_examples.pick_examples(predictor, images, count)
+    explanations, labels = cam_examples.explain_examples(predictor, images, picked)
     samples = augmented(cfg, training_split(cfg))
     figures = {"scaling.png": scaling_figure(), "demo_curves.png": plots.curves_figure(run_dir),
                "demo_samples.png": plots.samples_figure(samples, classes, norm, count=12),

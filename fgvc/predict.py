@@ -16,8 +16,11 @@ This module imports nothing of the training stack.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import functools
+import io
+import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +44,17 @@ from fgvc.data.transforms import eval_transform
 from fgvc.errors import BadImageError, ConfigError
 from fgvc.model import model_spec
 from fgvc.runtime import Runtime
-from fgvc.zoom import Box, Zoom, captured_features, chosen_zoom, head_layer, photo_box, top_class_maps, view_box
+from fgvc.zoom import (
+    Box,
+    Zoom,
+    captured_features,
+    chosen_zoom,
+    format_box,
+    head_layer,
+    photo_box,
+    top_class_maps,
+    view_box,
+)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 WEIGHT_NAMES = {"ema": "EMA", "raw": "raw"}
@@ -110,6 +123,31 @@ def lineage(guess: dict[str, Any]) -> str:
 def format_guess(rank: int, guess: dict[str, Any]) -> str:
     """One line of ``fgvc predict``'s text output: rank, class, probability in percent, family / manufacturer."""
     return f"  {rank}. {guess['class']:<28} {100 * guess['probability']:6.2f}%  {lineage(guess)}"
+
+
+def format_predictions(results: Sequence[dict[str, Any]], output: str = "text", zoom: bool = False) -> str:
+    """What ``fgvc predict`` prints of ``predict_files``' results: ``text`` (each file, then a line per guess and,
+    with ``zoom``, the box of the second look), ``json`` (every entry, errors too) or ``csv`` (file, rank, class,
+    probability, family, manufacturer and, with ``zoom``, zoom_box). Text and CSV leave an ``error`` entry out:
+    the CLI prints it on stderr."""
+    if output == "json":
+        return json.dumps(list(results), indent=2) + "\n"
+    found = [result for result in results if "error" not in result]
+    if output == "text":
+        lines = []
+        for result in found:
+            lines += [result["file"], *(format_guess(rank, guess) for rank, guess in enumerate(result["top"], 1))]
+            lines += [f"  {format_box(tuple(result['box']))}"] if zoom else []
+        return "".join(line + "\n" for line in lines)
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(["file", "rank", "class", "probability", "family", "manufacturer", *(["zoom_box"] if zoom else [])])
+    for result in found:
+        box = [" ".join(map(str, result["box"]))] if zoom else []
+        writer.writerows([result["file"], rank, guess["class"], f"{guess['probability']:.6f}",
+                          guess.get("family", ""), guess.get("manufacturer", ""), *box]
+                         for rank, guess in enumerate(result["top"], start=1))
+    return text.getvalue()
 
 
 @dataclass(frozen=True)

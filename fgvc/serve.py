@@ -27,7 +27,8 @@ import numpy as np
 from PIL import Image
 
 from fgvc.config import CAM_METHODS
-from fgvc.data import load_image, visible_box
+from fgvc.data.images import load_image
+from fgvc.data.transforms import visible_box
 from fgvc.errors import BadImageError, ConfigError
 from fgvc.gradcam import explain
 from fgvc.predict import Predictor, expand_images, format_guess, lineage

@@ -23,6 +23,7 @@ import torch
 from conftest import tiny_config
 from PIL import Image
 
+from fgvc.cam_examples import load_split_images
 from fgvc.checkpoint import load_checkpoint, load_trained
 from fgvc.cli import main
 from fgvc.config import LEVELS, make_config
@@ -41,7 +42,7 @@ from fgvc.data import (
 )
 from fgvc.data import transforms as data_transforms
 from fgvc.engine import fit
-from fgvc.gradcam import explain, load_split_images
+from fgvc.gradcam import explain
 from fgvc.model import model_spec
 from fgvc.predict import Predictor
 from fgvc.synthetic import BANNER_HEIGHT, write_synthetic_dataset

@@ -220,19 +220,18 @@ def test_accumulating_k_batches_of_b_is_one_step_of_k_times_b() -> None:
 
 
 def test_the_ddp_benchmark_runs_and_reports_its_scaling(tmp_path: Path) -> None:
-    """bench/gpu_ddp.sh's Python part on 2 CPU processes: it runs and reports (the figures themselves belong
+    """fgvc/benchmarks/gpu_ddp.sh's Python part on 2 CPU processes: it runs and reports (the figures themselves belong
     to BENCHMARKS.md, measured on GPUs, never asserted here)."""
-    script = REPO / "bench" / "ddp_throughput.py"
     small = ["--device", "cpu", "--arch", "efficientnet-b0", "--img-size", "64", "--batch-size", "4", "--steps",
              "2", "--warmup", "1"]
     lines = []
     for processes in (1, 2):
         result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                 f"--nproc_per_node={processes}", str(script), *small], cwd=REPO, capture_output=True,
-                                text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                                 f"--nproc_per_node={processes}", "-m", "fgvc.benchmarks.ddp", *small], cwd=REPO,
+                                capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
         assert result.returncode == 0, result.stderr
         lines.append(result.stdout.strip().splitlines()[-1])
         assert json.loads(lines[-1])["processes"] == processes and json.loads(lines[-1])["images_per_s"] > 0
-    report = subprocess.run([sys.executable, str(script), "--report", *lines], cwd=REPO, capture_output=True,
-                            text=True, timeout=60)
+    report = subprocess.run([sys.executable, "-m", "fgvc.benchmarks.ddp", "--report", *lines], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
     assert report.returncode == 0 and "scaling efficiency" in report.stdout, report.stderr

@@ -13,7 +13,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from fgvc.checkpoint import TrainState
 from fgvc.config import make_config
 from fgvc.data import FGVC_FOLDER
-from fgvc.gradcam import cam_peak, compute_cam, overlay_heatmap
+from fgvc.gradcam import cam_peak, compute_cam
+from fgvc.heatmap import overlay_heatmap
 from fgvc.loop import train_one_epoch
 from fgvc.model import build_model, model_spec
 from fgvc.optim import build_optimizer, build_scheduler

@@ -18,11 +18,13 @@ from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch.utils.data import DataLoader, TensorDataset
 
+from fgvc.cam_examples import load_split_images
+from fgvc.cam_files import write_overlays
 from fgvc.checkpoint import TrainState
 from fgvc.cli import main
 from fgvc.config import make_config
 from fgvc.data import FGVC_FOLDER, eval_transform
-from fgvc.gradcam import compute_cam, explain, load_split_images, write_overlays
+from fgvc.gradcam import compute_cam, explain
 from fgvc.loop import train_one_epoch
 from fgvc.model import IMAGENET, build_model
 from fgvc.optim import build_optimizer, build_scheduler

@@ -3,10 +3,13 @@
     fgvc bench data       # the training input pipeline at 448 px
     fgvc bench train      # one optimisation step: fp32 NCHW against autocast, channels_last, torch.compile
     fgvc bench predict    # fgvc predict's path and ONNX Runtime: throughput and the latency of one image
+    bash fgvc/benchmarks/gpu.sh        # on a GPU machine: bench train and bench data at 448 px
+    bash fgvc/benchmarks/gpu_ddp.sh    # DDP scaling on every GPU (fgvc.benchmarks.ddp under torchrun)
 
 Each configuration runs a warm-up, then several repeats; a row reports the median, the peak memory
 while it ran and its ratio to the first row, the baseline. The data they run on is generated
-(``fgvc_sized_dataset``), so every benchmark runs offline.
+(``fgvc_sized_dataset``), so every benchmark runs offline. Each benchmark's ``run`` takes keyword
+arguments; the CLI unpacks its flags into them.
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ with 1 worker and with a worker per core.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import gc
@@ -60,14 +59,16 @@ def _passes(loader: DataLoader, device: torch.device, norm: Normalization | None
     return run
 
 
-def run(args: argparse.Namespace) -> str:
-    """Images per second of each pipeline with 1 worker and with one per core; a table for each."""
-    img_size = args.img_size or (64 if args.quick else 448)
-    batch_size = args.batch_size or (4 if args.quick else 16)
-    images = 12 if args.quick else 96
-    device = resolve_device(args.device)
-    root = fgvc_sized_dataset(Path(args.workdir) / f"fgvc-sized-{images}", images)
-    prepared = Path(args.workdir) / f"fgvc-sized-{images}-prepared-{img_size}"
+def run(*, repeats: int, device: str, workdir: str | Path, img_size: int | None = None, batch_size: int | None = None,
+        quick: bool = False) -> str:
+    """Images per second of each pipeline with 1 worker and with one per core, the median of ``repeats`` passes;
+    a table for each. The generated images are kept under ``workdir``; ``quick``: tiny inputs."""
+    img_size = img_size or (64 if quick else 448)
+    batch_size = batch_size or (4 if quick else 16)
+    images = 12 if quick else 96
+    torch_device = resolve_device(device)
+    root = fgvc_sized_dataset(Path(workdir) / f"fgvc-sized-{images}", images)
+    prepared = Path(workdir) / f"fgvc-sized-{images}-prepared-{img_size}"
     if not (prepared / FGVC_FOLDER / "prepared.json").is_file():
         prepare_fgvc(root, prepared, img_size)
     cfg = make_config("b4", data_root=str(root), img_size=img_size, batch_size=batch_size, train_split="trainval",
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace) -> str:
         rows: list[Row] = []
         for name, make_loader, batch_norm in pipelines:
             loader = make_loader(workers)
-            rows.append(measure(name, _passes(loader, device, batch_norm), args.repeats, device=device))
+            rows.append(measure(name, _passes(loader, torch_device, batch_norm), repeats, device=torch_device))
             del loader  # its persistent workers end here, before the next pipeline is measured
             gc.collect()
         reports.append(table(f"Training input pipeline, {img_size} px, batch {batch_size}, {workers} worker(s), "

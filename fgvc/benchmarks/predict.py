@@ -10,7 +10,6 @@ architecture, its ImageNet weights installed by pip, so activations are realisti
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from pathlib import Path
 
@@ -51,38 +50,40 @@ def _files_run(predictor: Predictor, files: list[Path], one_at_a_time: bool) -> 
     return run
 
 
-def run(args: argparse.Namespace) -> str:
-    """Measure each configuration; the Markdown table."""
-    img_size = args.img_size or (64 if args.quick else 448)
-    batch_size = args.batch_size or (2 if args.quick else 8)
-    images = 4 if args.quick else 16
-    workdir = Path(args.workdir) / "predict"
-    workdir.mkdir(parents=True, exist_ok=True)
-    files = expand_images([fgvc_sized_dataset(workdir / "images", images)])[:images]
-    checkpoint = write_checkpoint(workdir / f"lite0-{img_size}.pt", img_size, batch_size)
-    onnx_file = export_onnx(checkpoint, workdir / f"lite0-{img_size}.onnx")
-    device = resolve_device(args.device)
+def run(*, repeats: int, device: str, workdir: str | Path, img_size: int | None = None, batch_size: int | None = None,
+        quick: bool = False) -> str:
+    """Measure each configuration, the median of ``repeats`` calls; the Markdown table. The generated images and
+    model files are kept under ``workdir``; ``quick``: tiny inputs."""
+    img_size = img_size or (64 if quick else 448)
+    batch_size = batch_size or (2 if quick else 8)
+    images = 4 if quick else 16
+    folder = Path(workdir) / "predict"
+    folder.mkdir(parents=True, exist_ok=True)
+    files = expand_images([fgvc_sized_dataset(folder / "images", images)])[:images]
+    checkpoint = write_checkpoint(folder / f"lite0-{img_size}.pt", img_size, batch_size)
+    onnx_file = export_onnx(checkpoint, folder / f"lite0-{img_size}.onnx")
+    torch_device = resolve_device(device)
 
     def predictor(path: Path, batch: int, precision: str = "fp32", channels_last: bool = False) -> Predictor:
-        return Predictor.from_checkpoint(path, device=device.type if path.suffix == ".pt" else "cpu",
+        return Predictor.from_checkpoint(path, device=torch_device.type if path.suffix == ".pt" else "cpu",
                                          precision=precision, batch_size=batch, channels_last=channels_last)
 
     configs: list[tuple[str, Predictor, bool]] = [
         ("one image at a time, fp32 eager (baseline)", predictor(checkpoint, 1), True),
         (f"batches of {batch_size}, fp32", predictor(checkpoint, batch_size), False),
         ("batches of 1, fp32, channels_last", predictor(checkpoint, 1, channels_last=True), False)]
-    if device.type == "cuda" or torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if torch_device.type == "cuda" or torch.ops.mkldnn._is_mkldnn_bf16_supported():
         configs += [("batches of 1, bf16 autocast", predictor(checkpoint, 1, "bf16"), False),
                     ("batches of 1, bf16 autocast, channels_last", predictor(checkpoint, 1, "bf16", True), False)]
     configs += [("ONNX Runtime, batches of 1", predictor(onnx_file, 1), False),
                 (f"ONNX Runtime, batches of {batch_size}", predictor(onnx_file, batch_size), False)]
 
     rows: list[Row] = []
-    single_repeats = 1 if args.quick else max(3, args.repeats)  # latency: at least 3 calls
+    single_repeats = 1 if quick else max(3, repeats)  # latency: at least 3 calls
     for name, built, one_at_a_time in configs:
-        single = measure(name, _files_run(built, files[:1], True), repeats=single_repeats, device=device)
-        row = measure(name, _files_run(built, files, one_at_a_time), repeats=args.repeats, device=device)
+        single = measure(name, _files_run(built, files[:1], True), repeats=single_repeats, device=torch_device)
+        row = measure(name, _files_run(built, files, one_at_a_time), repeats=repeats, device=torch_device)
         rows.append(Row(row.name, row.images_per_s, row.peak_mb, f"one image: {1000 / single.images_per_s:.0f} ms"))
     title = (f"fgvc bench predict: {ARCH} ({CLASSES} classes) at {img_size} px, {len(files)} FGVC-sized JPEGs "
-             f"(decode, preprocess, forward, top-5), {device.type}, median of {args.repeats}")
+             f"(decode, preprocess, forward, top-5), {torch_device.type}, median of {repeats}")
     return table(title, rows)

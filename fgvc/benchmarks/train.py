@@ -8,10 +8,9 @@ how many steps it has paid for itself, against an FGVC-Aircraft trainval epoch.
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -81,18 +80,21 @@ def _payback(rows: list[Row], batch_size: int) -> list[Row]:
     return out
 
 
-def run(args: argparse.Namespace) -> str:
-    """A table per architecture: each speed-up against fp32 NCHW."""
-    device = resolve_device(args.device)
-    gpu = device.type == "cuda"
-    img_size = args.img_size or (32 if args.quick else 448 if gpu else 224)
-    batch_size = args.batch_size or (2 if args.quick else 32 if gpu else 8)
-    archs = args.arch or (("efficientnet-b0",) if args.quick else ARCHS)
-    with_compile = gpu if args.compile is None else args.compile
-    speedups = {k: v for k, v in SPEEDUPS.items() if (with_compile and not args.quick) or not v[2]}
+def run(*, repeats: int, device: str, img_size: int | None = None, batch_size: int | None = None,
+        archs: Sequence[str] | None = None, with_compile: bool | None = None, quick: bool = False) -> str:
+    """A table per architecture (default ``ARCHS``): each speed-up against fp32 NCHW, the median of ``repeats``
+    steps. ``with_compile`` also measures ``torch.compile`` (default: on GPUs only); ``quick``: tiny inputs."""
+    torch_device = resolve_device(device)
+    gpu = torch_device.type == "cuda"
+    img_size = img_size or (32 if quick else 448 if gpu else 224)
+    batch_size = batch_size or (2 if quick else 32 if gpu else 8)
+    archs = archs or (("efficientnet-b0",) if quick else ARCHS)
+    with_compile = gpu if with_compile is None else with_compile
+    speedups = {k: v for k, v in SPEEDUPS.items() if (with_compile and not quick) or not v[2]}
     reports = []
     for arch in archs:
-        rows = [_row(name, arch, flags, device, img_size, batch_size, args.repeats) for name, flags in speedups.items()]
-        reports.append(table(f"Training step, {arch}, {img_size} px, batch {batch_size}, {device.type}",
+        rows = [_row(name, arch, flags, torch_device, img_size, batch_size, repeats)
+                for name, flags in speedups.items()]
+        reports.append(table(f"Training step, {arch}, {img_size} px, batch {batch_size}, {torch_device.type}",
                              _payback(rows, batch_size)))
     return "\n\n".join(reports)

@@ -2,9 +2,9 @@
 # Speed on one GPU, in under 5 minutes: EfficientNet-B4 training at 448 px with the defaults (autocast,
 # channels_last, cudnn.benchmark, TF32; and torch.compile) against fp32 NCHW, then the training input
 # pipeline with every core. Tables go to stdout and to ${OUT:-logs}/bench-gpu.md.
-#   bash bench/gpu.sh            (from the repository root, after `make setup`)
+#   bash fgvc/benchmarks/gpu.sh            (from the repository root, after `make setup`)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../..
 PY=${PY:-.venv/bin/python}
 out=${OUT:-logs}/bench-gpu.md
 mkdir -p "$(dirname "$out")"

@@ -1,7 +1,9 @@
-"""Training throughput of one torchrun launch: a few optimizer steps on random images, timed after a warm-up.
+"""DDP scaling: the training throughput of one torchrun launch, a few optimizer steps on random images timed
+after a warm-up.
 
-    torchrun --standalone --nproc_per_node=4 bench/ddp_throughput.py --arch efficientnet-b4 --img-size 448
-    python bench/ddp_throughput.py --report ONE_JSON ALL_JSON      # scaling efficiency of two launches
+    torchrun --standalone --nproc_per_node=4 -m fgvc.benchmarks.ddp --arch efficientnet-b4 --img-size 448
+    python -m fgvc.benchmarks.ddp --report ONE_JSON ALL_JSON      # scaling efficiency of two launches
+    bash fgvc/benchmarks/gpu_ddp.sh                                # both: 1 GPU, then every GPU
 
 Rank 0 prints one JSON line: processes, device, images per second in all and per process. The
 images are random: this measures the network, the optimizer and DDP's gradient all-reduce, not the
@@ -22,33 +24,35 @@ from fgvc.model import build_model
 from fgvc.runtime import Runtime
 
 
-def throughput(args: argparse.Namespace) -> dict[str, object]:
-    """Images per second of ``args.steps`` training steps on every process of this launch."""
-    ranks = distributed.init(args.device)
-    runtime = Runtime.create(args.device, args.precision, channels_last=args.device != "cpu", ranks=ranks)
-    model = runtime.prepare(build_model(args.arch, 100, pretrained=False))
+def throughput(*, arch: str, img_size: int, batch_size: int, steps: int, warmup: int, device: str,
+               precision: str) -> dict[str, object]:
+    """Images per second of ``steps`` training steps (after ``warmup`` untimed ones) of ``arch`` on random
+    ``img_size`` images, ``batch_size`` per process, on every process of this launch."""
+    ranks = distributed.init(device)
+    runtime = Runtime.create(device, precision, channels_last=device != "cpu", ranks=ranks)
+    model = runtime.prepare(build_model(arch, 100, pretrained=False))
     if ranks.enabled:
         model = distributed.wrap(model, runtime.device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    images = runtime.inputs(torch.randn(args.batch_size, 3, args.img_size, args.img_size))
-    targets = torch.randint(0, 100, (args.batch_size,)).to(runtime.device)
+    images = runtime.inputs(torch.randn(batch_size, 3, img_size, img_size))
+    targets = torch.randint(0, 100, (batch_size,)).to(runtime.device)
     step = training_step(model, optimizer, runtime.grad_scaler(), runtime, images, targets)
 
-    for _ in range(args.warmup):
+    for _ in range(warmup):
         step()
     if runtime.device.type == "cuda":
         torch.cuda.synchronize()
     started = time.perf_counter()
-    for _ in range(args.steps):
+    for _ in range(steps):
         step()
     if runtime.device.type == "cuda":
         torch.cuda.synchronize()
     seconds = distributed.mean(torch.tensor(time.perf_counter() - started), ranks).item()
-    total = args.steps * args.batch_size * ranks.world_size / seconds
+    total = steps * batch_size * ranks.world_size / seconds
     name = torch.cuda.get_device_name(runtime.device) if runtime.device.type == "cuda" else "cpu"
     distributed.shutdown()
-    return {"processes": ranks.world_size, "device": name, "arch": args.arch, "img_size": args.img_size,
-            "batch_per_process": args.batch_size, "precision": runtime.precision_name,
+    return {"processes": ranks.world_size, "device": name, "arch": arch, "img_size": img_size,
+            "batch_per_process": batch_size, "precision": runtime.precision_name,
             "images_per_s": round(total, 1), "images_per_s_per_process": round(total / ranks.world_size, 1)}
 
 
@@ -62,6 +66,7 @@ def report(one: dict[str, object], many: dict[str, object]) -> str:
 
 
 def main() -> None:
+    """The torchrun entry point: measure this launch (rank 0 prints its JSON line), or --report two lines."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="efficientnet-b4")
     parser.add_argument("--img-size", type=int, default=448)
@@ -75,7 +80,8 @@ def main() -> None:
     if args.report:
         print(report(*(json.loads(line) for line in args.report)))
         return
-    result = throughput(args)
+    result = throughput(arch=args.arch, img_size=args.img_size, batch_size=args.batch_size, steps=args.steps,
+                        warmup=args.warmup, device=args.device, precision=args.precision)
     if distributed.from_environment().primary:
         print(json.dumps(result))
 
