@@ -36,12 +36,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fgvc.config import (
+    CAM_BUDGET_S,
     CAM_METHODS,
     DATASETS,
     DEVICES,
     EVAL_VIEWS,
+    MAX_UPLOAD_MB,
+    PER_CHANNEL_METHODS,
     PRECISIONS,
     PRESETS,
+    QUEUE_SIZE,
     WEIGHTS,
     ZOOM_PAD,
     ZOOM_THRESHOLD,
@@ -273,6 +277,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="example images (files, or folders searched for images) to pick from")
     p.add_argument("--view", choices=EVAL_VIEWS, help=view_help)
     _add_zoom_flags(p, switch=False)  # the settings of the page's zoom checkbox
+    p.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_MB, metavar="MB",
+                   help=f"refuse uploads over this size (default {MAX_UPLOAD_MB:g})")
+    p.add_argument("--cam-budget", type=float, default=CAM_BUDGET_S, metavar="SECONDS",
+                   help=f"refuse {' and '.join(PER_CHANNEL_METHODS)} (one forward pass per channel) when their "
+                   f"measured estimate exceeds this (default {CAM_BUDGET_S:g})")
+    p.add_argument("--queue-size", type=int, default=QUEUE_SIZE, metavar="N",
+                   help=f"clicks that may wait while one photo is worked on; more are told the queue is full "
+                   f"(default {QUEUE_SIZE})")
     p.add_argument("--device", default="auto", choices=DEVICES)
     p.set_defaults(func=_serve)
 
@@ -451,7 +463,8 @@ def _gradcam(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from fgvc.serve import serve
 
-    serve(args.checkpoint, args.host, args.port, args.examples, args.device, args.view, _zoom_settings(args))
+    serve(args.checkpoint, args.host, args.port, args.examples, args.device, args.view, _zoom_settings(args),
+          args.max_upload_mb, args.cam_budget, args.queue_size)
     return 0
 
 
