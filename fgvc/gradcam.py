@@ -115,7 +115,7 @@ def per_channel_cost(model: nn.Module, arch: str, inputs: torch.Tensor) -> CamCo
     try:
         with torch.no_grad():
             start = time.perf_counter()
-            model(inputs.repeat(CAM_BATCH, 1, 1, 1))
+            float(model(inputs.repeat(CAM_BATCH, 1, 1, 1)).sum())  # reading the result waits for a GPU too
             seconds = time.perf_counter() - start
     finally:
         handle.remove()
