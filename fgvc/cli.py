@@ -34,12 +34,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fgvc.config import (
+    CAM_BUDGET_S,
     CAM_METHODS,
     DATASETS,
     DEVICES,
     EVAL_VIEWS,
+    MAX_UPLOAD_MB,
+    PER_CHANNEL_METHODS,
     PRECISIONS,
     PRESETS,
+    QUEUE_SIZE,
     WEIGHTS,
     ZOOM_PAD,
     ZOOM_THRESHOLD,
@@ -267,6 +271,14 @@ def _add_inference(sub: argparse._SubParsersAction, shared: dict[str, argparse.A
                    "only); 0.0.0.0 lets anyone who can reach this machine use the demo, with no password")
     p.add_argument("--examples", nargs="+", metavar="IMAGE", default=[],
                    help="example images (files, or folders searched for images) to pick from")
+    p.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_MB, metavar="MB",
+                   help=f"refuse uploads over this size (default {MAX_UPLOAD_MB:g})")
+    p.add_argument("--cam-budget", type=float, default=CAM_BUDGET_S, metavar="SECONDS",
+                   help=f"refuse {' and '.join(PER_CHANNEL_METHODS)} (one forward pass per channel) when their "
+                   f"measured estimate exceeds this (default {CAM_BUDGET_S:g})")
+    p.add_argument("--queue-size", type=int, default=QUEUE_SIZE, metavar="N",
+                   help=f"clicks that may wait while one photo is worked on; more are told the queue is full "
+                   f"(default {QUEUE_SIZE})")
     p.set_defaults(func=_serve)
 
 
@@ -443,7 +455,8 @@ def _gradcam(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from fgvc.serve import serve
 
-    serve(args.checkpoint, args.host, args.port, args.examples, args.device, args.view, _zoom_settings(args))
+    serve(args.checkpoint, args.host, args.port, args.examples, args.device, args.view, _zoom_settings(args),
+          args.max_upload_mb, args.cam_budget, args.queue_size)
     return 0
 
 

@@ -31,6 +31,10 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 EVAL_VIEWS = ("squash", "whole", "crop")
 WEIGHTS = ("raw", "ema")  # what inference may load: the trained weights, or their moving average (ema_decay)
 CAM_METHODS = ("gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "eigencam", "scorecam", "ablationcam")
+PER_CHANNEL_METHODS = ("scorecam", "ablationcam")  # one forward pass per channel of the target layer (1,280 for Lite0)
+# fgvc serve's limits: a phone's photo is a few MB (FGVC-Aircraft's under 1 MB); the longest one click's ScoreCAM or
+# AblationCAM may take by its estimate, in seconds; clicks that may wait while one photo is worked on
+MAX_UPLOAD_MB, CAM_BUDGET_S, QUEUE_SIZE = 20.0, 30.0, 8
 MIN_IMG_SIZE = 32  # EfficientNets downsample 32x: a smaller input leaves no spatial map
 ZOOM_THRESHOLD, ZOOM_PAD = 0.3, 0.1  # the defaults of fgvc.zoom.Zoom, the zoomed second look
 

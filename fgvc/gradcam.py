@@ -15,6 +15,8 @@ of ``fgvc gradcam`` are ``fgvc.cam_files``'s.
 from __future__ import annotations
 
 import functools
+import math
+import time
 from dataclasses import dataclass
 
 import cv2
@@ -25,7 +27,7 @@ from pytorch_grad_cam import AblationCAM, EigenCAM, GradCAM, GradCAMPlusPlus, Hi
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
-from fgvc.config import CAM_METHODS
+from fgvc.config import CAM_METHODS, PER_CHANNEL_METHODS
 from fgvc.data.transforms import visible_part
 from fgvc.errors import ConfigError
 from fgvc.heatmap import overlay_heatmap
@@ -34,6 +36,7 @@ from fgvc.predict import Predictor
 
 METHODS = dict(zip(CAM_METHODS, (GradCAM, GradCAMPlusPlus, HiResCAM, XGradCAM, LayerCAM, EigenCAM, ScoreCAM,
                                  AblationCAM), strict=True))
+CAM_BATCH = 32  # inputs per forward pass of those methods
 
 
 @dataclass
@@ -57,6 +60,7 @@ def compute_cam(model: nn.Module, arch: str, inputs: torch.Tensor, target: int, 
     """The (H, W) map in [0, 1] of ``method`` for class ``target`` on one normalised input (1, 3, H, W).
 
     ``layer`` defaults to the backbone's last feature map (``model_spec(arch).cam_layer``). The
+    per-channel methods run their forward passes ``CAM_BATCH`` inputs at a time. The
     library's context manager would swallow an ``IndexError`` (a wrong layer) and hand back
     ``None``; here every error propagates, and a map of the wrong shape is refused.
     """
@@ -64,6 +68,8 @@ def compute_cam(model: nn.Module, arch: str, inputs: torch.Tensor, target: int, 
         raise ConfigError(f"unknown CAM method {method!r}: expected one of {sorted(METHODS)}")
     layer = layer if layer is not None else cam_target_layer(model, arch)
     cam = METHODS[method](model=model, target_layers=[layer])
+    if method in PER_CHANNEL_METHODS:
+        cam.batch_size = CAM_BATCH  # the attribute both read (ScoreCAM would take 16)
     try:
         maps = cam(input_tensor=inputs, targets=[ClassifierOutputTarget(target)])
     finally:
@@ -72,6 +78,38 @@ def compute_cam(model: nn.Module, arch: str, inputs: torch.Tensor, target: int, 
         raise RuntimeError(f"{method} on layer {type(layer).__name__} gave "
                            f"{getattr(maps, 'shape', maps)!r}: expected a finite map of shape {(1, *inputs.shape[2:])}")
     return maps[0]
+
+
+@dataclass(frozen=True)
+class CamCost:
+    """What a per-channel method (ScoreCAM, AblationCAM) costs for one input, from one timed batch."""
+
+    passes: int  # forward passes: one per channel of the target layer
+    batch_seconds: float  # one forward pass of ``CAM_BATCH`` inputs, timed on this machine
+
+    @property
+    def batches(self) -> int:
+        return math.ceil(self.passes / CAM_BATCH)
+
+    @property
+    def seconds(self) -> float:
+        """The estimated time of the whole method."""
+        return self.batches * self.batch_seconds
+
+
+def per_channel_cost(model: nn.Module, arch: str, inputs: torch.Tensor) -> CamCost:
+    """Time one forward pass of ``CAM_BATCH`` copies of ``inputs`` (1, 3, H, W), the step that ScoreCAM and
+    AblationCAM repeat, and count the channels of the target layer on the way."""
+    channels: list[int] = []
+    handle = cam_target_layer(model, arch).register_forward_hook(lambda _m, _i, out: channels.append(out.shape[1]))
+    try:
+        with torch.no_grad():
+            start = time.perf_counter()
+            float(model(inputs.repeat(CAM_BATCH, 1, 1, 1)).sum())  # reading the result waits for a GPU too
+            seconds = time.perf_counter() - start
+    finally:
+        handle.remove()
+    return CamCost(channels[0], seconds)
 
 
 def explain(predictor: Predictor, image: Image.Image, target: int | None = None,

@@ -1,21 +1,26 @@
 """A web demo of one trained checkpoint, served with Gradio.
 
     fgvc serve --checkpoint logs/<run>/last.pt [--port 7860] [--host 127.0.0.1] [--examples photos/]
+               [--max-upload-mb 20] [--cam-budget 30] [--queue-size 8]
 
 Drop in a photo: the page shows the top-5 variants with their family and manufacturer, the very
 lines ``fgvc predict`` prints (the same ``Predictor``), and a CAM overlay for the top class or for
 any class picked from a menu, with a choice of CAM method, a switch that cuts the FGVC-Aircraft
 banner first and one that looks twice (``fgvc predict --zoom``: the zoomed box is drawn on the photo).
 A file that is not a usable image gets the one-line message of the command line, and the server keeps
-serving. Gradio is imported here alone, with its analytics off: the page and its
-assets come from this process, so the demo works offline. It listens on 127.0.0.1 (this machine)
-unless ``host`` says otherwise.
+serving. Safe to share: an upload over ``max_upload_mb`` is refused by the page (and by the server, before
+it fills the disk); ScoreCAM and AblationCAM, one forward pass per channel of the target layer, are refused
+when their measured estimate exceeds ``cam_budget`` seconds; one photo is worked on at a time, and at most
+``queue_size`` more clicks wait in line (the page tells the next visitor that the queue is full). Gradio is
+imported here alone, with its analytics off: the page and its assets come from this process, so the demo
+works offline. It listens on 127.0.0.1 (this machine) unless ``host`` says otherwise.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import html
+import math
 import os
 import socket
 from collections.abc import Sequence
@@ -26,17 +31,18 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from fgvc.config import CAM_METHODS
+from fgvc.config import CAM_BUDGET_S, CAM_METHODS, MAX_UPLOAD_MB, PER_CHANNEL_METHODS, QUEUE_SIZE
 from fgvc.data.images import load_image
-from fgvc.data.transforms import visible_box
+from fgvc.data.transforms import visible_box, visible_part
 from fgvc.errors import BadImageError, ConfigError
-from fgvc.gradcam import explain
+from fgvc.gradcam import CAM_BATCH, CamCost, explain, per_channel_cost
 from fgvc.predict import Predictor, expand_images, format_guess, lineage
 from fgvc.zoom import Zoom, draw_box, format_box
 
 TOP_CLASS = "the top class"  # the explain menu's first choice
 TOPK = 5
 DEFAULT_ZOOM = Zoom()  # the settings of the zoom checkbox unless serve is given others
+TRANSLATIONS = {"common.complete": "Done"}  # Gradio's status tracker announces this key, which its own English lacks
 CSS = """
 #predict-text textarea { font-family: var(--font-mono); }
 #photo img, #overlay img { width: 100%; height: 100%; object-fit: contain; }
@@ -52,7 +58,29 @@ class Shown:
     confidences: dict[str, float]  # "class (family / manufacturer)" -> probability, best first
     text: str  # what ``fgvc predict`` prints for this file
     photo: np.ndarray | None  # the part of the photo the network saw, uint8 RGB (with zoom: the box drawn on it)
-    overlay: np.ndarray | None  # the CAM over that photo
+    overlay: np.ndarray | None  # the CAM over that photo (None: ``message`` says why)
+
+
+@dataclass
+class CamBudget:
+    """The longest a per-channel CAM method (``PER_CHANNEL_METHODS``) may run for one click, in seconds; what it
+    costs is measured once, on the first photo that asks (the input size is the predictor's, whatever the photo)."""
+
+    seconds: float
+    cost: CamCost | None = None
+
+    def estimate(self, predictor: Predictor, image: Image.Image) -> CamCost:
+        if self.cost is None:
+            self.cost = per_channel_cost(predictor.model, predictor.cfg.arch, predictor.inputs(image))
+        return self.cost
+
+    def refusal(self, method: str, cost: CamCost) -> str | None:
+        """Why ``method`` is refused at ``cost``, or None when it fits the budget."""
+        if cost.seconds <= self.seconds:
+            return None
+        return (f"{method} would take about {cost.seconds:.0f} s here ({cost.passes} forward passes, {cost.batches} "
+                f"batches of {CAM_BATCH} at {cost.batch_seconds:.2f} s), over the budget of {self.seconds:g} s: pick "
+                f"another method, or restart with fgvc serve --cam-budget {math.ceil(cost.seconds)}")
 
 
 def label(guess: dict[str, Any]) -> str:
@@ -62,9 +90,10 @@ def label(guess: dict[str, Any]) -> str:
 
 
 def describe(predictor: Predictor, path: str | Path, crop_banner: bool = False, method: str = "gradcam",
-             explain_class: str = TOP_CLASS, zoom: Zoom | None = None) -> Shown:
+             explain_class: str = TOP_CLASS, zoom: Zoom | None = None, budget: CamBudget | None = None) -> Shown:
     """Predict the image at ``path`` as ``fgvc predict`` does (top 5; with ``zoom``, as ``fgvc predict --zoom``,
-    the box drawn on the photo) and explain ``explain_class`` with ``method`` on the whole view.
+    the box drawn on the photo) and explain ``explain_class`` with ``method`` on the whole view; a per-channel
+    method over ``budget`` is refused (the prediction is still shown).
 
     Messages name the file by its own name, not by the server's copy of the upload.
     """
@@ -77,17 +106,21 @@ def describe(predictor: Predictor, path: str | Path, crop_banner: bool = False, 
     top = predictor.top(prediction.probabilities, TOPK)
     top_class = explain_class == TOP_CLASS
     target = int(np.argmax(prediction.probabilities)) if top_class else predictor.classes.index(explain_class)
-    explanation = explain(predictor, image, target, method)
+    refusal = budget.refusal(method, budget.estimate(predictor, image)) if (
+        budget is not None and method in PER_CHANNEL_METHODS) else None
+    explanation = None if refusal else explain(predictor, image, target, method)
     lines = [name, *(format_guess(rank, guess) for rank, guess in enumerate(top, start=1))]
     message = f"{name}: {method} for {predictor.classes[target]}" + (" (the top class)" if top_class else "")
-    photo = explanation.image
+    photo = np.asarray(visible_part(image, predictor.view).convert("RGB")) if explanation is None else explanation.image
     if prediction.box is not None:
         lines.append(f"  {format_box(prediction.box)}")
         message += f"; {format_box(prediction.box)}"
         offset = visible_box(image.width, image.height, predictor.view)[:2]
         photo = np.asarray(draw_box(Image.fromarray(photo), prediction.box, offset))
+    if refusal:
+        message = f"fgvc: error: {name}: {refusal}"
     return Shown(message, {label(guess): guess["probability"] for guess in top}, "\n".join(lines), photo,
-                 explanation.overlay)
+                 None if explanation is None else explanation.overlay)
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -110,18 +143,20 @@ def example_files(paths: Sequence[str | Path]) -> list[Path]:
     return files
 
 
-def build_app(predictor: Predictor, examples: Sequence[Path] = (), title: str = "fgvc",
-              zoom: Zoom = DEFAULT_ZOOM) -> Any:
+def build_app(predictor: Predictor, examples: Sequence[Path] = (), title: str = "fgvc", zoom: Zoom = DEFAULT_ZOOM,
+              cam_budget: float = CAM_BUDGET_S, queue_size: int = QUEUE_SIZE) -> Any:
     """The Gradio ``Blocks`` page of ``predictor`` (gradio is imported here, with its analytics off); its zoom
-    checkbox looks twice with the settings ``zoom``."""
+    checkbox looks twice with the settings ``zoom``; ``cam_budget`` and ``queue_size`` as in ``serve``."""
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     import gradio as gr
+
+    budget = CamBudget(cam_budget)
 
     def show(path: str | None, crop_banner: bool, method: str, explain_class: str, zoomed: bool) -> tuple[Any, ...]:
         if path is None:
             return "", None, "", None, None
-        shown = describe(predictor, path, crop_banner, method, explain_class, zoom if zoomed else None)
-        css_class = "fgvc-error" if shown.photo is None else "fgvc-done"
+        shown = describe(predictor, path, crop_banner, method, explain_class, zoom if zoomed else None, budget)
+        css_class = "fgvc-error" if shown.overlay is None else "fgvc-done"
         message = f'<p class="{css_class}">{html.escape(shown.message)}</p>'
         return message, shown.confidences or None, shown.text, shown.photo, shown.overlay
 
@@ -136,7 +171,9 @@ def build_app(predictor: Predictor, examples: Sequence[Path] = (), title: str = 
                 look_closer = gr.Checkbox(label="Zoom", value=predictor.cfg.eval_zoom, elem_id="zoom",
                                           info="look twice: also classify the box around where the network "
                                           "found the top class (drawn on the photo), and average")
-                method = gr.Radio(list(CAM_METHODS), value="gradcam", label="CAM method", elem_id="method")
+                method = gr.Radio(list(CAM_METHODS), value="gradcam", label="CAM method", elem_id="method",
+                                  info=f"{' and '.join(PER_CHANNEL_METHODS)} run one forward pass per channel: "
+                                  f"refused when estimated over {cam_budget:g} s")
                 target = gr.Dropdown([TOP_CLASS, *predictor.classes], value=TOP_CLASS, label="Explain",
                                      elem_id="explain-class")
                 if examples:
@@ -150,19 +187,42 @@ def build_app(predictor: Predictor, examples: Sequence[Path] = (), title: str = 
                     overlay = gr.Image(label="CAM", type="numpy", interactive=False, height=280, format="png",
                                        elem_id="overlay")
                 text = gr.Textbox(label="fgvc predict", lines=TOPK + 1, interactive=False, elem_id="predict-text")
+        # one photo at a time; a visitor's clicks while it works collapse into the last one
         gr.on([upload.change, crop.change, method.change, target.change, look_closer.change], show,
-              inputs=[upload, crop, method, target, look_closer], outputs=[message, confidences, text, photo, overlay])
-    return app
+              inputs=[upload, crop, method, target, look_closer], outputs=[message, confidences, text, photo, overlay],
+              concurrency_limit=1, trigger_mode="always_last")
+    return app.queue(max_size=queue_size)
+
+
+def launch(app: Any, host: str, port: int, max_upload_mb: float = MAX_UPLOAD_MB, examples: Sequence[Path] = (),
+           block: bool = True) -> None:
+    """Serve ``app`` on ``host:port`` (until Ctrl-C unless ``block`` is False), refusing uploads over
+    ``max_upload_mb`` MB (MiB) and files other than the ``examples`` and the uploads."""
+    import gradio as gr
+
+    app.launch(server_name=host, server_port=port, share=False, ssr_mode=False, footer_links=[], run_history=False,
+               css=CSS, allowed_paths=[str(path.resolve()) for path in examples],
+               max_file_size=int(max_upload_mb * 2**20), i18n=gr.I18n(en=TRANSLATIONS), prevent_thread_lock=not block)
+
+
+def check_limits(max_upload_mb: float, cam_budget: float, queue_size: int) -> None:
+    """Refuse a limit that would make the demo unusable or unbounded."""
+    for flag, value in (("--max-upload-mb", max_upload_mb), ("--cam-budget", cam_budget), ("--queue-size", queue_size)):
+        if not value > 0:
+            raise ConfigError(f"{flag} {value}: expected a number above 0")
 
 
 def serve(checkpoint: str | Path, host: str = "127.0.0.1", port: int = 7860, examples: Sequence[str | Path] = (),
-          device: str = "auto", view: str | None = None, zoom: Zoom = DEFAULT_ZOOM) -> None:
+          device: str = "auto", view: str | None = None, zoom: Zoom = DEFAULT_ZOOM,
+          max_upload_mb: float = MAX_UPLOAD_MB, cam_budget: float = CAM_BUDGET_S, queue_size: int = QUEUE_SIZE) -> None:
     """Serve the demo page of ``checkpoint`` on ``host:port`` until Ctrl-C; ``zoom``: the settings of its zoom
-    checkbox."""
+    checkbox; uploads over ``max_upload_mb`` MB, per-channel CAMs estimated over ``cam_budget`` seconds and clicks
+    beyond ``queue_size`` waiting are refused."""
+    check_limits(max_upload_mb, cam_budget, queue_size)
     check_port_free(host, port)
     files = example_files(examples)
     predictor = Predictor.from_checkpoint(checkpoint, device=device, view=view)
     app = build_app(predictor, files, title=f"fgvc: {Path(checkpoint).parent.name} "
-                    f"({predictor.cfg.arch}, {len(predictor.classes)} classes)", zoom=zoom)
-    app.launch(server_name=host, server_port=port, share=False, ssr_mode=False, footer_links=[], run_history=False,
-               css=CSS, allowed_paths=[str(path.resolve()) for path in files])
+                    f"({predictor.cfg.arch}, {len(predictor.classes)} classes)", zoom=zoom, cam_budget=cam_budget,
+                    queue_size=queue_size)
+    launch(app, host, port, max_upload_mb, files)

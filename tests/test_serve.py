@@ -1,14 +1,20 @@
 """The web demo: what ``describe`` shows is what ``fgvc predict`` prints, bad uploads get the command line's
-message, and in a real headless Chromium the page shows all of it and keeps serving after a bad file."""
+message, per-channel CAMs run batched within a measured time budget, one photo is worked on at a time behind a
+bounded queue, uploads over the limit are refused, and in a real headless Chromium the page shows all of it and
+keeps serving after a bad or oversized file."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -18,13 +24,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_readme import README, README_ZH, readme_commands
+from torch import nn
 
-from fgvc.cli import main
+from fgvc import serve
+from fgvc.cli import build_parser, main
+from fgvc.config import PER_CHANNEL_METHODS
 from fgvc.data import FGVC_FOLDER
+from fgvc.gradcam import CAM_BATCH, compute_cam
+from fgvc.model import cam_target_layer
 from fgvc.predict import Predictor
-from fgvc.serve import TOP_CLASS, describe, label
+from fgvc.serve import TOP_CLASS, CamBudget, Shown, build_app, describe, label, launch
 
 REPO = Path(__file__).resolve().parents[1]
+UPLOAD_MB, CAM_BUDGET = 1, 0.001  # the browser test's server: the example photos fit; no per-channel CAM does
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 WAIT_S = 60  # the longest any step of the page may take
 START_S = 240  # the longest the server may take to start (imports torch and gradio on a busy machine)
@@ -118,6 +131,120 @@ def test_a_bad_upload_gets_the_message_of_the_command_line(predictor: Predictor,
     assert all(s.confidences == {} and s.photo is None and s.overlay is None for s in shown)
 
 
+def test_a_per_channel_cam_over_the_budget_is_refused_with_its_estimate(predictor: Predictor,
+                                                                       photos: list[Path]) -> None:
+    budget = CamBudget(1e-6)
+    refused = describe(predictor, photos[0], method="scorecam", budget=budget)
+    cost = budget.cost
+    assert cost is not None and cost.passes == cam_target_layer(predictor.model, predictor.cfg.arch).num_features
+    assert refused.message.startswith(f"fgvc: error: {photos[0].name}: scorecam would take about "
+                                      f"{cost.seconds:.0f} s here ({cost.passes} forward passes, {cost.batches} "
+                                      f"batches of {CAM_BATCH} at ")
+    assert "over the budget of 1e-06 s" in refused.message
+    suggested = re.search(r"restart with (fgvc serve .*)$", refused.message)[1].split()[1:]
+    assert build_parser().parse_args([*suggested, "--checkpoint", "x"]).cam_budget == math.ceil(cost.seconds)
+    plain = describe(predictor, photos[0], method="gradcam", budget=budget)  # cheap methods have no budget
+    assert plain.overlay is not None and plain.message.startswith(f"{photos[0].name}: gradcam for ")
+    assert refused.overlay is None and refused.text == plain.text and refused.confidences == plain.confidences
+    assert np.array_equal(refused.photo, plain.photo)  # the prediction is still shown
+
+
+@pytest.mark.parametrize("method", PER_CHANNEL_METHODS)
+def test_the_per_channel_methods_run_their_passes_in_batches(predictor: Predictor, photos: list[Path],
+                                                             method: str) -> None:
+    """On the stem's BatchNorm (32 channels, so that the test is quick): one batch of ``CAM_BATCH`` passes,
+    where ScoreCAM alone would take two of 16."""
+    layer = next(m for m in predictor.model.modules() if isinstance(m, nn.BatchNorm2d))
+    assert layer.num_features == CAM_BATCH
+    image = Image.open(photos[0]).convert("RGB")
+    batches: list[int] = []
+    handle = predictor.model.register_forward_hook(lambda _m, inputs, _o: batches.append(inputs[0].shape[0]))
+    try:
+        cam = compute_cam(predictor.model, predictor.cfg.arch, predictor.inputs(image), 0, method, layer)
+    finally:
+        handle.remove()
+    assert cam.shape == predictor.inputs(image).shape[2:] and max(batches) == CAM_BATCH
+    assert batches.count(CAM_BATCH) == 1
+
+
+@pytest.mark.slow
+def test_a_per_channel_cam_within_the_budget_runs(predictor: Predictor, photos: list[Path]) -> None:
+    budget = CamBudget(1e9)
+    shown = describe(predictor, photos[0], method="scorecam", budget=budget)
+    assert shown.message.startswith(f"{photos[0].name}: scorecam for ") and shown.overlay is not None
+
+
+@pytest.mark.parametrize("flag", ["--max-upload-mb", "--cam-budget", "--queue-size"])
+def test_serve_refuses_a_limit_of_zero(checkpoint: Path, flag: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--checkpoint", str(checkpoint), "--port", str(free_port()), flag, "0"]) == 2
+    assert f"{flag} 0" in capsys.readouterr().err
+
+
+def test_one_photo_at_a_time_behind_a_bounded_queue(predictor: Predictor, photos: list[Path], tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first click works while the second waits; a third finds the queue (of 1) full; an upload over the
+    limit is refused by the server itself (413), which goes on serving."""
+    from gradio_client import Client, handle_file
+    from gradio_client.utils import QueueError, Status  # QueueError: what the page shows as "Queue is full"
+
+    release, running, most = threading.Event(), [0], [0]
+
+    def working(*_args: object) -> Shown:
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        release.wait(WAIT_S)
+        running[0] -= 1
+        return Shown("done", {}, "", None, None)
+
+    monkeypatch.setattr(serve, "describe", working)
+    app = build_app(predictor, queue_size=1)
+    port = free_port()
+    launch(app, "127.0.0.1", port, max_upload_mb=1, block=False)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        big = tmp_path / "big.jpg"
+        big.write_bytes(b"\xff" * (2**20 + 1))
+        request = urllib.request.Request(f"{url}gradio_api/upload", method="POST", data=b"".join([
+            b"--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.jpg\"\r\n\r\n",
+            big.read_bytes(), b"\r\n--b--\r\n"]), headers={"Content-Type": "multipart/form-data; boundary=b"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=WAIT_S)
+        assert refused.value.code == 413
+
+        client = Client(url, verbose=False)
+        args = (handle_file(str(photos[0])), False, "gradcam", TOP_CLASS, False)
+        jobs = [client.submit(*args, api_name="/show")]
+        wait_for(lambda: running[0] == 1, "the first click to start")
+        jobs.append(client.submit(*args, api_name="/show"))
+        wait_for(lambda: jobs[1].status().code == Status.IN_QUEUE, "the second click to wait in line")
+        with pytest.raises(QueueError):
+            client.submit(*args, api_name="/show").result(timeout=WAIT_S)
+        release.set()
+        assert [job.result(timeout=WAIT_S)[0] for job in jobs] == ['<p class="fgvc-error">done</p>'] * 2
+        assert most[0] == 1
+    finally:
+        release.set()
+        app.close()
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert time.monotonic() < deadline, f"after {WAIT_S} s, still waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("readme", [README, README_ZH], ids=["en", "zh"])
+def test_the_readmes_show_the_demos_limits_with_their_defaults(readme: Path) -> None:
+    limits = ("max_upload_mb", "cam_budget", "queue_size")
+    flags = [f"--{limit.replace('_', '-')}" for limit in limits]
+    [command] = [c for c in readme_commands(readme.read_text()) if c.startswith("fgvc serve ") and
+                 "[" not in c and all(flag in c.split() for flag in flags)]
+    shown = build_parser().parse_args(command.split()[1:])
+    defaults = build_parser().parse_args(["serve", "--checkpoint", "x"])
+    assert [getattr(shown, limit) for limit in limits] == [getattr(defaults, limit) for limit in limits]
+
+
 def test_serve_refuses_a_busy_port_and_a_missing_example(checkpoint: Path, tmp_path: Path,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as holder:
@@ -144,7 +271,8 @@ def server(checkpoint: Path, photos: list[Path], tmp_path: Path) -> Iterator[str
     log = tmp_path / "serve.log"
     with log.open("w") as out:
         process = subprocess.Popen([sys.executable, "-m", "fgvc", "serve", "--checkpoint", str(checkpoint),
-                                    "--port", str(port), "--device", "cpu", "--examples", str(photos[1])],
+                                    "--port", str(port), "--device", "cpu", "--examples", str(photos[1]),
+                                    "--max-upload-mb", str(UPLOAD_MB), "--cam-budget", str(CAM_BUDGET)],
                                    cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -187,16 +315,23 @@ def chromium() -> object:
 
 def test_the_page_in_a_browser(server: str, checkpoint: Path, photos: list[Path], tmp_path: Path,
                                capsys: pytest.CaptureFixture[str]) -> None:
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import ElementClickInterceptedException, TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
     bad = write_bad_files(tmp_path / "bad")
+    big = tmp_path / "big" / photos[2].name  # a photo, padded past the upload limit
+    big.parent.mkdir()
+    big.write_bytes(photos[2].read_bytes() + bytes(UPLOAD_MB * 2**20))
     driver = chromium()
     try:
         driver.get(server)
         wait = WebDriverWait(driver, WAIT_S)
+        # every text the page announces, e.g. the status tracker's screen-reader line, kept for the end
+        driver.execute_script("window.announced = []; new MutationObserver(() => document.querySelectorAll("
+                              "'[role=status]').forEach(e => window.announced.push(e.textContent))).observe("
+                              "document.body, {subtree: true, childList: true, characterData: true});")
 
         def find(css: str) -> object:
             return driver.find_element(By.CSS_SELECTOR, css)
@@ -213,8 +348,9 @@ def test_the_page_in_a_browser(server: str, checkpoint: Path, photos: list[Path]
 
         def upload(path: Path) -> None:
             clear = driver.find_elements(By.CSS_SELECTOR, "#upload button[aria-label=Clear]")
-            if clear:
-                clear[0].click()
+            with contextlib.suppress(ElementClickInterceptedException):  # after a refused upload: under the drop zone
+                if clear:
+                    clear[0].click()
             wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"))
             find("#upload input[type=file]").send_keys(str(path))
 
@@ -248,11 +384,24 @@ def test_the_page_in_a_browser(server: str, checkpoint: Path, photos: list[Path]
         menu.send_keys(Keys.CONTROL, "a")
         menu.send_keys(second, Keys.ENTER)
         until(lambda: message() == f"{photos[0].name}: eigencam for {second}", f"the map of {second}")
+        driver.find_element(By.XPATH, "//*[@id='method']//label[.//span[text()='scorecam']]").click()
+        until(lambda: message().startswith(f"fgvc: error: {photos[0].name}: scorecam would take about ")
+              and message().endswith(f"over the budget of {CAM_BUDGET:g} s: pick another method, or restart "
+                                     f"with fgvc serve --cam-budget {message().split()[-1]}"), "scorecam refused")
+        assert "fgvc-error" in find("#message p").get_attribute("class") and find("#top dt").text  # the top 5 stay
         driver.find_element(By.XPATH, "//*[@id='method']//label[.//span[text()='gradcam']]").click()
         menu.click()
         menu.send_keys(Keys.CONTROL, "a")
         menu.send_keys(TOP_CLASS, Keys.ENTER)
         until(lambda: message().endswith("(the top class)") and "gradcam" in message(), "the top class again")
+
+        upload(big)  # Gradio's page refuses it before sending it, with a one-line message
+        too_big = f'File(s) exceed the maximum allowed size of {UPLOAD_MB:.1f} Mb: "{big.name}"'
+        until(lambda: driver.find_elements(By.XPATH, f"//*[contains(text(), '{too_big}')]"),
+              f"the message {too_big!r}")
+        assert message() == "" and not driver.find_elements(By.CSS_SELECTOR, "#top dt")  # nothing left from before
+        upload(photos[2])
+        shows_the_cli(photos[2], crop_banner=True)  # still serving
 
         _, stderr = cli_predict(checkpoint, bad, True, capsys)
         for path, line in zip(bad, stderr.splitlines(), strict=True):
@@ -264,6 +413,8 @@ def test_the_page_in_a_browser(server: str, checkpoint: Path, photos: list[Path]
         driver.find_element(By.CSS_SELECTOR, "#upload button[aria-label=Clear]").click()
         driver.find_element(By.CSS_SELECTOR, "button.gallery-item").click()  # the example: still serving
         shows_the_cli(photos[1], crop_banner=True)
+        announced = driver.execute_script("return window.announced.concat([document.body.textContent])")
+        assert not [text for text in announced if "common." in text]  # no untranslated Gradio key
     finally:
         screenshots = [tmp_path / "serve.png", *filter(None, [os.environ.get("FGVC_SERVE_SCREENSHOT")])]
         for path in screenshots:
