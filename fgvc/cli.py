@@ -178,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_prepare)
 
     view_help = "what the network sees of each photo: squash, whole or crop (default: the run's eval_view)"
+    crop_help = ("cut the run's FGVC-Aircraft banner (its banner_px rows) from every image; --no-crop-banner: from "
+                 "none (default: from the dataset's own photos, those in fgvc-aircraft-2013b/data/images/ and not "
+                 "a fgvc prepare'd copy, when the run trained on FGVC-Aircraft; a line on stderr says how many)")
     weights_help = ("raw: the trained weights; ema: their moving average, kept by a run with --ema-decay "
                     "(default: ema when the checkpoint has it)")
     p = sub.add_parser("evaluate", help="full evaluation of a checkpoint: metrics, per-class, confusions")
@@ -234,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--json", action="store_true", help="print JSON instead of text")
     output.add_argument("--csv", action="store_true", help="print CSV: file, rank, class, probability, family, "
                         "manufacturer")
-    p.add_argument("--crop-banner", action="store_true", help="cut the FGVC-Aircraft banner first")
+    p.add_argument("--crop-banner", action=argparse.BooleanOptionalAction, default=None, help=crop_help)
     p.add_argument("--tta", action="store_true", help="average the predictions of each image and its mirror")
     p.add_argument("--view", choices=EVAL_VIEWS, help=view_help)
     p.add_argument("--weights", choices=WEIGHTS, help=weights_help)
@@ -258,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for the overlay PNGs (sub-folders mirror the inputs')")
     p.add_argument("--method", default="gradcam", choices=CAM_METHODS, help="CAM method (default gradcam)")
     p.add_argument("--class", dest="class_name", metavar="NAME", help="explain this class (default: the prediction)")
-    p.add_argument("--crop-banner", action="store_true", help="cut the FGVC-Aircraft banner first")
+    p.add_argument("--crop-banner", action=argparse.BooleanOptionalAction, default=None, help=crop_help)
     p.add_argument("--view", choices=EVAL_VIEWS, help=view_help)
     p.add_argument("--weights", choices=WEIGHTS, help=weights_help)
     p.add_argument("--device", default="auto", choices=DEVICES)
