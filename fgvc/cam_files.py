@@ -45,10 +45,11 @@ def overlay_paths(files: list[Path], out: str | Path, method: str) -> list[Path]
 
 
 def write_overlays(checkpoint: str | Path, images: list[str | Path], out: str | Path, method: str = "gradcam",
-                   class_name: str | None = None, crop_banner: bool = False, device: str = "auto",
+                   class_name: str | None = None, crop_banner: bool | None = None, device: str = "auto",
                    view: str | None = None, weights: str | None = None) -> list[dict[str, Any]]:
     """One overlay PNG per image (folders are searched for images) under ``out``; an unreadable image gets an
-    ``error`` entry instead. ``crop_banner`` cuts the run's FGVC-Aircraft banner first; ``weights`` as in
+    ``error`` entry instead. ``crop_banner`` cuts the run's FGVC-Aircraft banner first (True: from every image;
+    None, auto: from the dataset's own photos, as ``Predictor.predict_files``); ``weights`` as in
     ``Predictor.from_checkpoint``."""
     predictor = Predictor.from_checkpoint(checkpoint, device=device, view=view, weights=weights)
     classes = predictor.classes
@@ -56,10 +57,11 @@ def write_overlays(checkpoint: str | Path, images: list[str | Path], out: str | 
         raise ConfigError(f"class {class_name!r} is not one of the {len(classes)} classes of {checkpoint}")
     target = None if class_name is None else classes.index(class_name)
     files = expand_images(images)
+    predictor.say_auto_cropped(files, crop_banner)
     results: list[dict[str, Any]] = []
     for path, destination in zip(files, overlay_paths(files, out, method)):
         try:
-            image = load_image(path, predictor.cfg.banner_px if crop_banner else 0)
+            image = load_image(path, predictor.banner_rows(path, crop_banner))
         except BadImageError as err:  # names the file and what is wrong with it
             results.append({"file": str(path), "error": str(err)})
             continue

@@ -80,7 +80,11 @@ def _shared_flags() -> dict[str, argparse.ArgumentParser]:
     shared["checkpoint"].add_argument("--checkpoint", required=True, help="a run's last.pt or best.pt")
     shared["photos"].add_argument("images", nargs="+", metavar="IMAGE", help="image files, or folders searched for "
                                   "images")
-    shared["photos"].add_argument("--crop-banner", action="store_true", help="cut the FGVC-Aircraft banner first")
+    shared["photos"].add_argument(
+        "--crop-banner", action=argparse.BooleanOptionalAction, default=None,
+        help="cut the run's FGVC-Aircraft banner (its banner_px rows) from every image; --no-crop-banner: from none "
+        "(default: from the dataset's own photos, those in fgvc-aircraft-2013b/data/images/ and not a fgvc "
+        "prepare'd copy, when the run trained on FGVC-Aircraft; a line on stderr says how many)")
     shared["view"].add_argument("--view", choices=EVAL_VIEWS, help="what the network sees of each photo: squash, "
                                 "whole or crop (default: the run's eval_view)")
     shared["weights"].add_argument("--weights", choices=WEIGHTS, help="raw: the trained weights; ema: their moving "

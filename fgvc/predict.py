@@ -12,6 +12,11 @@ device, the autocast precision and batching. ``fgvc evaluate``, ``fgvc predict``
 probability for the same photo. A checkpoint of a run with ``ema_decay`` holds two sets of
 weights: the predictor takes the EMA unless ``weights="raw"``, and says which on stderr.
 This module imports nothing of the training stack.
+
+The banner: a run trained on FGVC-Aircraft learnt its photos with their copyright banner cut. By default
+(``crop_banner=None``, auto) the predictor cuts it from a photo that is one of the dataset's originals
+(``fgvc.data.layout.is_original_image``: its path in ``fgvc-aircraft-2013b/data/images/``, not a ``fgvc
+prepare``d copy), and says so on stderr; from nothing else. ``True`` cuts it from every photo, ``False`` from none.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from fgvc import metrics
 from fgvc.checkpoint import load_trained
 from fgvc.config import TrainConfig, validate
 from fgvc.data.images import load_image
+from fgvc.data.layout import is_original_image
 from fgvc.data.loaders import eval_loader
 from fgvc.data.transforms import eval_transform
 from fgvc.errors import BadImageError, ConfigError
@@ -295,27 +301,49 @@ class Predictor:
         probabilities = torch.stack([((a + b) / 2).softmax(dim=1) for a, b in zip(whole, zoomed, strict=True)])
         return probabilities.mean(dim=0).cpu().numpy(), boxes
 
+    @property
+    def trained_without_banner(self) -> bool:
+        """Whether the run learnt FGVC-Aircraft's photos with their banner cut (``cfg.banner_px`` rows)."""
+        return self.cfg.dataset == "fgvc-aircraft" and self.cfg.banner_px > 0
+
+    def banner_rows(self, path: str | Path, crop_banner: bool | None = None) -> int:
+        """Rows of banner to cut from the bottom of the photo at ``path``: the run's ``banner_px`` with
+        ``crop_banner`` True, none with False; with None (auto), the run's when it learnt FGVC-Aircraft without
+        the banner and ``path`` is one of the dataset's original photos (``is_original_image``), else none."""
+        if crop_banner is None:
+            crop_banner = self.trained_without_banner and is_original_image(path)
+        return self.cfg.banner_px if crop_banner else 0
+
+    def say_auto_cropped(self, files: Sequence[str | Path], crop_banner: bool | None) -> None:
+        """With ``crop_banner`` None (auto), say on stderr how many of ``files`` get their banner cut, and how not."""
+        cropped = 0 if crop_banner is not None else sum(self.banner_rows(path) > 0 for path in files)
+        if cropped:
+            print(f"fgvc: cut the {self.cfg.banner_px}-px FGVC-Aircraft banner from {cropped} of {len(files)} "
+                  f"image(s): photos of the dataset's images/ folder, cut as the run was trained and evaluated "
+                  f"(--no-crop-banner keeps it)", file=sys.stderr)
+
     def top(self, probabilities: np.ndarray, k: int) -> list[dict[str, Any]]:
         """The ``k`` likeliest classes of one image, each with its probability, family and manufacturer."""
         order = metrics.top_classes(probabilities[None], k)[0]  # ties to the lower index, as every report
         return [{"class": self.classes[i], "probability": float(probabilities[i]),
                  **{level: names[i] for level, names in self.hierarchy.items()}} for i in order]
 
-    def predict_files(self, paths: Sequence[str | Path], topk: int = 5, crop_banner: bool = False
+    def predict_files(self, paths: Sequence[str | Path], topk: int = 5, crop_banner: bool | None = None
                       ) -> list[dict[str, Any]]:
         """Top-k classes of each image (folders are searched for images), ``batch_size`` files at a time.
 
-        ``crop_banner`` cuts the run's FGVC-Aircraft banner (``cfg.banner_px`` rows) first. An
-        unreadable file gets an ``error`` entry naming it, and the others are still predicted.
+        ``crop_banner`` cuts the run's FGVC-Aircraft banner (``cfg.banner_px`` rows) first: True from every
+        image, False from none, None (auto) from the dataset's own photos (``banner_rows``; stderr says how
+        many). An unreadable file gets an ``error`` entry naming it, and the others are still predicted.
         """
-        banner_px = self.cfg.banner_px if crop_banner else 0
         files = expand_images(paths)
+        self.say_auto_cropped(files, crop_banner)
         results: list[dict[str, Any]] = []
         for start in range(0, len(files), self.batch_size):
             loaded: list[tuple[Path, Image.Image]] = []
             for path in files[start:start + self.batch_size]:
                 try:
-                    loaded.append((path, load_image(path, banner_px)))
+                    loaded.append((path, load_image(path, self.banner_rows(path, crop_banner))))
                 except BadImageError as err:
                     results.append({"file": str(path), "error": str(err)})
             predictions = self.predict([image for _, image in loaded])

@@ -33,6 +33,7 @@ from PIL import Image
 
 from fgvc.config import CAM_BUDGET_S, CAM_METHODS, MAX_UPLOAD_MB, PER_CHANNEL_METHODS, QUEUE_SIZE
 from fgvc.data.images import load_image
+from fgvc.data.layout import is_original_name
 from fgvc.data.transforms import visible_box, visible_part
 from fgvc.errors import BadImageError, ConfigError
 from fgvc.gradcam import CAM_BATCH, CamCost, explain, per_channel_cost
@@ -41,6 +42,7 @@ from fgvc.zoom import Zoom, draw_box, format_box
 
 TOP_CLASS = "the top class"  # the explain menu's first choice
 TOPK = 5
+BANNER_NOTE = "named like an FGVC-Aircraft photo: if it is one, tick Crop FGVC banner (the model learnt them without)"
 DEFAULT_ZOOM = Zoom()  # the settings of the zoom checkbox unless serve is given others
 TRANSLATIONS = {"common.complete": "Done"}  # Gradio's status tracker announces this key, which its own English lacks
 CSS = """
@@ -89,17 +91,21 @@ def label(guess: dict[str, Any]) -> str:
     return f"{guess['class']} ({parents})" if parents else guess["class"]
 
 
-def describe(predictor: Predictor, path: str | Path, crop_banner: bool = False, method: str = "gradcam",
+def describe(predictor: Predictor, path: str | Path, crop_banner: bool | None = None, method: str = "gradcam",
              explain_class: str = TOP_CLASS, zoom: Zoom | None = None, budget: CamBudget | None = None) -> Shown:
-    """Predict the image at ``path`` as ``fgvc predict`` does (top 5; with ``zoom``, as ``fgvc predict --zoom``,
-    the box drawn on the photo) and explain ``explain_class`` with ``method`` on the whole view; a per-channel
-    method over ``budget`` is refused (the prediction is still shown).
+    """Predict the image at ``path`` as ``fgvc predict`` does (top 5; ``crop_banner`` as its ``--crop-banner``,
+    None: auto; with ``zoom``, as ``fgvc predict --zoom``, the box drawn on the photo) and explain
+    ``explain_class`` with ``method`` on the whole view; a per-channel method over ``budget`` is refused (the
+    prediction is still shown).
 
-    Messages name the file by its own name, not by the server's copy of the upload.
+    Messages name the file by its own name, not by the server's copy of the upload. An upload has lost its
+    folder, so auto never cuts its banner: a photo named as FGVC-Aircraft's are, left with its banner by a run
+    that learnt them without, gets a note to tick "Crop FGVC banner".
     """
     name = Path(path).name
+    rows = predictor.banner_rows(path, crop_banner)
     try:
-        image = load_image(path, predictor.cfg.banner_px if crop_banner else 0)
+        image = load_image(path, rows)
     except BadImageError as err:
         return Shown(f"fgvc: error: {name}: {err.reason}", {}, "", None, None)
     [prediction] = dataclasses.replace(predictor, zoom=zoom).predict([image])
@@ -117,6 +123,8 @@ def describe(predictor: Predictor, path: str | Path, crop_banner: bool = False, 
         message += f"; {format_box(prediction.box)}"
         offset = visible_box(image.width, image.height, predictor.view)[:2]
         photo = np.asarray(draw_box(Image.fromarray(photo), prediction.box, offset))
+    if not rows and predictor.trained_without_banner and is_original_name(name):
+        message += f"; {BANNER_NOTE}"
     if refusal:
         message = f"fgvc: error: {name}: {refusal}"
     return Shown(message, {label(guess): guess["probability"] for guess in top}, "\n".join(lines), photo,

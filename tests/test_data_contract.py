@@ -168,7 +168,7 @@ def test_predict_crop_banner_sees_exactly_the_cropped_picture(contract_root: Pat
     Image.fromarray(np.asarray(load_image(image))[:-BANNER_HEIGHT]).save(cropped)
     with_flag = predict_json(contract_run / "last.pt", image, capsys, "--crop-banner")
     by_hand = predict_json(contract_run / "last.pt", cropped, capsys)
-    without = predict_json(contract_run / "last.pt", image, capsys)
+    without = predict_json(contract_run / "last.pt", image, capsys, "--no-crop-banner")
     # Same pixels, same deterministic CPU computation: bit-identical; the banner changes the scores.
     assert with_flag == by_hand and with_flag != without
 

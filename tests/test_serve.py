@@ -34,7 +34,7 @@ from fgvc.data import FGVC_FOLDER
 from fgvc.gradcam import CAM_BATCH, compute_cam
 from fgvc.model import cam_target_layer
 from fgvc.predict import Predictor
-from fgvc.serve import TOP_CLASS, CamBudget, Shown, build_app, describe, label, launch
+from fgvc.serve import BANNER_NOTE, TOP_CLASS, CamBudget, Shown, build_app, describe, label, launch
 
 REPO = Path(__file__).resolve().parents[1]
 UPLOAD_MB, CAM_BUDGET = 1, 0.001  # the browser test's server: the example photos fit; no per-channel CAM does
@@ -64,7 +64,7 @@ def cli_predict(checkpoint: Path, files: list[Path], crop_banner: bool, capsys: 
     try:
         capsys.readouterr()
         main(["predict", "--checkpoint", str(checkpoint), *(f.name for f in files), "--device", "cpu",
-              *([] if text else ["--json"]), *(["--crop-banner"] if crop_banner else [])])
+              *([] if text else ["--json"]), "--crop-banner" if crop_banner else "--no-crop-banner"])
         captured = capsys.readouterr()
     finally:
         os.chdir(before)
@@ -101,7 +101,8 @@ def test_the_page_shows_what_fgvc_predict_prints(predictor: Predictor, checkpoin
         assert [*page.confidences.values()] == pytest.approx([g["probability"] for g in result["top"]], abs=2e-6)
         top = result["top"][0]
         assert label(top) == f"{top['class']} ({top['family']} / {top['manufacturer']})"  # the hierarchy is shown
-        assert page.message == f"{Path(result['file']).name}: gradcam for {top['class']} (the top class)"
+        note = "" if crop_banner else f"; {BANNER_NOTE}"  # the photos are named as FGVC-Aircraft's
+        assert page.message == f"{Path(result['file']).name}: gradcam for {top['class']} (the top class){note}"
         assert page.overlay is not None and page.overlay.shape == page.photo.shape
     height = Image.open(photos[0]).height
     assert shown[0].photo.shape[0] == height - (predictor.cfg.banner_px if crop_banner else 0)
@@ -371,7 +372,7 @@ def test_the_page_in_a_browser(server: str, checkpoint: Path, photos: list[Path]
         upload(photos[0])
         shows_the_cli(photos[0], crop_banner=False)
         until(lambda: message() == f"{photos[0].name}: gradcam for {find('#top dt').text.split(' (')[0]} "
-              "(the top class)", "the top class explained")
+              f"(the top class); {BANNER_NOTE}", "the top class explained, and the banner's note")
 
         find("#crop-banner input").click()
         shows_the_cli(photos[0], crop_banner=True)

@@ -6,11 +6,15 @@ look for it through this module.
     root/fgvc-aircraft-2013b/data/images/<7-digit id>.jpg
     root/fgvc-aircraft-2013b/data/variants.txt                  one class per line; line order = class index
     root/fgvc-aircraft-2013b/data/images_<level>_<split>.txt    "<image id> <class name>" per line
+
+An image of ``images/`` there still carries the dataset's copyright banner unless ``fgvc prepare`` wrote ``root``
+(``prepared_info``); ``is_original_image`` says whether a path is such a photo.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +29,7 @@ LEVEL_FILES = {"variant": "variants.txt", "family": "families.txt", "manufacture
 BOX_FILE = "images_box.txt"
 PREPARED_MARKER = "prepared.json"  # beside data/: written by `fgvc prepare`
 SYNTHETIC_MARKER = "synthetic.txt"  # beside data/: written by fgvc.synthetic, with its arguments
+IMAGE_NAME = re.compile(r"\d{7}\.jpg")  # an image file of images/: its 7-digit id, leading zeros kept
 
 
 def data_dir(root: str | Path) -> Path:
@@ -98,6 +103,23 @@ def prepared_info(root: str | Path) -> dict[str, object] | None:
     """What ``fgvc prepare`` recorded about the dataset under ``root``, or None for an original one."""
     marker = Path(root) / FGVC_FOLDER / PREPARED_MARKER
     return json.loads(marker.read_text()) if marker.is_file() else None
+
+
+def is_original_name(name: str) -> bool:
+    """Whether a file ``name`` is named as FGVC-Aircraft names its photos: a 7-digit id, ``.jpg`` (``0034309.jpg``)."""
+    return IMAGE_NAME.fullmatch(name) is not None
+
+
+def is_original_image(path: str | Path) -> bool:
+    """Whether ``path`` is one of FGVC-Aircraft's photos as distributed, banner and all: a file named as the
+    dataset names them (``is_original_name``) in ``<root>/fgvc-aircraft-2013b/data/images/``, where ``<root>`` is
+    not a ``fgvc prepare``d copy. Decided from the path (a relative one from the working directory) and the
+    marker of ``fgvc prepare``; the image is not opened, so a copy elsewhere, or renamed, is not one."""
+    path = Path(path).absolute()
+    if not is_original_name(path.name) or len(path.parents) < 4:
+        return False
+    root = path.parents[3]
+    return path == image_path(root, path.stem) and prepared_info(root) is None
 
 
 def read_hierarchy(root: str | Path, split: str, level: str = "variant") -> dict[str, tuple[np.ndarray, list[str]]]:

@@ -1,0 +1,120 @@
+"""FGVC-Aircraft's banner at prediction time: a run that learnt the dataset without its banner cuts it from the
+dataset's own photos by default (``fgvc predict``, ``fgvc gradcam``, ``Predictor`` and the demo agree with
+``fgvc evaluate``), and from nothing else unless told."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import tiny_config
+from PIL import Image
+
+from fgvc.cli import main
+from fgvc.data.layout import FGVC_FOLDER, PREPARED_MARKER, image_path, is_original_image
+from fgvc.predict import Predictor
+from fgvc.serve import BANNER_NOTE, describe
+
+NOTE = "FGVC-Aircraft banner from"
+
+
+def test_an_original_photo_is_known_by_its_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = image_path(tmp_path / "data", "0034309")
+    assert is_original_image(original) and is_original_image(str(original))
+    original.parent.mkdir(parents=True)
+    monkeypatch.chdir(original.parent)
+    assert is_original_image("0034309.jpg")  # relative to the working directory
+    assert not is_original_image(tmp_path / "photos" / "0034309.jpg")  # a copy outside the layout
+    assert not is_original_image(original.with_name("plane.jpg"))  # not named as the dataset names its photos
+    assert not is_original_image(original.with_name("034309.jpg"))
+    assert not is_original_image(original.parent / "more" / "0034309.jpg")  # a folder below images/
+    assert not is_original_image(tmp_path / "data" / FGVC_FOLDER / "images" / "0034309.jpg")  # no data/
+    prepared = image_path(tmp_path / "prepared", "0034309")
+    assert is_original_image(prepared)
+    (tmp_path / "prepared" / FGVC_FOLDER).mkdir(parents=True)
+    (tmp_path / "prepared" / FGVC_FOLDER / PREPARED_MARKER).write_text("{}\n")  # fgvc prepare cut its banner
+    assert not is_original_image(prepared)
+
+
+@pytest.fixture(scope="module")
+def short_run(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1-epoch run on a tiny synthetic FGVC-Aircraft (banner cut in training, as every run's): its last.pt.
+    Pretrained Lite0, as the demo preset: its scores depend on the photo from the start (B0 from random weights
+    gives every photo the same scores after so short a run)."""
+    from fgvc.engine import fit
+
+    cfg = tiny_config(tiny_root, tmp_path_factory.mktemp("runs") / "short", epochs=1, batch_size=4,
+                      arch="efficientnet-lite0", pretrained=True)
+    return fit(cfg, progress=False) / "last.pt"
+
+
+def top1(checkpoint: Path, files: list[str], capsys: pytest.CaptureFixture[str], *flags: str
+         ) -> tuple[dict[str, tuple[str, float]], str]:
+    """``fgvc predict --json``'s top class and probability of each file, and its stderr."""
+    capsys.readouterr()
+    assert main(["predict", "--checkpoint", str(checkpoint), *files, "--json", "--topk", "1", "--device", "cpu",
+                 *flags]) == 0
+    captured = capsys.readouterr()
+    return {r["file"]: (r["top"][0]["class"], r["top"][0]["probability"]) for r in json.loads(captured.out)}, \
+        captured.err
+
+
+@pytest.mark.slow
+def test_predict_on_the_datasets_photos_agrees_with_evaluate_without_a_flag(
+        short_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", "--checkpoint", str(short_run), "--split", "test", "--device", "cpu",
+                 "--out", str(tmp_path / "eval")]) == 0
+    with (tmp_path / "eval" / "predictions.csv").open(newline="") as f:
+        by_evaluate = {r["file"]: (r["predicted"], float(r["probability"])) for r in csv.DictReader(f)}
+    files = sorted(by_evaluate)
+
+    by_predict, err = top1(short_run, files, capsys)
+    assert by_predict.keys() == by_evaluate.keys()
+    for file, (label, probability) in by_predict.items():
+        assert by_evaluate[file][0] == label, file
+        assert by_evaluate[file][1] == pytest.approx(probability, abs=2e-6), file
+    assert f"cut the 20-px {NOTE} {len(files)} of {len(files)} image(s)" in err and "--no-crop-banner" in err
+
+    kept, err = top1(short_run, files, capsys, "--no-crop-banner")
+    assert NOTE not in err
+    assert all(kept[file] != by_predict[file] for file in files)  # the banner changes every photo's scores
+    assert len({probability for _, probability in by_predict.values()}) > 1  # and the scores depend on the photo
+
+    copies = tmp_path / "photos"  # the same photos outside the layout, same names: their banner stays
+    copies.mkdir()
+    for file in files[:3]:
+        shutil.copy(file, copies)
+    by_copy, err = top1(short_run, [str(copies)], capsys)
+    assert NOTE not in err
+    assert [by_copy[str(copies / Path(file).name)] for file in files[:3]] == [kept[file] for file in files[:3]]
+    copy = str(copies / Path(files[0]).name)
+    both, err = top1(short_run, [files[0], copy], capsys)  # one call, each photo as its path says
+    assert both == {files[0]: by_predict[files[0]], copy: kept[files[0]]}
+    assert f"cut the 20-px {NOTE} 1 of 2 image(s)" in err
+
+    forced, _ = top1(short_run, [str(copies)], capsys, "--crop-banner")
+    assert [forced[str(copies / Path(file).name)] for file in files[:3]] == [by_predict[file] for file in files[:3]]
+
+    capsys.readouterr()
+    assert main(["gradcam", "--checkpoint", str(short_run), files[0], str(copies / Path(files[0]).name),
+                 "--out", str(tmp_path / "cams"), "--device", "cpu"]) == 0
+    assert f"{NOTE} 1 of 2 image(s)" in capsys.readouterr().err
+    height = Image.open(files[0]).height
+    overlays = {p.parent.name: Image.open(p).height for p in (tmp_path / "cams").rglob("*.png")}
+    assert overlays == {"images": height - 20, "photos": height}
+
+    predictor = Predictor.from_checkpoint(short_run, device="cpu")
+    shown = describe(predictor, files[0])  # the demo's describe: auto, as fgvc predict
+    assert shown.photo.shape[0] == height - 20 and BANNER_NOTE not in shown.message
+    first, probability = next(iter(shown.confidences.items()))
+    assert first.split(" (")[0] == by_predict[files[0]][0] and probability == pytest.approx(by_predict[files[0]][1])
+    upload = describe(predictor, copies / Path(files[0]).name, crop_banner=False)  # an upload lost its folder
+    assert upload.photo.shape[0] == height and upload.message.endswith(BANNER_NOTE)
+
+    own_photos = dataclasses.replace(predictor, cfg=dataclasses.replace(predictor.cfg, dataset="imagefolder"))
+    assert own_photos.banner_rows(files[0]) == 0 and predictor.banner_rows(files[0]) == 20
+    assert BANNER_NOTE not in describe(own_photos, copies / Path(files[0]).name).message
