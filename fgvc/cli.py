@@ -395,7 +395,7 @@ def _study(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from fgvc.predict import Predictor, format_guess
+    from fgvc.predict import COARSE_FIELDS, Predictor, coarse_cells, format_coarse, format_guess
     from fgvc.zoom import format_box
 
     predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision,
@@ -407,7 +407,7 @@ def _predict(args: argparse.Namespace) -> int:
         print(json.dumps(results, indent=2))
     writer = csv.writer(sys.stdout) if args.csv else None
     if writer:
-        writer.writerow(["file", "rank", "class", "probability", "family", "manufacturer",
+        writer.writerow(["file", "rank", "class", "probability", "family", "manufacturer", *COARSE_FIELDS,
                          *(["zoom_box"] if zoom else [])])
     for result in results:
         if "error" in result:
@@ -417,11 +417,14 @@ def _predict(args: argparse.Namespace) -> int:
         for rank, guess in enumerate(result["top"], start=1):
             parents = [guess.get("family", ""), guess.get("manufacturer", "")]
             if writer:
-                writer.writerow([result["file"], rank, guess["class"], f"{guess['probability']:.6f}", *parents, *box])
+                writer.writerow([result["file"], rank, guess["class"], f"{guess['probability']:.6f}", *parents,
+                                 *coarse_cells(result["coarse"]), *box])
             elif not args.json:
                 if rank == 1:
                     print(result["file"])
                 print(format_guess(rank, guess))
+        if result["coarse"] and not args.json and not writer:
+            print(format_coarse(result["coarse"]))
         if zoom and not args.json and not writer:
             print(f"  {format_box(tuple(result['box']))}")
     return 1 if any("error" in r for r in results) else 0

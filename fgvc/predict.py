@@ -45,6 +45,8 @@ from fgvc.zoom import Box, Zoom, captured_features, chosen_zoom, head_layer, pho
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 WEIGHT_NAMES = {"ema": "EMA", "raw": "raw"}
+PARENT_LEVELS = ("family", "manufacturer")
+COARSE_FIELDS = tuple(field for level in PARENT_LEVELS for field in (f"top_{level}", f"top_{level}_probability"))
 
 
 @torch.no_grad()
@@ -104,12 +106,26 @@ def expand_images(paths: Sequence[str | Path]) -> list[Path]:
 
 def lineage(guess: dict[str, Any]) -> str:
     """"family / manufacturer" of one of ``Predictor.top``'s guesses ("" when the checkpoint has no hierarchy)."""
-    return " / ".join(guess[level] for level in ("family", "manufacturer") if guess.get(level))
+    return " / ".join(guess[level] for level in PARENT_LEVELS if guess.get(level))
 
 
 def format_guess(rank: int, guess: dict[str, Any]) -> str:
     """One line of ``fgvc predict``'s text output: rank, class, probability in percent, family / manufacturer."""
     return f"  {rank}. {guess['class']:<28} {100 * guess['probability']:6.2f}%  {lineage(guess)}"
+
+
+def format_coarse(coarse: dict[str, dict[str, Any]]) -> str:
+    """The line of ``fgvc predict``'s text output with ``Predictor.coarse``'s answer, e.g.
+    "  family 737 96.00%, manufacturer Boeing 99.10%" ("" when the checkpoint has no hierarchy)."""
+    parts = [f"{level} {best['name']} {100 * best['probability']:.2f}%" for level, best in coarse.items()]
+    return "  " + ", ".join(parts) if parts else ""
+
+
+def coarse_cells(coarse: dict[str, dict[str, Any]]) -> list[str]:
+    """The ``COARSE_FIELDS`` columns of ``fgvc predict --csv`` for ``Predictor.coarse``'s answer ("" for a level
+    the checkpoint does not have)."""
+    return [cell for level in PARENT_LEVELS for cell in
+            ((coarse[level]["name"], f"{coarse[level]['probability']:.6f}") if level in coarse else ("", ""))]
 
 
 @dataclass(frozen=True)
@@ -263,10 +279,23 @@ class Predictor:
         return [{"class": self.classes[i], "probability": float(probabilities[i]),
                  **{level: names[i] for level, names in self.hierarchy.items()}} for i in order]
 
+    def coarse(self, probabilities: np.ndarray) -> dict[str, dict[str, Any]]:
+        """The likeliest family and manufacturer of one image, each with its probability, the sum of its classes'
+        (``metrics.parent_scores``): ``{level: {"name": ..., "probability": ...}}``, {} without a hierarchy."""
+        answer = {}
+        for level, names in self.hierarchy.items():
+            parents, parent_of = np.unique(names, return_inverse=True)
+            summed = metrics.parent_scores(probabilities[None], parent_of, len(parents))[0]
+            best = int(summed.argmax())  # ties to the first name in sorted order
+            answer[level] = {"name": str(parents[best]), "probability": float(summed[best])}
+        return answer
+
     def predict_files(self, paths: Sequence[str | Path], topk: int = 5, crop_banner: bool = False
                       ) -> list[dict[str, Any]]:
         """Top-k classes of each image (folders are searched for images), ``batch_size`` files at a time.
 
+        Each result holds the ``file``, its ``top`` guesses (``Predictor.top``) and its ``coarse`` answer
+        (``Predictor.coarse``).
         ``crop_banner`` cuts the run's FGVC-Aircraft banner (``cfg.banner_px`` rows) first. An
         unreadable file gets an ``error`` entry naming it, and the others are still predicted.
         """
@@ -282,6 +311,7 @@ class Predictor:
                     results.append({"file": str(path), "error": str(err)})
             predictions = self.predict([image for _, image in loaded])
             results.extend({"file": str(path), "top": self.top(prediction.probabilities, topk),
+                            "coarse": self.coarse(prediction.probabilities),
                             **({} if prediction.box is None else {"box": list(prediction.box)})}
                            for (path, _), prediction in zip(loaded, predictions))
         order = {str(path): i for i, path in enumerate(files)}

@@ -30,7 +30,7 @@ from fgvc.config import CAM_METHODS
 from fgvc.data import load_image, visible_box
 from fgvc.errors import BadImageError, ConfigError
 from fgvc.gradcam import explain
-from fgvc.predict import Predictor, expand_images, format_guess, lineage
+from fgvc.predict import Predictor, expand_images, format_coarse, format_guess, lineage
 from fgvc.zoom import Zoom, draw_box, format_box
 
 TOP_CLASS = "the top class"  # the explain menu's first choice
@@ -78,6 +78,8 @@ def describe(predictor: Predictor, path: str | Path, crop_banner: bool = False, 
     target = int(np.argmax(prediction.probabilities)) if top_class else predictor.classes.index(explain_class)
     explanation = explain(predictor, image, target, method)
     lines = [name, *(format_guess(rank, guess) for rank, guess in enumerate(top, start=1))]
+    coarse = format_coarse(predictor.coarse(prediction.probabilities))
+    lines += [coarse] if coarse else []
     message = f"{name}: {method} for {predictor.classes[target]}" + (" (the top class)" if top_class else "")
     photo = explanation.image
     if prediction.box is not None:
