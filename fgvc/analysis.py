@@ -54,25 +54,33 @@ def analyse(scores: np.ndarray, targets: np.ndarray, classes: list[str],
         writer.writerow(["true \\ predicted", *classes])
         writer.writerows([name, *row] for name, row in zip(classes, confusion.tolist()))
     if files is not None:
-        _write_csv(out / "predictions.csv", *_prediction_rows(scores, targets, classes, files))
+        _write_csv(out / "predictions.csv", *_prediction_rows(scores, targets, classes, files, hierarchy or {}))
     plots.confusion_figure(confusion, classes, group_of).savefig(out / "confusion.png", dpi=110)
     return Analysis(report, confusion, classes, group_of)
 
 
-def _prediction_rows(scores: np.ndarray, targets: np.ndarray, classes: list[str], files: list[str]
-                     ) -> tuple[list[str], list[dict[str, Any]]]:
+def _prediction_rows(scores: np.ndarray, targets: np.ndarray, classes: list[str], files: list[str],
+                     hierarchy: dict[str, tuple[np.ndarray, list[str]]]) -> tuple[list[str], list[dict[str, Any]]]:
     """The fields and rows of ``predictions.csv``: per image its ``id`` (the file name without extension, leading
     zeros kept), ``file``, ``true`` class, then the top 5 classes (fewer when there are fewer classes) with their
-    probabilities, best first: ``predicted``, ``probability``, ``predicted_2``, ``probability_2``, ..."""
+    probabilities, best first: ``predicted``, ``probability``, ``predicted_2``, ``probability_2``, ...; then per
+    level of ``hierarchy`` the likeliest parent by summed probability (``metrics.parent_scores``) and that sum:
+    ``top_family``, ``top_family_probability``, ``top_manufacturer``, ``top_manufacturer_probability``."""
     top = metrics.top_classes(scores, 5)
     columns = [("predicted", "probability")]
     columns += [(f"predicted_{rank}", f"probability_{rank}") for rank in range(2, top.shape[1] + 1)]
-    fields = ["id", "file", "true", *[name for pair in columns for name in pair]]
+    summed = {level: (metrics.parent_scores(scores, parent_of, len(names)), names)
+              for level, (parent_of, names) in hierarchy.items()}
+    fields = ["id", "file", "true", *[name for pair in columns for name in pair],
+              *[name for level in summed for name in (f"top_{level}", f"top_{level}_probability")]]
     rows = []
-    for file, target, row_scores, row_top in zip(files, targets, scores, top, strict=True):
+    for index, (file, target, row_scores, row_top) in enumerate(zip(files, targets, scores, top, strict=True)):
         row = {"id": Path(file).stem, "file": file, "true": classes[target]}
         for (class_field, probability_field), c in zip(columns, row_top, strict=True):
             row[class_field], row[probability_field] = classes[c], f"{row_scores[c]:.6f}"
+        for level, (parent_scores, names) in summed.items():
+            best = int(parent_scores[index].argmax())
+            row[f"top_{level}"], row[f"top_{level}_probability"] = names[best], f"{parent_scores[index, best]:.6f}"
         rows.append(row)
     return fields, rows
 
@@ -95,6 +103,8 @@ def format_report(report: dict[str, Any]) -> str:
         if f"{level}_top1" in report:
             within = report[f"{level}_errors_within"]
             share = "no errors" if within is None else f"{100 * within:.1f}% of variant errors stay in the {level}"
+            summed = report.get(f"{level}_top1_summed")  # absent from reports written before it existed
+            share = share if summed is None else f"{100 * summed:.2f}% by summed probability; {share}"
             lines.append(f"  {level + ' top-1':<16} {100 * report[f'{level}_top1']:6.2f}%  ({share})")
     return "\n".join(lines)
 

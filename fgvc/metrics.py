@@ -28,6 +28,7 @@ __all__ = [
     "most_confused_pairs",
     "paired_comparison",
     "parent_index",
+    "parent_scores",
     "per_class_accuracy",
     "summarize",
     "top_classes",
@@ -277,6 +278,22 @@ def map_to_parent(labels: np.ndarray, parent_of: np.ndarray) -> np.ndarray:
     return parent_of[_labels(labels, parent_of.shape[0], "labels")]
 
 
+def parent_scores(scores: np.ndarray, parent_of: np.ndarray, num_parents: int) -> np.ndarray:
+    """Each parent's probability (N, ``num_parents``): the sum of its children's columns of ``scores`` (N, C).
+
+    With softmax probabilities as ``scores`` each row still sums to 1: a confident family even where the
+    variant is uncertain. A parent without children gets 0.
+    """
+    scores, parent_of = np.asarray(scores), np.asarray(parent_of)
+    if scores.ndim != 2 or parent_of.shape != (scores.shape[1],):
+        raise ValueError(f"parent_of maps {parent_of.shape} classes; expected ({scores.shape[1]},) for scores of "
+                         f"shape {scores.shape}")
+    if parent_of.min() < 0 or parent_of.max() >= num_parents:
+        raise ValueError(f"parent_of has indices in [{parent_of.min()}, {parent_of.max()}]; "
+                         f"expected [0, {num_parents - 1}]")
+    return scores @ np.eye(num_parents, dtype=scores.dtype)[parent_of]
+
+
 def parent_index(child_names: list[str], parent_names: list[str], pairs: Iterable[tuple[str, str]]) -> np.ndarray:
     """Build ``parent_of`` (int64, one entry per child) from (child_name, parent_name) pairs.
 
@@ -320,8 +337,10 @@ def summarize(
     with a 95 % percentile-bootstrap interval ``{name}_ci``; ``per_class`` (worst first,
     classes without support last, accuracy None); ``confusions`` (``most_confused_pairs``);
     and per parent level (e.g. ``{"family": (parent_of, family_names)}``) ``{level}_top1``
-    (variant predictions mapped up to the level) and ``{level}_errors_within`` (share of
-    variant errors whose prediction has the right parent; None without errors).
+    (variant predictions mapped up to the level), ``{level}_top1_summed`` (the parent with the
+    highest summed probability, ``parent_scores``: meaningful when ``scores`` are probabilities) and
+    ``{level}_errors_within`` (share of variant errors whose prediction has the right parent; None
+    without errors).
     """
     scores, targets = _scores_and_targets(scores, targets)
     num_samples, num_classes = scores.shape
@@ -364,5 +383,7 @@ def summarize(
             )
         same_parent = map_to_parent(preds, parent_of) == map_to_parent(targets, parent_of)
         report[f"{level}_top1"] = float(same_parent.mean())
+        summed = parent_scores(scores, parent_of, len(parent_names)).argmax(1)
+        report[f"{level}_top1_summed"] = float((summed == map_to_parent(targets, parent_of)).mean())
         report[f"{level}_errors_within"] = float(same_parent[errors].mean()) if errors.any() else None
     return report

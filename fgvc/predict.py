@@ -64,6 +64,8 @@ from fgvc.zoom import (
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 WEIGHT_NAMES = {"ema": "EMA", "raw": "raw"}
+PARENT_LEVELS = ("family", "manufacturer")
+COARSE_FIELDS = tuple(field for level in PARENT_LEVELS for field in (f"top_{level}", f"top_{level}_probability"))
 
 
 @torch.no_grad()
@@ -123,7 +125,7 @@ def expand_images(paths: Sequence[str | Path]) -> list[Path]:
 
 def lineage(guess: dict[str, Any]) -> str:
     """"family / manufacturer" of one of ``Predictor.top``'s guesses ("" when the checkpoint has no hierarchy)."""
-    return " / ".join(guess[level] for level in ("family", "manufacturer") if guess.get(level))
+    return " / ".join(guess[level] for level in PARENT_LEVELS if guess.get(level))
 
 
 def format_guess(rank: int, guess: dict[str, Any]) -> str:
@@ -131,11 +133,26 @@ def format_guess(rank: int, guess: dict[str, Any]) -> str:
     return f"  {rank}. {guess['class']:<28} {100 * guess['probability']:6.2f}%  {lineage(guess)}"
 
 
+def format_coarse(coarse: dict[str, dict[str, Any]]) -> str:
+    """The line of ``fgvc predict``'s text output with ``Predictor.coarse``'s answer, e.g.
+    "  family 737 96.00%, manufacturer Boeing 99.10%" ("" when the checkpoint has no hierarchy)."""
+    parts = [f"{level} {best['name']} {100 * best['probability']:.2f}%" for level, best in coarse.items()]
+    return "  " + ", ".join(parts) if parts else ""
+
+
+def coarse_cells(coarse: dict[str, dict[str, Any]]) -> list[str]:
+    """The ``COARSE_FIELDS`` columns of ``fgvc predict --csv`` for ``Predictor.coarse``'s answer ("" for a level
+    the checkpoint does not have)."""
+    return [cell for level in PARENT_LEVELS for cell in
+            ((coarse[level]["name"], f"{coarse[level]['probability']:.6f}") if level in coarse else ("", ""))]
+
+
 def format_predictions(results: Sequence[dict[str, Any]], output: str = "text", zoom: bool = False) -> str:
-    """What ``fgvc predict`` prints of ``predict_files``' results: ``text`` (each file, then a line per guess and,
-    with ``zoom``, the box of the second look), ``json`` (every entry, errors too) or ``csv`` (file, rank, class,
-    probability, family, manufacturer and, with ``zoom``, zoom_box). Text and CSV leave an ``error`` entry out:
-    the CLI prints it on stderr."""
+    """What ``fgvc predict`` prints of ``predict_files``' results: ``text`` (each file, then a line per guess, the
+    top family and manufacturer where the checkpoint has them and, with ``zoom``, the box of the second look),
+    ``json`` (every entry, errors too) or ``csv`` (file, rank, class, probability, family, manufacturer,
+    ``COARSE_FIELDS`` and, with ``zoom``, zoom_box). Text and CSV leave an ``error`` entry out: the CLI prints it
+    on stderr."""
     if output == "json":
         return json.dumps(list(results), indent=2) + "\n"
     found = [result for result in results if "error" not in result]
@@ -143,15 +160,17 @@ def format_predictions(results: Sequence[dict[str, Any]], output: str = "text", 
         lines = []
         for result in found:
             lines += [result["file"], *(format_guess(rank, guess) for rank, guess in enumerate(result["top"], 1))]
+            lines += [format_coarse(result["coarse"])] if result["coarse"] else []
             lines += [f"  {format_box(tuple(result['box']))}"] if zoom else []
         return "".join(line + "\n" for line in lines)
     text = io.StringIO()
     writer = csv.writer(text)
-    writer.writerow(["file", "rank", "class", "probability", "family", "manufacturer", *(["zoom_box"] if zoom else [])])
+    writer.writerow(["file", "rank", "class", "probability", "family", "manufacturer", *COARSE_FIELDS,
+                     *(["zoom_box"] if zoom else [])])
     for result in found:
         box = [" ".join(map(str, result["box"]))] if zoom else []
         writer.writerows([result["file"], rank, guess["class"], f"{guess['probability']:.6f}",
-                          guess.get("family", ""), guess.get("manufacturer", ""), *box]
+                          guess.get("family", ""), guess.get("manufacturer", ""), *coarse_cells(result["coarse"]), *box]
                          for rank, guess in enumerate(result["top"], start=1))
     return text.getvalue()
 
@@ -328,13 +347,26 @@ class Predictor:
         return [{"class": self.classes[i], "probability": float(probabilities[i]),
                  **{level: names[i] for level, names in self.hierarchy.items()}} for i in order]
 
+    def coarse(self, probabilities: np.ndarray) -> dict[str, dict[str, Any]]:
+        """The likeliest family and manufacturer of one image, each with its probability, the sum of its classes'
+        (``metrics.parent_scores``): ``{level: {"name": ..., "probability": ...}}``, {} without a hierarchy."""
+        answer = {}
+        for level, names in self.hierarchy.items():
+            parents, parent_of = np.unique(names, return_inverse=True)
+            summed = metrics.parent_scores(probabilities[None], parent_of, len(parents))[0]
+            best = int(summed.argmax())  # ties to the first name in sorted order
+            answer[level] = {"name": str(parents[best]), "probability": float(summed[best])}
+        return answer
+
     def predict_files(self, paths: Sequence[str | Path], topk: int = 5, crop_banner: bool | None = None
                       ) -> list[dict[str, Any]]:
         """Top-k classes of each image (folders are searched for images), ``batch_size`` files at a time.
 
         ``crop_banner`` cuts the run's FGVC-Aircraft banner (``cfg.banner_px`` rows) first: True from every
         image, False from none, None (auto) from the dataset's own photos (``banner_rows``; stderr says how
-        many). An unreadable file gets an ``error`` entry naming it, and the others are still predicted.
+        many). Each result holds the ``file``, its ``top`` guesses (``Predictor.top``) and its ``coarse`` answer
+        (``Predictor.coarse``); an unreadable file gets an ``error`` entry naming it, and the others are still
+        predicted.
         """
         files = expand_images(paths)
         self.say_auto_cropped(files, crop_banner)
@@ -348,6 +380,7 @@ class Predictor:
                     results.append({"file": str(path), "error": str(err)})
             predictions = self.predict([image for _, image in loaded])
             results.extend({"file": str(path), "top": self.top(prediction.probabilities, topk),
+                            "coarse": self.coarse(prediction.probabilities),
                             **({} if prediction.box is None else {"box": list(prediction.box)})}
                            for (path, _), prediction in zip(loaded, predictions))
         order = {str(path): i for i, path in enumerate(files)}

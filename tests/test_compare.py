@@ -263,7 +263,9 @@ def test_a_real_evaluation_writes_the_top5_and_compares_equal_to_the_run(small_r
         reader = csv.DictReader(f)
         rows = list(reader)
     assert reader.fieldnames[:5] == ["id", "file", "true", "predicted", "probability"]
-    assert reader.fieldnames[-2:] == ["predicted_5", "probability_5"]  # 6 classes: the top 5
+    assert reader.fieldnames[-6:] == ["predicted_5", "probability_5",  # 6 classes: the top 5, then the hierarchy
+                                      "top_family", "top_family_probability", "top_manufacturer",
+                                      "top_manufacturer_probability"]
     assert all(row["id"] == Path(row["file"]).stem and len(row["id"]) == 7 for row in rows)
     for row in rows:
         top = [row["predicted"], *(row[f"predicted_{r}"] for r in range(2, 6))]

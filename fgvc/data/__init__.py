@@ -7,7 +7,7 @@
     transforms     every train and eval preprocessing decision (like torchvision's ``presets.py``)
     normalization  what the weights expect of an input (a leaf that ``model`` and ``plots`` import)
     checks         nothing bad reaches training
-    hierarchy      each class's family and manufacturer
+    hierarchy      each class's family and manufacturer (FGVC-Aircraft's, or an imagefolder's hierarchy.csv)
     loaders        the training and evaluation DataLoaders
 
     train_set = build_dataset("data", "trainval")          # FGVC-Aircraft, banner cropped
@@ -29,7 +29,7 @@ from fgvc.data.datasets import (
     image_files,
     training_split,
 )
-from fgvc.data.hierarchy import Hierarchy, dataset_hierarchy, hierarchy_names
+from fgvc.data.hierarchy import HIERARCHY_FILE, Hierarchy, dataset_hierarchy, hierarchy_names, read_hierarchy_csv
 from fgvc.data.images import find_bad_images, fit_short_side, load_image, to_rgb
 from fgvc.data.layout import FGVC_FOLDER, FGVC_URL, LEVEL_FILES, PREPARED_MARKER, prepared_info, read_hierarchy
 from fgvc.data.loaders import EpochSampler, Loaders, build_loaders, eval_loader
@@ -56,6 +56,7 @@ __all__ = [
     "AFFINE_TRANSLATE",
     "FGVC_FOLDER",
     "FGVC_URL",
+    "HIERARCHY_FILE",
     "LEVEL_FILES",
     "PREPARED_MARKER",
     "Augment",
@@ -92,6 +93,7 @@ __all__ = [
     "prepared_info",
     "prepared_short_side",
     "read_hierarchy",
+    "read_hierarchy_csv",
     "to_rgb",
     "training_split",
     "visible_box",

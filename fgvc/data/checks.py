@@ -9,9 +9,11 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 from torchvision import datasets
+from torchvision.datasets.folder import find_classes
 
 from fgvc.config import FGVC_SPLITS, LEVELS, TrainConfig
 from fgvc.data.datasets import image_files
+from fgvc.data.hierarchy import HIERARCHY_FILE, read_hierarchy_csv
 from fgvc.data.images import find_bad_images, load_image
 from fgvc.data.layout import annotation_problems, data_dir, missing_message, prepared_info
 from fgvc.errors import BadImageError, DatasetError
@@ -24,7 +26,8 @@ def check_data(root: str | Path, dataset: str = "fgvc-aircraft", banner_px: int 
     """Check a dataset as training would read it; return (images decoded, problems found).
 
     FGVC-Aircraft: every annotation file of every level and split, then every ``images/*.jpg``
-    (which must be taller than ``banner_px``). ImageFolder: every image of every split folder.
+    (which must be taller than ``banner_px``). ImageFolder: ``hierarchy.csv`` if there is one, then every
+    image of every split folder.
     """
     root = Path(root)
     if dataset == "imagefolder":
@@ -32,7 +35,7 @@ def check_data(root: str | Path, dataset: str = "fgvc-aircraft", banner_px: int 
         if not splits:
             raise DatasetError(f"no split folders under {root}: expected {root}/<split>/<class name>/<image files>")
         files = [path for split in splits for path, _ in datasets.ImageFolder(split).samples]
-        problems, loader = [], load_image
+        problems, loader = hierarchy_problems(root, splits), load_image
     else:
         data = data_dir(root)
         if not data.is_dir():
@@ -43,6 +46,20 @@ def check_data(root: str | Path, dataset: str = "fgvc-aircraft", banner_px: int 
         loader = functools.partial(load_image, banner_px=0 if prepared_info(root) else banner_px)
     problems += [str(err) for err in find_bad_images(files, loader, threads)]
     return len(files), problems
+
+
+def hierarchy_problems(root: Path, splits: list[Path]) -> list[str]:
+    """The first problem of an imagefolder's ``hierarchy.csv`` with the classes of each split (each once)."""
+    if not (root / HIERARCHY_FILE).is_file():
+        return []
+    problems = []
+    for split in splits:
+        try:
+            read_hierarchy_csv(root / HIERARCHY_FILE, find_classes(split)[0])
+        except DatasetError as err:
+            if str(err) not in problems:
+                problems.append(str(err))
+    return problems
 
 
 def drop_bad_images(dataset: Dataset, cfg: TrainConfig, split: str) -> list[BadImageError]:
