@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from fgvc.data.layout import synthetic_info
+
 # FGVC-Aircraft's photos: 1000-1600 px wide, about 3:2, with the 20-px banner below, JPEG quality 90.
 FGVC_WIDTHS = (1000, 1600)
 CPU = torch.device("cpu")
@@ -149,10 +151,8 @@ def fgvc_sized_dataset(out: str | Path, images: int, classes: int = 4, seed: int
     the banner, quality 90) under ``out``; kept and reused when ``out`` already holds it."""
     from fgvc.synthetic import write_synthetic_dataset
 
-    root = Path(out) / "fgvc-aircraft-2013b"
-    marker = root / "data" / "variants.txt"
     per_class = max(3, images // classes)
     wanted = f"per_class={per_class} size=160x140 seed={seed} width_range={FGVC_WIDTHS}"
-    if not (marker.is_file() and wanted in (root / "synthetic.txt").read_text()):
+    if wanted not in (synthetic_info(out) or ""):
         write_synthetic_dataset(out, classes, per_class, seed=seed, width_range=FGVC_WIDTHS)
     return Path(out)

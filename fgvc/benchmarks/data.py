@@ -24,7 +24,7 @@ from torchvision import datasets, transforms
 from fgvc.benchmarks import Row, fgvc_sized_dataset, measure, table
 from fgvc.config import make_config
 from fgvc.data.images import load_image
-from fgvc.data.layout import FGVC_FOLDER
+from fgvc.data.layout import prepared_info
 from fgvc.data.loaders import build_loaders
 from fgvc.data.normalization import Normalization
 from fgvc.data.prepare import prepare_fgvc
@@ -69,7 +69,7 @@ def run(*, repeats: int, device: str, workdir: str | Path, img_size: int | None 
     torch_device = resolve_device(device)
     root = fgvc_sized_dataset(Path(workdir) / f"fgvc-sized-{images}", images)
     prepared = Path(workdir) / f"fgvc-sized-{images}-prepared-{img_size}"
-    if not (prepared / FGVC_FOLDER / "prepared.json").is_file():
+    if not prepared_info(prepared):
         prepare_fgvc(root, prepared, img_size)
     cfg = make_config("b4", data_root=str(root), img_size=img_size, batch_size=batch_size, train_split="trainval",
                       eval_split="test")

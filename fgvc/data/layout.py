@@ -122,6 +122,12 @@ def is_original_image(path: str | Path) -> bool:
     return path == image_path(root, path.stem) and prepared_info(root) is None
 
 
+def synthetic_info(root: str | Path) -> str | None:
+    """The arguments ``fgvc.synthetic`` recorded for the complete dataset it wrote under ``root``, or None."""
+    marker, classes = Path(root) / FGVC_FOLDER / SYNTHETIC_MARKER, data_dir(root) / LEVEL_FILES["variant"]
+    return marker.read_text() if marker.is_file() and classes.is_file() else None
+
+
 def read_hierarchy(root: str | Path, split: str, level: str = "variant") -> dict[str, tuple[np.ndarray, list[str]]]:
     """Map each class of ``level`` to its family and manufacturer: ``{parent_level: (parent_of, parent_names)}``.
 
