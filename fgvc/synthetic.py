@@ -62,6 +62,7 @@ MIN_PICTURE = 48  # px, smallest width and height of the picture above the banne
 
 DIFFICULTIES = ("easy", "hard")
 HARD_HIDDEN = 0.12  # share of the hard set's images whose tail a cloud hides
+_CLOUD_RADIUS = 0.32  # the cloud over a hidden tail, centred on the fuselage's end, in fuselage lengths
 
 _LEVELS = ("variant", "family", "manufacturer")
 _LEVEL_FILES = {"variant": "variants.txt", "family": "families.txt", "manufacturer": "manufacturers.txt"}
@@ -394,9 +395,9 @@ def _render(var: _Variant, size: tuple[int, int], rng: np.random.Generator,
     a = np.asarray(alpha, np.float32)[..., None] / 255
     picture = sky * (1 - a) + np.asarray(colour, np.float32) * a
     if hide_tail and rng.random() < hide_tail:
-        tail_x = -var.length / 2 + 0.08  # between the stabilisers, in the aircraft's frame
+        tail_x = -var.length / 2
         centre = (ox + tail_x * cos * scale, oy + tail_x * sin * scale)
-        picture = _cloud(picture, centre, float(0.32 * scale), rng)
+        picture = _cloud(picture, centre, float(_CLOUD_RADIUS * scale), rng)
     picture += rng.standard_normal(picture.shape, dtype=np.float32) * np.float32(rng.uniform(1.5, 5))
     image = np.concatenate([np.clip(picture, 0, 255).astype(np.uint8), _banner(rng, width, banner_colour)])
 
