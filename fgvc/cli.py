@@ -1,7 +1,7 @@
 """The ``fgvc`` command line: thin wrappers over the package.
 
     fgvc synth --out data/synthetic                 # offline dataset in the FGVC-Aircraft layout
-    fgvc synth --out data/synthetic --difficulty hard   # variants of a family differ only by length
+    fgvc synth --out data/synthetic --difficulty hard   # variants of a family differ only by a tail, at times hidden
     fgvc download --data-root data                  # the real FGVC-Aircraft (2.6 GB)
     fgvc train --preset b4                          # fine-tune EfficientNet-B4
     fgvc train --preset demo --epochs 3             # minutes on a CPU
@@ -148,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=_size, default=(160, 140), help="image size WxH including the 20-px banner")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--difficulty", choices=DIFFICULTIES, default="easy", help="easy: each variant its own engines, "
-                   "tail and length; hard: the variants of a family differ only by fuselage length (default easy)")
+                   "tail and length; hard: the variants of a family differ only by their tail, which a cloud hides in "
+                   "some images (default easy)")
     p.set_defaults(func=_synth)
 
     p = sub.add_parser("download", help="download FGVC-Aircraft 2013b (2.6 GB)")

@@ -61,7 +61,7 @@ BANNER_HEIGHT = 20  # px, like the real images
 MIN_PICTURE = 48  # px, smallest width and height of the picture above the banner
 
 DIFFICULTIES = ("easy", "hard")
-HARD_HIDDEN = 0.12  # share of the hard set's images whose tail a cloud hides
+HARD_HIDDEN = 0.2  # share of the hard set's images whose tail a cloud hides
 _CLOUD_RADIUS = 0.32  # the cloud over a hidden tail, centred on the fuselage's end, in fuselage lengths
 
 _LEVELS = ("variant", "family", "manufacturer")
@@ -443,7 +443,7 @@ def write_synthetic_dataset(out: str | Path, num_classes: int = 12, per_class: i
     ``banner_colour`` paints the banner plain in that colour (tests pick one that nothing else
     in the images comes near, so a single banner pixel that survives cropping shows).
     ``difficulty`` is ``"easy"`` (each variant its own engines, tail and stretch) or ``"hard"``
-    (the variants of a family differ only by fuselage length; see the module docstring).
+    (the variants of a family differ only by their tail, at times hidden; see the module docstring).
     Raises ``ConfigError`` for bad arguments and ``FolderError`` rather than overwrite a folder
     this function did not write.
     """
