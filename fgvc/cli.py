@@ -1,6 +1,7 @@
 """The ``fgvc`` command line: thin wrappers over the package.
 
     fgvc synth --out data/synthetic                 # offline dataset in the FGVC-Aircraft layout
+    fgvc synth --out data/synthetic --difficulty hard   # variants of a family differ only by a tail, at times hidden
     fgvc download --data-root data                  # the real FGVC-Aircraft (2.6 GB)
     fgvc train --preset b4                          # fine-tune EfficientNet-B4
     fgvc train --preset demo --epochs 3             # minutes on a CPU
@@ -52,6 +53,7 @@ from fgvc.config import (
     make_config,
 )
 from fgvc.errors import ConfigError, FgvcError, Preempted
+from fgvc.synthetic import DIFFICULTIES
 
 if TYPE_CHECKING:
     from fgvc.zoom import Zoom
@@ -146,6 +148,9 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-class", type=int, default=30, help="images per variant (default 30)")
     p.add_argument("--size", type=_size, default=(160, 140), help="image size WxH including the 20-px banner")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--difficulty", choices=DIFFICULTIES, default="easy", help="easy: each variant its own engines, "
+                   "tail and length; hard: the variants of a family differ only by their tail, which a cloud hides in "
+                   "some images (default easy)")
     p.set_defaults(func=_synth)
 
     p = sub.add_parser("download", help="download FGVC-Aircraft 2013b (2.6 GB)")
@@ -362,7 +367,8 @@ def _status(args: argparse.Namespace) -> int:
 def _synth(args: argparse.Namespace) -> int:
     from fgvc.synthetic import write_synthetic_dataset
 
-    folder = write_synthetic_dataset(args.out, args.classes, args.per_class, args.size, args.seed)
+    folder = write_synthetic_dataset(args.out, args.classes, args.per_class, args.size, args.seed,
+                                     difficulty=args.difficulty)
     print(f"synthetic dataset written to {folder}")
     return 0
 

@@ -6,6 +6,7 @@ Usage::
     from torchvision.datasets import FGVCAircraft
 
     root = write_synthetic_dataset("data/synthetic", num_classes=12, per_class=30, seed=0)
+    hard = write_synthetic_dataset("data/synthetic-hard", num_classes=6, difficulty="hard")
     train = FGVCAircraft("data/synthetic", split="trainval", annotation_level="variant")
 
 ``write_synthetic_dataset(out)`` writes ``out/fgvc-aircraft-2013b/data/`` the way the real
@@ -33,6 +34,15 @@ wing layout (sweep or delta, fore/mid/aft position, span), a variant the finer d
 count and placement, tail type, fuselage stretch). Colour, heading, scale, position, sky,
 clouds and noise are drawn at random per image, so only shape tells classes apart. Same
 arguments (and Pillow build) give the same bytes.
+
+``difficulty="hard"`` (what ``make demo`` trains on) makes the variant a small cue that is
+sometimes hidden: engines and stretch become the family's, the variants of a family differ only by
+their tail, and in ``HARD_HIDDEN`` of the images a cloud in front of the aircraft hides the tail.
+Families stay easy to tell apart (wings, engines, fuselage) while a hidden tail leaves the variant
+to a guess among its siblings, so a model's errors stay inside the family (blocks on the confusion
+matrix's diagonal) and Grad-CAM shows what it looked at instead. ``"easy"`` (the default) gives
+each variant its own engines, tail and stretch and hides nothing. The hard set takes at most
+``MAX_HARD_CLASSES`` classes (3 tails per family).
 """
 
 from __future__ import annotations
@@ -49,6 +59,10 @@ from fgvc.errors import ConfigError, FolderError
 
 BANNER_HEIGHT = 20  # px, like the real images
 MIN_PICTURE = 48  # px, smallest width and height of the picture above the banner
+
+DIFFICULTIES = ("easy", "hard")
+HARD_HIDDEN = 0.2  # share of the hard set's images whose tail a cloud hides
+_CLOUD_RADIUS = 0.32  # the cloud over a hidden tail, centred on the fuselage's end, in fuselage lengths
 
 _LEVELS = ("variant", "family", "manufacturer")
 _LEVEL_FILES = {"variant": "variants.txt", "family": "families.txt", "manufacturer": "manufacturers.txt"}
@@ -75,6 +89,7 @@ _SWEEPS = ("straight", "swept", "highly swept", "delta")
 _WING_X = (0.15, 0.05, -0.05)  # wing root centre along the fuselage (nose at +0.5)
 _ENGINES = ("none", "two underwing", "four underwing", "two rear")
 _TAILS = ("conventional", "t-tail", "v-tail")
+MAX_HARD_CLASSES = len(_MANUFACTURERS) * _PER_LEVEL * len(_TAILS)  # the hard set: one tail per variant of a family
 
 Point = tuple[float, float]
 
@@ -95,6 +110,11 @@ class _Variant:
     engines: int
     tail: int
     stretch: bool
+
+    @property
+    def length(self) -> float:
+        """Fuselage length, in the unstretched fuselage's lengths."""
+        return 1.22 if self.stretch else 1.0
 
     def label(self, level: str) -> str:
         """This class's name at annotation ``level`` (variant, family or manufacturer)."""
@@ -128,8 +148,12 @@ def _variant_name(family: str, v: int, j: int) -> str:
     return f"{family} Mk {j + 1}"
 
 
-def _classes(num_classes: int) -> list[_Variant]:
-    """The class list: about 3 variants per family, 2 families per manufacturer, at least 2 of each."""
+def _classes(num_classes: int, difficulty: str = "easy") -> list[_Variant]:
+    """The class list: about 3 variants per family, 2 families per manufacturer, at least 2 of each.
+
+    ``difficulty="hard"``: engines and stretch follow the family, the tail the variant's place in it.
+    """
+    hard = difficulty == "hard"
     n_families = min(max(2, math.ceil(num_classes / 3)), len(_MANUFACTURERS) * _PER_LEVEL)
     n_manufacturers = min(max(2, math.ceil(n_families / 2)), len(_MANUFACTURERS))
     variant_counts = iter(_split_evenly(num_classes, n_families))
@@ -142,12 +166,13 @@ def _classes(num_classes: int) -> list[_Variant]:
             wing = f % _PER_LEVEL
             for j in range(next(variant_counts)):
                 v = len(variants)
-                detail = v % _PER_LEVEL
+                detail = (f if hard else v) % _PER_LEVEL
+                tail = (detail + j) % len(_TAILS) if hard else detail % len(_TAILS)
                 variants.append(_Variant(
                     name=_variant_name(family, v, j), family=family, manufacturer=word,
                     nose=m % 4, width=m % 3, canopy=m < 12,
                     sweep=wing % 4, wing_x=wing % 3, long_span=wing < 12,
-                    engines=detail % 4, tail=detail % 3, stretch=detail >= 12,
+                    engines=detail % 4, tail=tail, stretch=detail >= 12,
                 ))
             f += 1
     return variants
@@ -183,7 +208,7 @@ def _aircraft(var: _Variant, stripe: bool) -> list[tuple[list[Point], str]]:
     Tones: ``wing``, ``body``, ``engine``, ``stripe``, ``glass``; drawn in list order. The livery
     ``stripe`` along the fuselage is a nuisance, not class signal.
     """
-    length = 1.22 if var.stretch else 1.0
+    length = var.length
     w = _HALF_WIDTHS[var.width]
     tip, tail_x = length / 2, -length / 2
     parts: list[tuple[list[Point], str]] = []
@@ -320,9 +345,25 @@ def _banner(rng: np.random.Generator, width: int, colour: tuple[int, int, int] |
     return np.asarray(strip)
 
 
+def _cloud(picture: np.ndarray, centre: Point, radius: float, rng: np.random.Generator) -> np.ndarray:
+    """``picture`` (float HxWx3) with an opaque soft cloud of about ``radius`` pixels over ``centre``."""
+    height, width = picture.shape[:2]
+    mask = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(mask)
+    puffs = [(0.0, 0.0, radius)] + [(*rng.normal(0, 0.4 * radius, 2), radius * rng.uniform(0.5, 0.7))
+                                    for _ in range(int(rng.integers(2, 5)))]
+    for dx, dy, r in puffs:
+        x, y = centre[0] + dx, centre[1] + dy
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=255)
+    soft = np.asarray(mask.filter(ImageFilter.GaussianBlur(max(1.0, 0.1 * radius))), np.float32)[..., None] / 255
+    return picture * (1 - soft) + np.float32(rng.uniform(225, 250)) * soft
+
+
 def _render(var: _Variant, size: tuple[int, int], rng: np.random.Generator,
-            banner_colour: tuple[int, int, int] | None = None) -> tuple[Image.Image, tuple[int, int, int, int]]:
-    """Draw one image of ``var``; return it and the aircraft's 1-based inclusive box."""
+            banner_colour: tuple[int, int, int] | None = None,
+            hide_tail: float = 0.0) -> tuple[Image.Image, tuple[int, int, int, int]]:
+    """Draw one image of ``var``; return it and the aircraft's 1-based inclusive box. With probability
+    ``hide_tail`` a cloud in front of the aircraft hides its tail (the box still holds the whole aircraft)."""
     width, height = size
     pic_h = height - BANNER_HEIGHT
     sky = _sky(rng, width, pic_h)
@@ -353,6 +394,10 @@ def _render(var: _Variant, size: tuple[int, int], rng: np.random.Generator,
 
     a = np.asarray(alpha, np.float32)[..., None] / 255
     picture = sky * (1 - a) + np.asarray(colour, np.float32) * a
+    if hide_tail and rng.random() < hide_tail:
+        tail_x = -var.length / 2
+        centre = (ox + tail_x * cos * scale, oy + tail_x * sin * scale)
+        picture = _cloud(picture, centre, float(_CLOUD_RADIUS * scale), rng)
     picture += rng.standard_normal(picture.shape, dtype=np.float32) * np.float32(rng.uniform(1.5, 5))
     image = np.concatenate([np.clip(picture, 0, 255).astype(np.uint8), _banner(rng, width, banner_colour)])
 
@@ -389,7 +434,7 @@ def _write_lines(path: Path, lines: list[str]) -> None:
 def write_synthetic_dataset(out: str | Path, num_classes: int = 12, per_class: int = 30,
                             size: tuple[int, int] = (160, 140), seed: int = 0,
                             banner_colour: tuple[int, int, int] | None = None,
-                            width_range: tuple[int, int] | None = None) -> Path:
+                            width_range: tuple[int, int] | None = None, difficulty: str = "easy") -> Path:
     """Write the dataset under out/fgvc-aircraft-2013b and return that folder.
 
     ``size`` is (width, height) of each JPEG including the bottom ``BANNER_HEIGHT`` rows. With
@@ -397,10 +442,14 @@ def write_synthetic_dataset(out: str | Path, num_classes: int = 12, per_class: i
     is 2/3 as tall (3:2, as FGVC-Aircraft's photos are), with the banner below.
     ``banner_colour`` paints the banner plain in that colour (tests pick one that nothing else
     in the images comes near, so a single banner pixel that survives cropping shows).
+    ``difficulty`` is ``"easy"`` (each variant its own engines, tail and stretch) or ``"hard"``
+    (the variants of a family differ only by their tail, at times hidden; see the module docstring).
     Raises ``ConfigError`` for bad arguments and ``FolderError`` rather than overwrite a folder
     this function did not write.
     """
-    _check_int("num_classes", num_classes, 2, MAX_CLASSES)
+    if difficulty not in DIFFICULTIES:
+        raise ConfigError(f"difficulty must be one of {', '.join(DIFFICULTIES)}, got {difficulty!r}")
+    _check_int("num_classes", num_classes, 2, MAX_HARD_CLASSES if difficulty == "hard" else MAX_CLASSES)
     _check_int("per_class", per_class, 3)
     _check_int("seed", seed, 0)
     if (not isinstance(size, (tuple, list)) or len(size) != 2
@@ -416,8 +465,9 @@ def write_synthetic_dataset(out: str | Path, num_classes: int = 12, per_class: i
     root = Path(out) / "fgvc-aircraft-2013b"
     data = _prepare(root)
     _write_lines(root / _MARKER, [f"fgvc.synthetic num_classes={num_classes} per_class={per_class} "
-                                  f"size={size[0]}x{size[1]} seed={seed} width_range={width_range}"])
-    variants = _classes(num_classes)
+                                  f"size={size[0]}x{size[1]} seed={seed} width_range={width_range} "
+                                  f"difficulty={difficulty}"])
+    variants = _classes(num_classes, difficulty)
     rng = np.random.default_rng(seed)
     ids = [f"{i:07d}" for i in rng.choice(10**7, size=num_classes * per_class, replace=False)]
 
@@ -432,7 +482,7 @@ def write_synthetic_dataset(out: str | Path, num_classes: int = 12, per_class: i
             if width_range is not None:
                 width = int(draw.integers(width_range[0], width_range[1] + 1))
                 size = (width, round(width * 2 / 3) + BANNER_HEIGHT)
-            image, box = _render(var, size, draw, banner_colour)
+            image, box = _render(var, size, draw, banner_colour, HARD_HIDDEN if difficulty == "hard" else 0.0)
             image.save(data / "images" / f"{image_id}.jpg", quality=90)
             boxes.append(f"{image_id} {' '.join(map(str, box))}")
         test, val, train = class_ids[:n_test], class_ids[n_test:n_test + n_val], class_ids[n_test + n_val:]

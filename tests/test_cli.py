@@ -16,6 +16,16 @@ from fgvc.data import FGVC_FOLDER
 from fgvc.tracking import read_rows
 
 
+def test_synth_difficulty_reaches_the_generator(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    common = ["--classes", "3", "--per-class", "3", "--size", "64x84"]
+    assert main(["synth", "--out", str(tmp_path / "hard"), *common, "--difficulty", "hard"]) == 0
+    assert "difficulty=hard" in (tmp_path / "hard" / FGVC_FOLDER / "synthetic.txt").read_text()
+    with pytest.raises(SystemExit):
+        main(["synth", "--out", str(tmp_path / "other"), *common, "--difficulty", "medium"])
+    assert "invalid choice: 'medium'" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()
+
+
 def test_synth_train_evaluate_predict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data, run = tmp_path / "data", tmp_path / "run"
     assert main(["synth", "--out", str(data), "--classes", "4", "--per-class", "12", "--size", "96x88"]) == 0

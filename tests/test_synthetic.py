@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -10,7 +11,17 @@ import pytest
 from PIL import Image
 from torchvision.datasets import FGVCAircraft
 
-from fgvc.synthetic import BANNER_HEIGHT, MAX_CLASSES, _classes, write_synthetic_dataset
+from fgvc.errors import ConfigError
+from fgvc.synthetic import (
+    _CLOUD_RADIUS,
+    BANNER_HEIGHT,
+    MAX_CLASSES,
+    MAX_HARD_CLASSES,
+    _aircraft,
+    _classes,
+    _render,
+    write_synthetic_dataset,
+)
 
 SPLITS = ("train", "val", "trainval", "test")
 LEVELS = {"variant": "variants.txt", "family": "families.txt", "manufacturer": "manufacturers.txt"}
@@ -130,9 +141,15 @@ def test_hierarchy_is_consistent(out: Path) -> None:
     assert len({m for (m,) in maker_of_family.values()}) > 1
 
 
-@pytest.mark.parametrize("num_classes", [2, 3, 5, 12, 13, 30, 100, 150, 1000, MAX_CLASSES])
-def test_class_names_unique_and_tidy(num_classes: int) -> None:
-    variants = _classes(num_classes)
+SHAPE_FIELDS = ("nose", "width", "canopy", "sweep", "wing_x", "long_span", "engines", "stretch", "tail")
+
+
+@pytest.mark.parametrize(("num_classes", "difficulty"), [
+    *[(n, "easy") for n in (2, 3, 5, 12, 13, 30, 100, 150, 1000, MAX_CLASSES)],
+    *[(n, "hard") for n in (2, 3, 5, 12, 13, 100, MAX_HARD_CLASSES)],
+])
+def test_class_names_unique_and_tidy(num_classes: int, difficulty: str) -> None:
+    variants = _classes(num_classes, difficulty)
     assert len(variants) == num_classes
     for level in ("name", "family", "manufacturer"):
         names = [getattr(v, level) for v in variants]
@@ -140,13 +157,65 @@ def test_class_names_unique_and_tidy(num_classes: int) -> None:
     assert len({v.name for v in variants}) == num_classes
     family_makers = {(v.family, v.manufacturer) for v in variants}
     assert len(family_makers) == len({f for f, _ in family_makers})  # a family name belongs to one maker
-    shapes = {(v.nose, v.width, v.canopy, v.sweep, v.wing_x, v.long_span, v.engines, v.tail, v.stretch)
-              for v in variants}
+    shapes = {tuple(getattr(v, field) for field in SHAPE_FIELDS) for v in variants}
     assert len(shapes) == num_classes  # every class has its own shape
     families, makers = {v.family for v in variants}, {v.manufacturer for v in variants}
     assert len(families) >= 2 and len(makers) >= 2  # no annotation level is a single class
     if num_classes >= 12:
         assert len(families) > len(makers) and len(variants) > len(families)  # several per parent
+
+
+@pytest.mark.parametrize("num_classes", [6, 12, 100])
+def test_hard_variants_of_a_family_differ_only_by_their_tail(num_classes: int) -> None:
+    easy, hard = _classes(num_classes), _classes(num_classes, "hard")
+    assert [(v.name, v.family, v.manufacturer) for v in easy] == [(v.name, v.family, v.manufacturer) for v in hard]
+    by_family = defaultdict(list)
+    for v in hard:
+        by_family[v.family].append(v)
+    family_shapes = set()
+    for siblings in by_family.values():
+        shapes = {tuple(getattr(v, field) for field in SHAPE_FIELDS[:-1]) for v in siblings}
+        assert len(shapes) == 1  # wings, fuselage, engines and stretch belong to the family
+        assert len({v.tail for v in siblings}) == len(siblings)
+        family_shapes |= shapes
+    assert len(family_shapes) == len(by_family)  # families look different without their tails
+    # Drawn: siblings differ in the stabilisers (parts 2 and 3) and nowhere else.
+    first, second = by_family[hard[0].family][:2]
+    parts = [_aircraft(v, stripe=False) for v in (first, second)]
+    assert [tone for _, tone in parts[0]] == [tone for _, tone in parts[1]]
+    differ = [k for k, (a, b) in enumerate(zip(parts[0], parts[1], strict=True)) if a != b]
+    assert differ == [2, 3]
+
+
+@pytest.mark.parametrize("tail", [0, 1, 2])
+def test_the_cloud_covers_every_tail(tail: int) -> None:
+    var = next(v for v in _classes(6, "hard") if v.tail == tail)
+    stabilisers = _aircraft(var, stripe=False)[2:4]
+    end = -var.length / 2
+    reach = max(math.dist((x, y), (end, 0.0)) for poly, _ in stabilisers for x, y in poly)
+    assert reach < 0.9 * _CLOUD_RADIUS  # inside the cloud's opaque core
+
+
+def test_a_hidden_tail_changes_only_the_picture_near_it() -> None:
+    var = _classes(6, "hard")[0]
+    seen, box = _render(var, (160, 140), np.random.default_rng(1))
+    hidden, hidden_box = _render(var, (160, 140), np.random.default_rng(1), hide_tail=1.0)
+    assert box == hidden_box  # the box holds the whole aircraft, hidden parts included
+    picture = slice(0, 140 - BANNER_HEIGHT)
+    changed = np.abs(np.asarray(hidden, np.float32)[picture] - np.asarray(seen, np.float32)[picture]).sum(2) > 60
+    assert 0.02 < changed.mean() < 0.3  # a cloud, not noise, and not the whole picture
+
+
+def test_hard_set_has_the_same_files_and_records_its_difficulty(tmp_path: Path) -> None:
+    kwargs = {"num_classes": 6, "per_class": 3, "size": (64, 84)}
+    easy = write_synthetic_dataset(tmp_path / "easy", **kwargs)
+    hard = write_synthetic_dataset(tmp_path / "hard", difficulty="hard", **kwargs)
+    for name in [*LEVELS.values(), "images_variant_test.txt", "images_family_test.txt"]:
+        assert (easy / "data" / name).read_text() == (hard / "data" / name).read_text()
+    assert "difficulty=hard" in (hard / "synthetic.txt").read_text()
+    easy_images = {p.name: p.read_bytes() for p in (easy / "data" / "images").glob("*.jpg")}
+    hard_images = {p.name: p.read_bytes() for p in (hard / "data" / "images").glob("*.jpg")}
+    assert easy_images.keys() == hard_images.keys() and easy_images != hard_images
 
 
 def test_many_classes_few_images(tmp_path: Path) -> None:
@@ -242,8 +311,9 @@ def test_rewrites_its_own_output_but_not_a_foreign_folder(tmp_path: Path) -> Non
     ({"size": (47, 100)}, r"size .*\(48, 68\).*got \(47, 100\)"),
     ({"size": (100, 67)}, r"size .*got \(100, 67\)"),
     ({"size": (100,)}, r"size .*got \(100,\)"),
+    ({"difficulty": "medium"}, r"difficulty .*easy, hard.*got 'medium'"),
 ])
-def test_bad_arguments_raise_value_error(tmp_path: Path, kwargs: dict, pattern: str) -> None:
-    with pytest.raises(ValueError, match=pattern):
+def test_bad_arguments_raise_config_error(tmp_path: Path, kwargs: dict, pattern: str) -> None:
+    with pytest.raises(ConfigError, match=pattern):
         write_synthetic_dataset(tmp_path, **kwargs)
     assert not any(tmp_path.iterdir())  # nothing written
