@@ -55,6 +55,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from fgvc.config import FGVC_SPLITS, LEVELS
+from fgvc.data.layout import (
+    BOX_FILE,
+    FGVC_FOLDER,
+    LEVEL_FILES,
+    SYNTHETIC_MARKER,
+    data_dir,
+    image_path,
+    labels_file,
+)
 from fgvc.errors import ConfigError, FolderError
 
 BANNER_HEIGHT = 20  # px, like the real images
@@ -64,9 +74,6 @@ DIFFICULTIES = ("easy", "hard")
 HARD_HIDDEN = 0.2  # share of the hard set's images whose tail a cloud hides
 _CLOUD_RADIUS = 0.32  # the cloud over a hidden tail, centred on the fuselage's end, in fuselage lengths
 
-_LEVELS = ("variant", "family", "manufacturer")
-_LEVEL_FILES = {"variant": "variants.txt", "family": "families.txt", "manufacturer": "manufacturers.txt"}
-_MARKER = "synthetic.txt"
 _SUPERSAMPLE = 2  # the aircraft is drawn at this multiple of the size, then box-filtered down
 
 # Manufacturer names (first words distinct) and two-letter codes (distinct).
@@ -414,16 +421,15 @@ def _check_int(name: str, value: object, minimum: int, maximum: int | None = Non
         raise ConfigError(f"{name} must be an integer {expected}, got {value!r}")
 
 
-def _prepare(root: Path) -> Path:
-    """Make an empty ``root/data``, replacing only a dataset this module wrote earlier."""
+def _prepare(out: Path) -> None:
+    """Make an empty dataset folder under ``out``, replacing only a dataset this module wrote earlier."""
+    root = out / FGVC_FOLDER
     if root.exists() and any(root.iterdir()):
-        if not (root / _MARKER).is_file():
-            raise FolderError(f"{root} exists and is not a synthetic dataset (no {_MARKER}); "
-                                  "refusing to overwrite it, choose another output folder")
-        shutil.rmtree(root / "data", ignore_errors=True)
-    data = root / "data"
-    (data / "images").mkdir(parents=True)
-    return data
+        if not (root / SYNTHETIC_MARKER).is_file():
+            raise FolderError(f"{root} exists and is not a synthetic dataset (no {SYNTHETIC_MARKER}); "
+                              "refusing to overwrite it, choose another output folder")
+        shutil.rmtree(data_dir(out), ignore_errors=True)
+    image_path(out, "0").parent.mkdir(parents=True)
 
 
 def _write_lines(path: Path, lines: list[str]) -> None:
@@ -462,16 +468,17 @@ def write_synthetic_dataset(out: str | Path, num_classes: int = 12, per_class: i
         _check_int("width_range[0]", width_range[0], MIN_PICTURE * 3 // 2)
         _check_int("width_range[1]", width_range[1], width_range[0])
 
-    root = Path(out) / "fgvc-aircraft-2013b"
-    data = _prepare(root)
-    _write_lines(root / _MARKER, [f"fgvc.synthetic num_classes={num_classes} per_class={per_class} "
+    out = Path(out)
+    _prepare(out)
+    root = out / FGVC_FOLDER
+    _write_lines(root / SYNTHETIC_MARKER, [f"fgvc.synthetic num_classes={num_classes} per_class={per_class} "
                                   f"size={size[0]}x{size[1]} seed={seed} width_range={width_range} "
                                   f"difficulty={difficulty}"])
     variants = _classes(num_classes, difficulty)
     rng = np.random.default_rng(seed)
     ids = [f"{i:07d}" for i in rng.choice(10**7, size=num_classes * per_class, replace=False)]
 
-    splits: dict[str, list[tuple[str, _Variant]]] = {s: [] for s in ("train", "val", "trainval", "test")}
+    splits: dict[str, list[tuple[str, _Variant]]] = {s: [] for s in FGVC_SPLITS}
     boxes: list[str] = []
     n_test = per_class // 3
     n_val = (per_class - n_test) // 2
@@ -483,15 +490,15 @@ def write_synthetic_dataset(out: str | Path, num_classes: int = 12, per_class: i
                 width = int(draw.integers(width_range[0], width_range[1] + 1))
                 size = (width, round(width * 2 / 3) + BANNER_HEIGHT)
             image, box = _render(var, size, draw, banner_colour, HARD_HIDDEN if difficulty == "hard" else 0.0)
-            image.save(data / "images" / f"{image_id}.jpg", quality=90)
+            image.save(image_path(out, image_id), quality=90)
             boxes.append(f"{image_id} {' '.join(map(str, box))}")
         test, val, train = class_ids[:n_test], class_ids[n_test:n_test + n_val], class_ids[n_test + n_val:]
         for split, split_ids in (("train", train), ("val", val), ("trainval", train + val), ("test", test)):
             splits[split] += [(image_id, var) for image_id in split_ids]
 
-    for level in _LEVELS:
-        _write_lines(data / _LEVEL_FILES[level], list(dict.fromkeys(v.label(level) for v in variants)))
+    for level in LEVELS:
+        _write_lines(data_dir(out) / LEVEL_FILES[level], list(dict.fromkeys(v.label(level) for v in variants)))
         for split, items in splits.items():
-            _write_lines(data / f"images_{level}_{split}.txt", [f"{i} {v.label(level)}" for i, v in items])
-    _write_lines(data / "images_box.txt", boxes)
+            _write_lines(labels_file(out, split, level), [f"{i} {v.label(level)}" for i, v in items])
+    _write_lines(data_dir(out) / BOX_FILE, boxes)
     return root
