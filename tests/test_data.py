@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import MakeDataset
 from PIL import Image
 from torchvision import transforms
 
@@ -47,11 +48,8 @@ def test_class_order_is_the_line_order_of_variants_txt(synthetic_root: Path) -> 
     assert build_dataset(synthetic_root, "test").classes == annotation(synthetic_root, "variants.txt")
 
 
-def test_names_with_slash_and_space_load(tmp_path: Path) -> None:
-    from fgvc.synthetic import write_synthetic_dataset
-
-    write_synthetic_dataset(tmp_path, num_classes=20, per_class=3, size=(96, 88))
-    dataset = build_dataset(tmp_path, "test")
+def test_names_with_slash_and_space_load(make_dataset: MakeDataset) -> None:
+    dataset = build_dataset(make_dataset(20, 3, size=(96, 88)), "test")
     assert any("/" in c for c in dataset.classes) and any(" " in c for c in dataset.classes)
     labels = {dataset.classes[dataset[i][1]] for i in range(len(dataset))}
     assert labels == set(dataset.classes)
