@@ -47,13 +47,15 @@ def tiny_root(make_dataset: MakeDataset) -> Path:
 
 
 @pytest.fixture(scope="session")
-def short_run(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A two-epoch demo run on ``synthetic_root`` at 32 px: a real run folder and a checkpoint whose scores
-    depend on the image, for the tests of what comes after training; its folder."""
+def short_run(make_dataset: MakeDataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A two-epoch demo run at 32 px on 6 synthetic classes of 12 images (6 steps of 8 an epoch): a real run
+    folder and a checkpoint whose scores depend on the image, for the tests of what comes after training and
+    of the step log; its folder."""
     from fgvc.engine import fit
 
     run_dir = tmp_path_factory.mktemp("runs") / "short"
-    return fit(tiny_config(synthetic_root, run_dir, epochs=2, img_size=32), progress=False)
+    data = make_dataset(NUM_CLASSES, 12, size=(128, 116))
+    return fit(tiny_config(data, run_dir, epochs=2, img_size=32, batch_size=8), progress=False)
 
 
 @pytest.fixture(scope="session")

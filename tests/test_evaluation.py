@@ -71,9 +71,9 @@ def test_tta_on_a_flip_invariant_model_changes_nothing() -> None:
                            predict_scores(class_changing, loader, Runtime(cpu), tta=True)[0])
 
 
-def test_checkpoint_carries_the_hierarchy_of_the_dataset(short_run: Path, synthetic_root: Path) -> None:
+def test_checkpoint_carries_the_hierarchy_of_the_dataset(short_run: Path) -> None:
     trained = load_trained(short_run / "last.pt")
-    meta = synthetic_root / FGVC_FOLDER / "data"
+    meta = Path(trained.cfg.data_root) / FGVC_FOLDER / "data"
     family_of_image = dict(line.split(" ", 1) for line in (meta / "images_family_test.txt").read_text().splitlines())
     for line in (meta / "images_variant_test.txt").read_text().splitlines():
         image_id, variant = line.split(" ", 1)
