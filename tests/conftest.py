@@ -26,7 +26,7 @@ def make_dataset(tmp_path_factory: pytest.TempPathFactory) -> MakeDataset:
     def make(num_classes: int, per_class: int, size: tuple[int, int] = (80, 76), **options: object) -> Path:
         key = (num_classes, per_class, size, *sorted(options.items()))
         if key not in made:
-            made[key] = tmp_path_factory.mktemp(f"synthetic-{num_classes}x{per_class}")
+            made[key] = tmp_path_factory.mktemp(f"synthetic-{num_classes}x{per_class}-")
             write_synthetic_dataset(made[key], num_classes=num_classes, per_class=per_class, size=size,
                                     **options)
         return made[key]

@@ -73,7 +73,7 @@ def start_cli(args: list[str]) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def wait_for_epoch(process: subprocess.Popen[str], steps_csv: Path, epoch: int, timeout: float = 180) -> None:
+def wait_for_epoch(process: subprocess.Popen[str], steps_csv: Path, epoch: int, timeout: float = 600) -> None:
     """Poll ``steps.csv`` until it holds a row of ``epoch``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
