@@ -9,7 +9,7 @@ RUN_ID := $(shell date +%Y%m%d-%H%M%S)
 DEMO_DIR ?= logs/$(RUN_ID)-demo
 PAPERMILL := $(PY) -m papermill --log-output --no-progress-bar
 
-.PHONY: setup run demo test lint figures bench browser serve-screenshot
+.PHONY: setup run demo test test-fast lint figures bench browser serve-screenshot
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,8 +51,13 @@ browser:
 	else echo "make: chromium and chromedriver are missing: the web demo's browser test will be skipped" \
 		"(it fails under CI). Install them as root: apt-get install chromium chromium-driver" >&2; fi
 
+# Every test; test-fast leaves out the ones marked slow (training that must learn, torchrun, job scripts,
+# notebooks, the browser): every module is still tested, in a fraction of the time.
 test: setup browser
 	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
 
 lint: setup
 	$(PY) -m ruff check fgvc tests

@@ -1,4 +1,4 @@
-"""Shared fixtures: one small synthetic dataset and one short demo run for the whole session."""
+"""Shared fixtures: synthetic datasets made once per session, and the short and the long training run."""
 
 from __future__ import annotations
 
@@ -11,40 +11,58 @@ import pytest
 matplotlib.use("Agg")
 os.environ.setdefault("TORCH_HOME", "/nonexistent-fgvc-test-torch-home")  # a test must never download weights
 
-from fgvc.config import TrainConfig, make_config
+from helpers import NUM_CLASSES, MakeDataset, tiny_config
+
 from fgvc.synthetic import write_synthetic_dataset
 
-NUM_CLASSES = 6
+
+@pytest.fixture(scope="session")
+def make_dataset(tmp_path_factory: pytest.TempPathFactory) -> MakeDataset:
+    """``make_dataset(num_classes, per_class, size=(80, 76), **options)``: a synthetic FGVC-Aircraft in the real
+    on-disk layout (``write_synthetic_dataset``'s arguments), written once per session for each set of
+    arguments and shared: a test that damages or renames files works on a copy."""
+    made: dict[tuple, Path] = {}
+
+    def make(num_classes: int, per_class: int, size: tuple[int, int] = (80, 76), **options: object) -> Path:
+        key = (num_classes, per_class, size, *sorted(options.items()))
+        if key not in made:
+            made[key] = tmp_path_factory.mktemp(f"synthetic-{num_classes}x{per_class}-")
+            write_synthetic_dataset(made[key], num_classes=num_classes, per_class=per_class, size=size,
+                                    **options)
+        return made[key]
+
+    return make
 
 
 @pytest.fixture(scope="session")
-def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 6-class synthetic FGVC-Aircraft (90 images per class) in the real on-disk layout."""
-    root = tmp_path_factory.mktemp("synthetic")
-    write_synthetic_dataset(root, num_classes=NUM_CLASSES, per_class=90, size=(128, 116), seed=0)
-    return root
+def synthetic_root(make_dataset: MakeDataset) -> Path:
+    """A 6-class synthetic FGVC-Aircraft (90 images per class): enough to learn from."""
+    return make_dataset(NUM_CLASSES, 90, size=(128, 116))
 
 
 @pytest.fixture(scope="session")
-def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_root(make_dataset: MakeDataset) -> Path:
     """3 classes, 12 trainval and 6 test images: for runs whose learning does not matter."""
-    root = tmp_path_factory.mktemp("tiny")
-    write_synthetic_dataset(root, num_classes=3, per_class=6, size=(80, 76))
-    return root
+    return make_dataset(3, 6)
 
 
-def tiny_config(data_root: Path, run_dir: Path, **overrides: object) -> TrainConfig:
-    """The demo preset shrunk for tests: 64-px images, in-process loading; B0 from random weights, so the
-    engine's tests show that the loop itself learns (the demo fine-tunes Lite0: see test_pretrained.py)."""
-    values = {"data_root": str(data_root), "run_dir": str(run_dir), "img_size": 64, "batch_size": 16,
-              "workers": 0, "epochs": 2, "warmup_epochs": 0, "log_every": 5, "arch": "efficientnet-b0",
-              "pretrained": False}
-    return make_config("demo", **{**values, **overrides})
+@pytest.fixture(scope="session")
+def short_run(make_dataset: MakeDataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two epochs of what the demo trains (Lite0 fine-tuned from its ImageNet weights) at 64 px on 6 synthetic
+    classes of 12 images (6 steps of 8 an epoch): a real run folder and a checkpoint whose scores depend on the
+    image, with clear winners (no near-ties between classes), for the tests of what comes after training and of
+    the step log; its folder."""
+    from fgvc.engine import fit
+
+    run_dir = tmp_path_factory.mktemp("runs") / "short"
+    data = make_dataset(NUM_CLASSES, 12, size=(128, 116))
+    return fit(tiny_config(data, run_dir, epochs=2, batch_size=8, arch="efficientnet-lite0", pretrained=True),
+               progress=False)
 
 
 @pytest.fixture(scope="session")
 def trained_run(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A demo run long enough to learn the synthetic classes; its folder."""
+    """A demo run long enough to learn the synthetic classes; its folder (for the one test that needs learning)."""
     from fgvc.engine import fit
 
     run_dir = tmp_path_factory.mktemp("runs") / "trained"

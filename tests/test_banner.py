@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import tiny_config
+from helpers import tiny_config
 from PIL import Image
 
 from fgvc.cli import main

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import NUM_CLASSES, tiny_config
+from helpers import NUM_CLASSES, MakeDataset, tiny_config
 
 from fgvc import metrics
 from fgvc.analysis import analyse
@@ -246,13 +246,11 @@ def test_cli_prints_writes_and_refuses_with_exit_code_2(tmp_path: Path, capsys: 
 
 
 @pytest.fixture(scope="module")
-def small_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def small_run(make_dataset: MakeDataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A one-epoch run on a tiny 6-class synthetic dataset (5 images a class, 32 px): real files, written in seconds."""
     from fgvc.engine import fit
-    from fgvc.synthetic import write_synthetic_dataset
 
-    root = tmp_path_factory.mktemp("tiny-synthetic")
-    write_synthetic_dataset(root, num_classes=NUM_CLASSES, per_class=5, size=(48, 68), seed=0)
+    root = make_dataset(NUM_CLASSES, 5, size=(48, 68))
     run_dir = tmp_path_factory.mktemp("runs") / "small"
     return fit(tiny_config(root, run_dir, epochs=1, img_size=32, batch_size=8), progress=False)
 

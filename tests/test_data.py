@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import MakeDataset
 from PIL import Image
 from torchvision import transforms
 
@@ -59,11 +60,8 @@ def test_the_dataset_reads_what_torchvision_reads(synthetic_root: Path, level: s
             (Path(path), label) for path, label in zip(theirs._image_files, theirs._labels)]
 
 
-def test_names_with_slash_and_space_load(tmp_path: Path) -> None:
-    from fgvc.synthetic import write_synthetic_dataset
-
-    write_synthetic_dataset(tmp_path, num_classes=20, per_class=3, size=(96, 88))
-    dataset = build_dataset(tmp_path, "test")
+def test_names_with_slash_and_space_load(make_dataset: MakeDataset) -> None:
+    dataset = build_dataset(make_dataset(20, 3, size=(96, 88)), "test")
     assert any("/" in c for c in dataset.classes) and any(" " in c for c in dataset.classes)
     labels = {dataset.classes[dataset[i][1]] for i in range(len(dataset))}
     assert labels == set(dataset.classes)

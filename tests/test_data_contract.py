@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
+from helpers import MakeDataset, tiny_config
 from PIL import Image
 
 from fgvc.cam_examples import load_split_images
@@ -32,6 +32,7 @@ from fgvc.data import (
     AFFINE_TRANSLATE,
     FGVC_FOLDER,
     LEVEL_FILES,
+    Augment,
     Augmentation,
     AugmentedSplit,
     build_loaders,
@@ -40,12 +41,11 @@ from fgvc.data import (
     image_files,
     load_image,
 )
-from fgvc.data import transforms as data_transforms
 from fgvc.engine import fit
 from fgvc.gradcam import explain
 from fgvc.model import model_spec
 from fgvc.predict import Predictor
-from fgvc.synthetic import BANNER_HEIGHT, write_synthetic_dataset
+from fgvc.synthetic import BANNER_HEIGHT
 
 MAGENTA = (255, 0, 255)
 # Real FGVC-Aircraft names that trip up naive code: a slash (a path separator), two slashes, a space.
@@ -78,11 +78,11 @@ def rewrite_annotations(data: Path, edit: Callable[[str, str], tuple[str, str]])
 
 
 @pytest.fixture(scope="module")
-def contract_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def contract_root(make_dataset: MakeDataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """6 synthetic classes with a magenta banner; three classes renamed to real names with '/' and spaces;
     one image renamed to id 0034309; every class file in an order that is neither sorted nor the original."""
-    root = tmp_path_factory.mktemp("contract")
-    write_synthetic_dataset(root, num_classes=6, per_class=12, size=(128, 116), seed=0, banner_colour=MAGENTA)
+    root = tmp_path_factory.mktemp("contract") / "root"
+    shutil.copytree(make_dataset(6, 12, size=(128, 116), banner_colour=MAGENTA), root)
     data = root / FGVC_FOLDER / "data"
     first_test_id = (data / "images_variant_test.txt").read_text().split(" ", 1)[0]
     (data / "images" / f"{first_test_id}.jpg").rename(data / "images" / f"{ZERO_ID}.jpg")
@@ -187,17 +187,18 @@ def test_check_data_measures_images_without_the_banner(contract_root: Path, tmp_
 # --- the augmentations -----------------------------------------------------------------------------------
 
 class Recorder:
-    """Wraps ``transforms.draw_augmentation`` and records every draw with the size of the image it was for."""
+    """Wraps ``Augment.draw`` (wherever the class lives) and records every draw with the size of the image it
+    was for."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.draws: list[tuple[Augmentation, int, int, int]] = []  # (draw, image width, image height, img_size)
-        original = data_transforms.draw_augmentation
+        original = Augment.draw
 
-        def wrapper(rng, width, height, img_size, *args, **kwargs):
-            augmentation = original(rng, width, height, img_size, *args, **kwargs)
-            self.draws.append((augmentation, width, height, img_size))
+        def wrapper(augment: Augment, rng: np.random.Generator, image: Image.Image) -> Augmentation:
+            augmentation = original(augment, rng, image)
+            self.draws.append((augmentation, image.width, image.height, augment.img_size))
             return augmentation
-        monkeypatch.setattr(data_transforms, "draw_augmentation", wrapper)
+        monkeypatch.setattr(Augment, "draw", wrapper)
 
 
 def draws(dataset: torch.utils.data.Dataset, passes: int) -> Iterator[torch.Tensor]:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_config
+from helpers import MakeDataset, tiny_config, train
 from torch.utils.data import DataLoader, TensorDataset
 
-from fgvc.checkpoint import TrainState, load_checkpoint
+from fgvc.checkpoint import load_checkpoint
 from fgvc.cli import main
 from fgvc.config import make_config
 from fgvc.data import FGVC_FOLDER
@@ -25,21 +25,15 @@ from fgvc.distributed import wrap
 from fgvc.engine import fit
 from fgvc.errors import ConfigError
 from fgvc.evaluation import evaluate_checkpoint
-from fgvc.loop import train_one_epoch
-from fgvc.optim import build_optimizer, build_scheduler
-from fgvc.runtime import Runtime
-from fgvc.synthetic import write_synthetic_dataset
 from fgvc.tracking import read_rows
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def odd_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def odd_root(make_dataset: MakeDataset) -> Path:
     """3 classes, 30 trainval and 15 test images: an odd test split, which a padding sampler would inflate."""
-    root = tmp_path_factory.mktemp("odd")
-    write_synthetic_dataset(root, num_classes=3, per_class=15, size=(96, 88))
-    return root
+    return make_dataset(3, 15, size=(96, 88))
 
 
 def torchrun(run: Path, root: Path, *extra: str, logs: Path) -> subprocess.CompletedProcess[str]:
@@ -66,6 +60,7 @@ def two_process_run(odd_root: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return base / "run", base / "logs"
 
 
+@pytest.mark.slow
 def test_one_run_folder_written_by_rank_0_alone(two_process_run: tuple[Path, Path]) -> None:
     run, logs = two_process_run
     events = [p.name for p in run.glob("events.out.tfevents.*")]
@@ -81,6 +76,7 @@ def test_one_run_folder_written_by_rank_0_alone(two_process_run: tuple[Path, Pat
     assert rank_output(logs, 1, "stdout") == "" and rank_output(logs, 1, "stderr") == ""  # the others stay quiet
 
 
+@pytest.mark.slow
 def test_evaluation_counts_every_test_image_once_and_agrees_with_one_process(
         two_process_run: tuple[Path, Path], odd_root: Path, tmp_path: Path) -> None:
     run, _ = two_process_run
@@ -99,6 +95,7 @@ def test_evaluation_counts_every_test_image_once_and_agrees_with_one_process(
     assert len({row["probability"] for row in alone.values()}) > 3  # a model whose scores depend on the image
 
 
+@pytest.mark.slow
 def test_resume_under_two_processes_and_a_two_process_run_resumes_on_one(odd_root: Path, tmp_path: Path) -> None:
     run, last = tmp_path / "run", tmp_path / "run" / "last.pt"
     result = torchrun(run, odd_root, "--epochs", "3", "--stop-after", "1", logs=tmp_path / "logs1")
@@ -112,6 +109,7 @@ def test_resume_under_two_processes_and_a_two_process_run_resumes_on_one(odd_roo
     assert "resuming" in (run / "train.log").read_text()
 
 
+@pytest.mark.slow
 def test_ema_under_two_processes_is_evaluated_with_the_statistics_the_checkpoint_keeps(
         odd_root: Path, tmp_path: Path) -> None:
     """Each rank averages its own batch-norm statistics into the EMA: every rank must evaluate rank 0's."""
@@ -129,9 +127,9 @@ def test_ema_under_two_processes_is_evaluated_with_the_statistics_the_checkpoint
     assert read_rows(run / "epochs.csv")[-1]["ema_eval_top1"] == pytest.approx(single.report["top1"])
 
 
-def test_sigterm_to_the_launcher_leaves_a_last_pt_that_resumes(tmp_path: Path) -> None:
-    root = tmp_path / "data"
-    write_synthetic_dataset(root, num_classes=3, per_class=30, size=(96, 88))  # 60 trainval: 15 steps a rank
+@pytest.mark.slow
+def test_sigterm_to_the_launcher_leaves_a_last_pt_that_resumes(make_dataset: MakeDataset, tmp_path: Path) -> None:
+    root = make_dataset(3, 30, size=(96, 88))  # 60 trainval: 15 steps a rank
     run, logs = tmp_path / "run", tmp_path / "logs"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                "--log-dir", str(logs), "--redirects", "3", "-m", "fgvc", "train", "--preset", "demo",
@@ -153,6 +151,7 @@ def test_sigterm_to_the_launcher_leaves_a_last_pt_that_resumes(tmp_path: Path) -
     assert [r["epoch"] for r in read_rows(run / "epochs.csv")] == [1, 2]
 
 
+@pytest.mark.slow
 def test_a_bad_image_stops_every_rank_with_the_same_message(odd_root: Path, tmp_path: Path) -> None:
     import shutil
 
@@ -167,6 +166,7 @@ def test_a_bad_image_stops_every_rank_with_the_same_message(odd_root: Path, tmp_
         assert f"fgvc: error: {bad}: not an image" in rank_output(tmp_path / "logs", rank, "stderr"), rank
 
 
+@pytest.mark.slow
 def test_gradient_accumulation_steps_the_optimizer_once_per_k_batches(odd_root: Path, tmp_path: Path) -> None:
     run = fit(tiny_config(odd_root, tmp_path / "run", epochs=1, batch_size=4, accum_steps=3), progress=False)
     batches = 30 // 4  # 7 batches a epoch: optimizer steps after batches 3, 6 and 7
@@ -180,6 +180,7 @@ def test_sync_bn_is_refused_on_the_cpu() -> None:
         wrap(torch.nn.BatchNorm2d(3), torch.device("cpu"), sync_bn=True)
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process_with_the_same_global_batch(
         two_process_run: tuple[Path, Path], odd_root: Path, tmp_path: Path) -> None:
     """Both runs see the same images in each global batch (one permutation per epoch, every 2nd index per rank).
@@ -207,11 +208,7 @@ def test_accumulating_k_batches_of_b_is_one_step_of_k_times_b() -> None:
     for batch, accum in ((8, 1), (4, 2)):
         torch.manual_seed(1)
         model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
-        optimizer = build_optimizer(model, cfg)
-        runtime = Runtime(torch.device("cpu"))
-        state = TrainState(model, optimizer, build_scheduler(optimizer, cfg, 32 // 8), runtime.grad_scaler())
-        train_one_epoch(state, DataLoader(data, batch_size=batch), torch.nn.CrossEntropyLoss(), runtime, epoch=1,
-                        accum_steps=accum)
+        state = train(model, cfg, DataLoader(data, batch_size=batch), accum_steps=accum)
         assert state.scheduler.last_epoch == 4  # four optimizer steps either way
         weights[accum] = torch.cat([p.detach().flatten() for p in model.parameters()])
     assert torch.allclose(weights[1], weights[2], atol=1e-6)
@@ -219,6 +216,7 @@ def test_accumulating_k_batches_of_b_is_one_step_of_k_times_b() -> None:
         torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3)).parameters()]), atol=1e-3)
 
 
+@pytest.mark.slow
 def test_the_ddp_benchmark_runs_and_reports_its_scaling(tmp_path: Path) -> None:
     """fgvc/benchmarks/gpu_ddp.sh's Python part on 2 CPU processes: it runs and reports (the figures themselves belong
     to BENCHMARKS.md, measured on GPUs, never asserted here)."""

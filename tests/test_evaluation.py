@@ -20,12 +20,12 @@ from fgvc.runtime import Runtime
 REPORT_FILES = ("metrics.json", "per_class.csv", "confusion.csv", "confusions.csv", "confusion.png")
 
 
-def test_fit_ends_with_the_full_analysis(trained_run: Path) -> None:
-    folder = trained_run / "eval-test"
+def test_fit_ends_with_the_full_analysis(short_run: Path) -> None:
+    folder = short_run / "eval-test"
     for name in REPORT_FILES:
         assert (folder / name).stat().st_size > 0, name
     report = json.loads((folder / "metrics.json").read_text())
-    final_epoch = (trained_run / "epochs.csv").read_text().splitlines()[-1].split(",")
+    final_epoch = (short_run / "epochs.csv").read_text().splitlines()[-1].split(",")
     assert report["top1"] == pytest.approx(float(final_epoch[3]))
     low, high = report["top1_ci"]
     assert low <= report["top1"] <= high
@@ -34,11 +34,11 @@ def test_fit_ends_with_the_full_analysis(trained_run: Path) -> None:
     assert confusion.sum() == report["num_samples"] and len(classes) == len(families) == confusion.shape[0]
 
 
-def test_evaluate_writes_every_file_and_tta_into_its_own_folder(trained_run: Path, tmp_path: Path) -> None:
-    analysis = evaluate_checkpoint(trained_run / "last.pt", split="val", out=tmp_path / "plain")
-    flipped = evaluate_checkpoint(trained_run / "last.pt", split="val", tta=True)
+def test_evaluate_writes_every_file_and_tta_into_its_own_folder(short_run: Path, tmp_path: Path) -> None:
+    analysis = evaluate_checkpoint(short_run / "last.pt", split="val", out=tmp_path / "plain")
+    flipped = evaluate_checkpoint(short_run / "last.pt", split="val", tta=True)
     for name in REPORT_FILES:
-        assert (tmp_path / "plain" / name).exists() and (trained_run / "eval-val-tta" / name).exists()
+        assert (tmp_path / "plain" / name).exists() and (short_run / "eval-val-tta" / name).exists()
     assert flipped.report["tta"] is True and analysis.report["num_samples"] == flipped.report["num_samples"]
     text = "\n".join([format_report(analysis.report), format_worst(analysis.report, 3),
                       format_confusions(analysis.report, 3)])
@@ -71,9 +71,9 @@ def test_tta_on_a_flip_invariant_model_changes_nothing() -> None:
                            predict_scores(class_changing, loader, Runtime(cpu), tta=True)[0])
 
 
-def test_checkpoint_carries_the_hierarchy_of_the_dataset(trained_run: Path, synthetic_root: Path) -> None:
-    trained = load_trained(trained_run / "last.pt")
-    meta = synthetic_root / FGVC_FOLDER / "data"
+def test_checkpoint_carries_the_hierarchy_of_the_dataset(short_run: Path) -> None:
+    trained = load_trained(short_run / "last.pt")
+    meta = Path(trained.cfg.data_root) / FGVC_FOLDER / "data"
     family_of_image = dict(line.split(" ", 1) for line in (meta / "images_family_test.txt").read_text().splitlines())
     for line in (meta / "images_variant_test.txt").read_text().splitlines():
         image_id, variant = line.split(" ", 1)

@@ -103,6 +103,7 @@ def test_onnx_files_are_checked(exported: tuple[Path, Path], tmp_path: Path) -> 
         Predictor.from_checkpoint(exported[1], precision="bf16")
 
 
+@pytest.mark.slow  # every inference configuration timed: fgvc.benchmarks' fast tests are test_bench.py's
 def test_bench_predict_prints_its_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "predict", "--quick", "--repeats", "1", "--device", "cpu", "--workdir", str(tmp_path)]) == 0
     out = capsys.readouterr().out

@@ -7,18 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import train
 from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
-from fgvc.checkpoint import TrainState
 from fgvc.config import make_config
 from fgvc.data import FGVC_FOLDER
 from fgvc.gradcam import cam_peak, compute_cam
 from fgvc.heatmap import overlay_heatmap
-from fgvc.loop import train_one_epoch
 from fgvc.model import build_model, model_spec
-from fgvc.optim import build_optimizer, build_scheduler
-from fgvc.runtime import Runtime
 
 SIZE, PART = 128, 32
 
@@ -56,6 +53,7 @@ def share_pointing_at_the_part(model: torch.nn.Module, arch: str, images: torch.
     return hits / len(images)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("arch", "pretrained", "epochs"), [("efficientnet-b0", False, 8),
                                                            ("efficientnet-lite0", True, 4)])
 def test_gradcam_points_at_the_part_that_decides_the_class(arch: str, pretrained: bool, epochs: int) -> None:
@@ -69,13 +67,7 @@ def test_gradcam_points_at_the_part_that_decides_the_class(arch: str, pretrained
     if not pretrained:
         model.load_state_dict(untrained.state_dict())
     cfg = make_config("demo", arch=arch, epochs=epochs, lr=2e-3, batch_size=16, warmup_epochs=0)
-    loader = DataLoader(TensorDataset(train_x, train_y), batch_size=16, shuffle=True, drop_last=True)
-    optimizer = build_optimizer(model, cfg)
-    scheduler = build_scheduler(optimizer, cfg, len(loader))
-    runtime = Runtime(torch.device("cpu"))
-    state = TrainState(model, optimizer, scheduler, runtime.grad_scaler())
-    for epoch in range(1, cfg.epochs + 1):
-        train_one_epoch(state, loader, torch.nn.CrossEntropyLoss(), runtime, epoch=epoch)
+    train(model, cfg, DataLoader(TensorDataset(train_x, train_y), batch_size=16, shuffle=True, drop_last=True))
     with torch.no_grad():
         accuracy = (model.eval()(test_x).argmax(1) == test_y).float().mean().item()
     trained_share = share_pointing_at_the_part(model, arch, test_x, test_y, corners)
@@ -101,16 +93,16 @@ def test_overlay_is_red_where_the_map_is_hot_and_has_the_image_size() -> None:
         overlay_heatmap(image[:, :, 0], cam)
 
 
-def test_gradcam_command_writes_one_overlay_per_image(trained_run: Path, synthetic_root: Path,
+def test_gradcam_command_writes_one_overlay_per_image(short_run: Path, synthetic_root: Path,
                                                       tmp_path: Path) -> None:
     from fgvc.cli import main
 
     images = sorted((synthetic_root / FGVC_FOLDER / "data" / "images").glob("*.jpg"))[:2]
-    assert main(["gradcam", "--checkpoint", str(trained_run / "last.pt"), *map(str, images),
+    assert main(["gradcam", "--checkpoint", str(short_run / "last.pt"), *map(str, images),
                  "--out", str(tmp_path), "--method", "gradcam++", "--crop-banner"]) == 0
     written = sorted(tmp_path.glob("*.png"))
     assert [p.name for p in written] == sorted(f"{p.stem}-gradcam++.png" for p in images)
     with Image.open(images[0]) as raw, Image.open(tmp_path / f"{images[0].stem}-gradcam++.png") as overlay:
         assert overlay.size == (raw.width, raw.height - 20)
-    assert main(["gradcam", "--checkpoint", str(trained_run / "last.pt"), str(images[0]), "--out",
+    assert main(["gradcam", "--checkpoint", str(short_run / "last.pt"), str(images[0]), "--out",
                  str(tmp_path), "--class", "No Such Plane"]) == 2

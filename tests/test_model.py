@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from fgvc.errors import ConfigError
 from fgvc.model import WeightsError, build_model, cam_target_layer, model_spec
 
 
@@ -27,7 +28,7 @@ def test_specs_carry_the_native_resolution() -> None:
     assert model_spec("efficientnet-b4").native_size == 380
     assert model_spec("tv_efficientnet_b4").native_size == 380
     assert model_spec("efficientnet-b0").cam_layer == "_bn1"  # never the shared `_swish`
-    with pytest.raises(ValueError, match="resnet"):
+    with pytest.raises(ConfigError, match="resnet"):
         model_spec("resnet")
 
 

@@ -6,16 +6,10 @@ import ast
 from pathlib import Path
 
 import nbformat
-import papermill
 import pytest
-from conftest import NUM_CLASSES
+from helpers import NUM_CLASSES, ROOT, code_cells, execute
 
-ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ("main.ipynb", "gradcam.ipynb")
-
-
-def code_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
-    return [cell for cell in notebook.cells if cell.cell_type == "code"]
 
 
 def images_per_cell(notebook: nbformat.NotebookNode) -> list[int]:
@@ -35,15 +29,7 @@ def test_committed_without_outputs_and_without_logic(name: str) -> None:
     assert len(tagged) == 1
 
 
-def execute(name: str, out: Path, parameters: dict[str, object]) -> nbformat.NotebookNode:
-    papermill.execute_notebook(str(ROOT / name), str(out), parameters=parameters, cwd=str(ROOT),
-                               kernel_name="python3", progress_bar=False)
-    executed = nbformat.read(out, as_version=4)
-    errors = [o for cell in code_cells(executed) for o in cell.outputs if o.output_type == "error"]
-    assert errors == []
-    return executed
-
-
+@pytest.mark.slow
 def test_main_notebook_runs_top_to_bottom(synthetic_root: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     executed = execute("main.ipynb", tmp_path / "main.ipynb", {
@@ -61,6 +47,7 @@ def test_main_notebook_runs_top_to_bottom(synthetic_root: Path, tmp_path: Path) 
     assert (run_dir / "eval-test-tta" / "compare-vs-run-eval-test.json").exists()
 
 
-def test_gradcam_notebook_runs_top_to_bottom(trained_run: Path, tmp_path: Path) -> None:
-    executed = execute("gradcam.ipynb", tmp_path / "gradcam.ipynb", {"RUN_DIR": str(trained_run), "NUM_IMAGES": 4})
+@pytest.mark.slow
+def test_gradcam_notebook_runs_top_to_bottom(short_run: Path, tmp_path: Path) -> None:
+    executed = execute("gradcam.ipynb", tmp_path / "gradcam.ipynb", {"RUN_DIR": str(short_run), "NUM_IMAGES": 4})
     assert sum(images_per_cell(executed)) == 3  # correct/wrong grid, methods comparison, confused pairs

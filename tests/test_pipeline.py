@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import MakeDataset
 from PIL import Image
 from torchvision import transforms
 from torchvision.transforms import InterpolationMode, functional
@@ -32,7 +33,7 @@ from fgvc.data import (
     prepared_short_side,
 )
 from fgvc.model import IMAGENET
-from fgvc.synthetic import BANNER_HEIGHT, write_synthetic_dataset
+from fgvc.synthetic import BANNER_HEIGHT
 
 SIZE = 96
 
@@ -113,10 +114,15 @@ def test_draws_follow_torchvisions_distributions() -> None:
 
 def test_each_image_draws_from_seed_epoch_and_index(synthetic_root: Path) -> None:
     cfg = make_config("demo", data_root=str(synthetic_root), img_size=64, workers=0, batch_size=4)
-    split = build_loaders(cfg, IMAGENET).train.dataset
+    train = build_loaders(cfg, IMAGENET).train
+    split = train.dataset
     first = split[3, 5][0]
     assert torch.equal(first, split[3, 5][0])  # again, in another order, in another process: the same
     assert not torch.equal(first, split[4, 5][0]) and not torch.equal(first, split[3, 6][0])
+    for epoch in (3, 4):  # and the loader asks for each image with the epoch it is in
+        train.sampler.set_epoch(epoch)
+        keys = list(train.sampler)
+        assert {e for e, _ in keys} == {epoch} and len({i for _, i in keys}) == len(keys) == len(split)
 
 
 def test_workers_persist_and_give_what_the_main_process_gives(synthetic_root: Path) -> None:
@@ -133,11 +139,9 @@ def test_workers_persist_and_give_what_the_main_process_gives(synthetic_root: Pa
 
 
 @pytest.fixture(scope="module")
-def large_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def large_root(make_dataset: MakeDataset) -> Path:
     """Eight photos 400-480 px wide, 3:2, with the banner: large against a 96-px training size."""
-    root = tmp_path_factory.mktemp("large")
-    write_synthetic_dataset(root, num_classes=2, per_class=4, width_range=(400, 480))
-    return root
+    return make_dataset(2, 4, size=(160, 140), width_range=(400, 480))
 
 
 def test_draft_decoding_keeps_the_short_side_and_cuts_exactly_the_banner(large_root: Path) -> None:

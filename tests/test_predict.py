@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import train
 from PIL import Image
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -20,14 +21,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from fgvc.cam_examples import load_split_images
 from fgvc.cam_files import write_overlays
-from fgvc.checkpoint import TrainState
 from fgvc.cli import main
 from fgvc.config import make_config
 from fgvc.data import FGVC_FOLDER, eval_transform
 from fgvc.gradcam import compute_cam, explain
-from fgvc.loop import train_one_epoch
 from fgvc.model import IMAGENET, build_model
-from fgvc.optim import build_optimizer, build_scheduler
 from fgvc.predict import Predictor
 from fgvc.runtime import Runtime
 
@@ -35,8 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_every_path_names_the_same_class_with_the_same_probability(
-        trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    checkpoint = trained_run / "last.pt"
+        short_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    checkpoint = short_run / "last.pt"
     predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
     dataset = load_split_images(predictor.cfg, "test")
     indices = list(range(0, len(dataset), max(1, len(dataset) // 12)))[:12]
@@ -85,6 +83,7 @@ def ends_images(count: int, seed: int) -> tuple[list[Image.Image], list[int]]:
     return images, labels
 
 
+@pytest.mark.slow
 def test_crop_view_loses_the_ends_of_a_wide_photo_and_the_default_does_not() -> None:
     cfg = make_config("demo", arch="efficientnet-b0", pretrained=False, img_size=64, epochs=6, lr=2e-3,
                       warmup_epochs=0, batch_size=16)
@@ -95,11 +94,8 @@ def test_crop_view_loses_the_ends_of_a_wide_photo_and_the_default_does_not() -> 
                         batch_size=16, shuffle=True, drop_last=True, generator=torch.Generator().manual_seed(0))
     torch.manual_seed(0)
     model = build_model(cfg.arch, 2, pretrained=False, bn_momentum=0.1)
-    optimizer = build_optimizer(model, cfg)
+    train(model, cfg, loader)
     runtime = Runtime(torch.device("cpu"))
-    state = TrainState(model, optimizer, build_scheduler(optimizer, cfg, len(loader)), runtime.grad_scaler())
-    for epoch in range(1, cfg.epochs + 1):
-        train_one_epoch(state, loader, torch.nn.CrossEntropyLoss(), runtime, epoch=epoch)
     test_images, test_labels = ends_images(80, seed=2)
     accuracy = {}
     for view in ("squash", "crop", "whole"):
@@ -110,19 +106,19 @@ def test_crop_view_loses_the_ends_of_a_wide_photo_and_the_default_does_not() -> 
     assert accuracy["crop"] <= 0.7  # the centre square holds no evidence: about chance
 
 
-def test_inference_does_not_load_the_training_stack(trained_run: Path, synthetic_root: Path) -> None:
+def test_inference_does_not_load_the_training_stack(short_run: Path, synthetic_root: Path) -> None:
     image = next((synthetic_root / FGVC_FOLDER / "data" / "images").glob("*.jpg"))
     script = ("import sys; from fgvc.cli import main; code = main(['predict', '--checkpoint', sys.argv[1], "
               "sys.argv[2], '--json']); loaded = [m for m in ('matplotlib', 'fgvc.engine', 'fgvc.analysis', "
               "'fgvc.plots', 'fgvc.gradcam', 'gradio', 'onnxruntime', 'onnx') if m in sys.modules]; "
               "print('LOADED', loaded); sys.exit(code)")
-    result = subprocess.run([sys.executable, "-c", script, str(trained_run / "last.pt"), str(image)], cwd=REPO,
+    result = subprocess.run([sys.executable, "-c", script, str(short_run / "last.pt"), str(image)], cwd=REPO,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "LOADED []" in result.stdout
 
 
-def test_gradcam_keeps_every_output_of_photos_with_the_same_name(trained_run: Path, synthetic_root: Path,
+def test_gradcam_keeps_every_output_of_photos_with_the_same_name(short_run: Path, synthetic_root: Path,
                                                                  tmp_path: Path) -> None:
     sources = sorted((synthetic_root / FGVC_FOLDER / "data" / "images").glob("*.jpg"))[:30]
     photos = tmp_path / "photos"
@@ -131,7 +127,7 @@ def test_gradcam_keeps_every_output_of_photos_with_the_same_name(trained_run: Pa
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copy(source, folder / f"{i % 3 + 1}.jpg")
     out = tmp_path / "cams"
-    assert main(["gradcam", "--checkpoint", str(trained_run / "last.pt"), str(photos), "--out", str(out),
+    assert main(["gradcam", "--checkpoint", str(short_run / "last.pt"), str(photos), "--out", str(out),
                  "--device", "cpu"]) == 0
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
     assert len(written) == 30

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import NUM_CLASSES, tiny_config
+from helpers import NUM_CLASSES, tiny_config
 from PIL import Image
 from skimage import data
 from torchvision import models
@@ -133,6 +133,7 @@ def test_a_missing_weights_package_names_what_to_install(monkeypatch: pytest.Mon
     build_model("efficientnet-lite2", NUM_CLASSES, pretrained=False)  # from scratch needs no package
 
 
+@pytest.mark.slow
 def test_fine_tuning_beats_training_from_scratch(synthetic_root: Path, tmp_path: Path) -> None:
     """The same short budget on the synthetic aircraft: ImageNet features help even there."""
     top1 = {}

@@ -1,128 +1,21 @@
 """Every ``fgvc ...`` command and flag the README shows is one the parser accepts; every figure it shows
 exists and every relative link resolves; its EfficientNet table is efficientnet_pytorch's own.
 
-The helpers take a README's text, so ``test_readme_zh.py`` checks the Chinese README with the same code."""
+The helpers (``readme_checks.py``) take a README's text, so ``test_readme_zh.py`` checks the Chinese README with
+the same code."""
 
 from __future__ import annotations
 
-import argparse
-import re
-from pathlib import Path
-
 import pytest
-
-from fgvc.cli import build_parser
-
-ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
-README_ZH = ROOT / "README.zh-CN.md"
-
-
-def readme_commands(text: str | None = None) -> list[str]:
-    """``fgvc`` command lines from a README's code blocks (with their indented continuation lines) and inline
-    code spans, comments removed; without the placeholders ``fgvc ...`` and ``fgvc <command>``."""
-    text = README.read_text() if text is None else text
-    commands: list[str] = []
-    for block in re.findall(r"```[a-z]*\n(.*?)```", text, re.S):
-        continuing = False
-        for line in block.splitlines():
-            if line.startswith("fgvc "):
-                commands.append(line)
-                continuing = True
-            elif continuing and line.startswith(" ") and line.strip():
-                commands[-1] += " " + line.strip()
-            else:
-                continuing = False
-    commands += re.findall(r"`(fgvc [^`]+)`", text)
-    commands += ["fgvc " + line.split(" -m fgvc ", 1)[1] for line in text.splitlines() if " -m fgvc " in line]
-    commands = [re.sub(r"\s+#.*$", "", command).strip() for command in commands]
-    return [c for c in commands if c.split()[1] not in ("...", "<command>")]
-
-
-def subparsers() -> dict[str, argparse.ArgumentParser]:
-    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return dict(action.choices)
-
-
-def command_problems(command: str) -> list[str]:
-    """What is wrong with one README command: an unknown subcommand or flag, a value outside a flag's choices,
-    or (for a concrete command, without ``[...]``, ``|``, ``$`` or ``...``) the parser refusing it."""
-    name, *tokens = command.split()[1:]
-    if name not in subparsers():
-        return [f"{command}: {name} is not a subcommand of fgvc"]
-    parser = subparsers()[name]
-    options = {option: action for action in parser._actions for option in action.option_strings}
-    problems = []
-    for index, token in enumerate(tokens):
-        for alternative in token.strip("[]").split("|"):
-            if alternative.startswith("--"):
-                if alternative not in options:
-                    problems.append(f"{command}: {alternative} is not a flag of fgvc {name}")
-                    continue
-                following = tokens[index + 1].strip("[]") if index + 1 < len(tokens) else ""
-                choices = options[alternative].choices
-                if choices and following and not following.startswith("-") and not following.isupper():
-                    values = following.split("|")
-                    if not set(values) - {"..."} <= set(choices):
-                        problems.append(f"{command}: {following} for {alternative}")
-    if tokens and not problems and not re.search(r"[\[\]|$]|\.\.\.", command):  # concrete: it parses as written
-        try:
-            build_parser().parse_args(command.split()[1:])
-        except SystemExit as exit_info:
-            problems.append(f"the parser refuses `{command}` (exit {exit_info.code})")
-    return problems
-
-
-def heading_anchors(text: str) -> set[str]:
-    """The anchors GitHub gives a Markdown file's headings: lower case, punctuation dropped (letters of any
-    script, digits, ``_`` and ``-`` kept), spaces to ``-``, a repeated anchor numbered ``-1``, ``-2``..."""
-    text = re.sub(r"```.*?```", "", text, flags=re.S)
-    anchors: set[str] = set()
-    for heading in re.findall(r"^#{1,6}\s+(.+?)\s*#*$", text, re.M):
-        anchor = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
-        candidate, count = anchor, 0
-        while candidate in anchors:
-            count += 1
-            candidate = f"{anchor}-{count}"
-        anchors.add(candidate)
-    return anchors
-
-
-def local_links(text: str) -> list[str]:
-    """The targets of a README's links and images that point into the repository (no URL scheme)."""
-    text = re.sub(r"```.*?```", "", text, flags=re.S)
-    text = re.sub(r"`[^`\n]*`", "", text)
-    targets = re.findall(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)", text)
-    return [t for t in targets if not re.match(r"[a-z][a-z0-9+.-]*:", t)]
-
-
-def local_images(text: str) -> list[str]:
-    """The repository files a README shows as images."""
-    text = re.sub(r"```.*?```", "", text, flags=re.S)
-    return [t for t in re.findall(r"!\[[^\]]*\]\(([^)\s]+)", text) if not re.match(r"[a-z][a-z0-9+.-]*:", t)]
-
-
-def link_problems(text: str, source: Path = README) -> list[str]:
-    """Every local link or image of ``text`` (a file beside ``source``) must name an existing file, and an
-    ``#anchor`` must be a heading of its Markdown target."""
-    problems = []
-    for target in local_links(text):
-        path_part, _, anchor = target.partition("#")
-        path = (source.parent / path_part) if path_part else source
-        if not path.exists():
-            problems.append(f"{source.name}: {target}: {path_part} does not exist")
-        elif anchor:
-            headings = heading_anchors(text if not path_part else path.read_text())
-            if anchor not in headings:
-                problems.append(f"{source.name}: {target}: no heading #{anchor} in {path.name}")
-    return problems
-
-
-def efficientnet_table(text: str) -> dict[str, tuple[float, float, int, float]]:
-    """The rows ``| B0 | width | depth | resolution | dropout |`` of a README's compound-scaling table."""
-    rows = re.findall(r"^\|\s*(B\d)\s*\|\s*([\d.]+)\s*\|\s*([\d.]+)\s*\|\s*(\d+)\s*\|\s*([\d.]+)\s*\|", text, re.M)
-    return {name: (float(w), float(d), int(r), float(p)) for name, w, d, r, p in rows}
-
+from readme_checks import (
+    README,
+    command_problems,
+    efficientnet_table,
+    link_problems,
+    local_images,
+    readme_commands,
+    subparsers,
+)
 
 COMMANDS = readme_commands()
 

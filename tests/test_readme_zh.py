@@ -1,4 +1,4 @@
-"""The Chinese README (README.zh-CN.md) is kept true like the English one, with test_readme.py's helpers:
+"""The Chinese README (README.zh-CN.md) is kept true like the English one, with readme_checks.py's helpers:
 its commands parse, its figures and links exist, and its results cannot disagree with the English README's.
 
 "Results" are the Markdown table rows under a results heading: a heading whose text starts with ``Results``
@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from test_readme import (
+from readme_checks import (
     README,
     README_ZH,
     command_problems,

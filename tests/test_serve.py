@@ -76,7 +76,7 @@ def checkpoint(request: pytest.FixtureRequest) -> Path:
     """The tiny trained run's checkpoint, or the one FGVC_SERVE_CHECKPOINT names (for the README's screenshot)."""
     if os.environ.get("FGVC_SERVE_CHECKPOINT"):
         return Path(os.environ["FGVC_SERVE_CHECKPOINT"]).resolve()
-    return request.getfixturevalue("trained_run") / "last.pt"
+    return request.getfixturevalue("short_run") / "last.pt"
 
 
 @pytest.fixture(scope="module")
@@ -314,6 +314,7 @@ def chromium() -> object:
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
 
+@pytest.mark.slow
 def test_the_page_in_a_browser(server: str, checkpoint: Path, photos: list[Path], tmp_path: Path,
                                capsys: pytest.CaptureFixture[str]) -> None:
     from selenium.common.exceptions import ElementClickInterceptedException, TimeoutException

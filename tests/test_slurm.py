@@ -16,12 +16,12 @@ from pathlib import Path
 import psutil
 import pytest
 import torch
+from helpers import MakeDataset
 
 from fgvc.checkpoint import load_checkpoint, save_checkpoint
 from fgvc.cli import UNFINISHED_EXIT, main
 from fgvc.errors import Preempted
 from fgvc.preemption import preemption_signals, uninterrupted
-from fgvc.synthetic import write_synthetic_dataset
 from fgvc.tracking import read_rows
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,11 +30,9 @@ JOB_ID = "4242"
 
 
 @pytest.fixture(scope="module")
-def job_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def job_data(make_dataset: MakeDataset) -> Path:
     """3 classes, 60 trainval images: 15 steps a rank at batch 2, long enough to signal the job mid-run."""
-    root = tmp_path_factory.mktemp("slurm-data")
-    write_synthetic_dataset(root, num_classes=3, per_class=30, size=(96, 88))
-    return root
+    return make_dataset(3, 30, size=(96, 88))
 
 
 def job_environment(tmp_path: Path, data: Path) -> dict[str, str]:

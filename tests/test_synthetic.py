@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from torchvision.datasets import FGVCAircraft
 
-from fgvc.errors import ConfigError
+from fgvc.errors import ConfigError, FolderError
 from fgvc.synthetic import (
     _CLOUD_RADIUS,
     BANNER_HEIGHT,
@@ -297,7 +297,7 @@ def test_rewrites_its_own_output_but_not_a_foreign_folder(tmp_path: Path) -> Non
     foreign = tmp_path / "real"
     (foreign / "fgvc-aircraft-2013b" / "data").mkdir(parents=True)
     (foreign / "fgvc-aircraft-2013b" / "data" / "variants.txt").write_text("707-320\n")
-    with pytest.raises(FileExistsError, match="not a synthetic dataset"):
+    with pytest.raises(FolderError, match="not a synthetic dataset"):
         write_synthetic_dataset(foreign)
     assert (foreign / "fgvc-aircraft-2013b" / "data" / "variants.txt").read_text() == "707-320\n"
 
@@ -313,7 +313,7 @@ def test_rewrites_its_own_output_but_not_a_foreign_folder(tmp_path: Path) -> Non
     ({"size": (100,)}, r"size .*got \(100,\)"),
     ({"difficulty": "medium"}, r"difficulty .*easy, hard.*got 'medium'"),
 ])
-def test_bad_arguments_raise_config_error(tmp_path: Path, kwargs: dict, pattern: str) -> None:
+def test_bad_arguments_raise_a_config_error(tmp_path: Path, kwargs: dict, pattern: str) -> None:
     with pytest.raises(ConfigError, match=pattern):
         write_synthetic_dataset(tmp_path, **kwargs)
     assert not any(tmp_path.iterdir())  # nothing written

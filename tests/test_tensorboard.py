@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tiny_config
+from helpers import SMALL, tiny_config
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata
 
@@ -17,7 +17,7 @@ from fgvc.engine import fit
 from fgvc.tracking import EPOCH_FIELDS, STEP_FIELDS, read_rows
 
 # 12 trainval images in batches of 4: 3 batches an epoch, a steps.csv row at batches 2 and 3 (the last).
-SMALL = {"img_size": 32, "batch_size": 4, "log_every": 2}
+LOGGED = {**SMALL, "log_every": 2}
 BATCHES = 3
 
 
@@ -25,7 +25,7 @@ BATCHES = 3
 def redone_run(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-epoch run stopped after epoch 1, resumed to the end, then taken back to its epoch-1 checkpoint (as if
     killed after writing epoch 2's events but before its checkpoint) and resumed again: epoch 2 runs twice."""
-    run = fit(tiny_config(tiny_root, tmp_path_factory.mktemp("runs") / "run", epochs=2, **SMALL), progress=False,
+    run = fit(tiny_config(tiny_root, tmp_path_factory.mktemp("runs") / "run", epochs=2, **LOGGED), progress=False,
               stop_after=1)
     shutil.copy(run / "last.pt", run / "epoch1.pt")
     fit(resume=run / "last.pt", progress=False)
@@ -89,6 +89,6 @@ def test_hparams_hold_the_config_and_name_the_final_metrics(redone_run: Path) ->
 
 
 def test_no_events_when_turned_off(tiny_root: Path, tmp_path: Path) -> None:
-    run = fit(tiny_config(tiny_root, tmp_path / "run", epochs=1, tensorboard=False, **SMALL), progress=False)
+    run = fit(tiny_config(tiny_root, tmp_path / "run", epochs=1, tensorboard=False, **LOGGED), progress=False)
     assert [int(r["step"]) for r in read_rows(run / "steps.csv")] == [2, 3]
     assert not list(run.glob("events.out.tfevents.*"))

@@ -1,0 +1,28 @@
+"""`fgvc figures`: from a run folder it writes each README figure that `make figures` regenerates, and the cover."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from readme_checks import README, local_images
+
+from fgvc.cli import main
+
+# Made elsewhere: the web demo's screenshot (make serve-screenshot) and a study's figure (fgvc study).
+NOT_FROM_A_RUN = {"serve.png", "study_warbirds20.png"}
+
+
+def test_figures_writes_every_readme_figure_of_a_run_and_the_cover(short_run: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    out, cover = tmp_path / "source", tmp_path / "cover.jpg"
+    assert main(["figures", "--run", str(short_run), "--out", str(out), "--cover", str(cover)]) == 0
+    written = sorted(p.name for p in out.iterdir())
+    shown = {Path(p).name for p in local_images(README.read_text()) if p.startswith("source/")}
+    assert written == sorted(shown - NOT_FROM_A_RUN)
+    printed = capsys.readouterr().out
+    for path in [*out.iterdir(), cover]:
+        assert f"wrote {path}" in printed
+        with Image.open(path) as image:
+            assert image.width >= 400 and image.height >= 200, path
