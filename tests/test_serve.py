@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_readme import README, README_ZH, readme_commands
+from readme_checks import README, README_ZH, readme_commands
 from torch import nn
 
 from fgvc import serve
