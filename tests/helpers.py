@@ -25,8 +25,8 @@ TIMING = ("seconds", "wall_s", "images_per_s")  # the columns of steps.csv and e
 
 
 def tiny_config(data_root: Path, run_dir: Path, **overrides: object) -> TrainConfig:
-    """The demo preset shrunk for tests: 64-px images, in-process loading; B0 from random weights, so the
-    engine's tests show that the loop itself learns (the demo fine-tunes Lite0: see test_pretrained.py)."""
+    """The demo preset shrunk for tests: 64-px images, in-process loading; B0 from random weights unless
+    ``overrides`` say otherwise (no weights file to read; the demo fine-tunes Lite0: see test_pretrained.py)."""
     values = {"data_root": str(data_root), "run_dir": str(run_dir), "img_size": 64, "batch_size": 16,
               "workers": 0, "epochs": 2, "warmup_epochs": 0, "log_every": 5, "arch": "efficientnet-b0",
               "pretrained": False}
