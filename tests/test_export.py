@@ -29,10 +29,10 @@ def photos(synthetic_root: Path) -> list[Path]:
     return sorted((synthetic_root / FGVC_FOLDER / "data" / "images").glob("*.jpg"))[::97][:5]
 
 
-@pytest.fixture(scope="module", params=["efficientnet-b0", "efficientnet-lite0"])
+@pytest.fixture(scope="module", params=[pytest.param("efficientnet-b0", marks=pytest.mark.slow), "efficientnet-lite0"])
 def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A 6-class checkpoint at 64 px and its ONNX file: B0 (efficientnet_pytorch, swish) with random weights,
-    Lite0 (the fork, ReLU6) with its ImageNet backbone."""
+    """A 6-class checkpoint at 64 px and its ONNX file: B0 (efficientnet_pytorch, swish: its export-safe swish;
+    the slow tier) with random weights, Lite0 (the fork, ReLU6) with its ImageNet backbone."""
     folder = tmp_path_factory.mktemp(request.param)
     checkpoint = write_checkpoint(folder / "last.pt", img_size=64, batch_size=4, arch=request.param, classes=6)
     return checkpoint, export_onnx(checkpoint, folder / "model.onnx")
