@@ -24,6 +24,7 @@ ARCHS = (tuple(f"efficientnet-b{i}" for i in range(8)) + tuple(f"efficientnet-li
          + tuple(f"tv_efficientnet_b{i}" for i in range(8)))
 DATASETS = ("fgvc-aircraft", "imagefolder")
 LEVELS = ("variant", "family", "manufacturer")
+PARENT_LEVELS = LEVELS[1:]  # the coarser levels a class may have: family, manufacturer
 FGVC_SPLITS = ("train", "val", "trainval", "test")
 OPTIMIZERS = ("sgd", "adamw")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")

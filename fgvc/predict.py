@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 from fgvc import metrics
 from fgvc.checkpoint import load_trained
-from fgvc.config import TrainConfig, validate
+from fgvc.config import PARENT_LEVELS, TrainConfig, validate
 from fgvc.data.images import load_image
 from fgvc.data.layout import is_original_image
 from fgvc.data.loaders import eval_loader
@@ -64,7 +64,6 @@ from fgvc.zoom import (
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 WEIGHT_NAMES = {"ema": "EMA", "raw": "raw"}
-PARENT_LEVELS = ("family", "manufacturer")
 COARSE_FIELDS = tuple(field for level in PARENT_LEVELS for field in (f"top_{level}", f"top_{level}_probability"))
 
 

@@ -20,13 +20,12 @@ import numpy as np
 from torchvision.datasets.folder import find_classes
 
 from fgvc import metrics
-from fgvc.config import LEVELS, TrainConfig
+from fgvc.config import PARENT_LEVELS, TrainConfig
 from fgvc.data.layout import read_hierarchy
 from fgvc.errors import DatasetError
 
 Hierarchy = dict[str, tuple[np.ndarray, list[str]]]  # {parent level: (parent index of each class, parent names)}
 HIERARCHY_FILE = "hierarchy.csv"  # beside an imagefolder's split folders
-PARENT_LEVELS = LEVELS[1:]  # the columns hierarchy.csv may have besides "class": family, manufacturer
 
 
 def dataset_hierarchy(cfg: TrainConfig, split: str) -> Hierarchy | None:
