@@ -45,7 +45,7 @@ def seed_everything(seed: int) -> None:
 
 def train_one_epoch(state: TrainState, loader: DataLoader, criterion: nn.Module, runtime: Runtime, *,
                     epoch: int, log_every: int = 5, log_step: Callable[[dict[str, float]], None] | None = None,
-                    progress: bool = False, accum_steps: int = 1, norm: Normalization | None = None,
+                    accum_steps: int = 1, norm: Normalization | None = None,
                     batch_augment: BatchAugment | None = None) -> float:
     """Train ``state`` one pass over ``loader``; every ``log_every`` batches call ``log_step`` with the mean loss.
 
@@ -65,8 +65,7 @@ def train_one_epoch(state: TrainState, loader: DataLoader, criterion: nn.Module,
     steps = len(loader)
     window_loss, window_images, window_start = torch.zeros((), device=runtime.device), 0, time.perf_counter()
     epoch_loss, window_batches = 0.0, 0
-    bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not progress)
-    for batch, (images, targets) in enumerate(bar, start=1):
+    for batch, (images, targets) in enumerate(loader, start=1):
         images, targets = runtime.inputs(images), targets.to(runtime.device, non_blocking=True)
         if images.dtype == torch.uint8:
             images = normalize(images, norm)
@@ -99,7 +98,6 @@ def train_one_epoch(state: TrainState, loader: DataLoader, criterion: nn.Module,
             epoch_loss += window_loss.item()
             row = {"epoch": epoch, "step": step, "loss": mean_loss, "lr": scheduler.get_last_lr()[0],
                    "images_per_s": window_images / (time.perf_counter() - window_start)}
-            bar.set_postfix(loss=f"{mean_loss:.3f}")
             if log_step is not None:
                 log_step(row)
             window_loss.zero_()

@@ -37,7 +37,7 @@ from fgvc.data.layout import is_original_name
 from fgvc.data.transforms import visible_box, visible_part
 from fgvc.errors import BadImageError, ConfigError
 from fgvc.gradcam import CAM_BATCH, CamCost, explain, per_channel_cost
-from fgvc.predict import Predictor, expand_images, format_coarse, format_guess, lineage
+from fgvc.predict import Predictor, expand_images, format_predictions, lineage
 from fgvc.zoom import Zoom, draw_box, format_box
 
 TOP_CLASS = "the top class"  # the explain menu's first choice
@@ -115,13 +115,11 @@ def describe(predictor: Predictor, path: str | Path, crop_banner: bool | None = 
     refusal = budget.refusal(method, budget.estimate(predictor, image)) if (
         budget is not None and method in PER_CHANNEL_METHODS) else None
     explanation = None if refusal else explain(predictor, image, target, method)
-    lines = [name, *(format_guess(rank, guess) for rank, guess in enumerate(top, start=1))]
-    coarse = format_coarse(predictor.coarse(prediction.probabilities))
-    lines += [coarse] if coarse else []
+    result = {"file": name, "top": top, "coarse": predictor.coarse(prediction.probabilities), "box": prediction.box}
+    text = format_predictions([result], zoom=prediction.box is not None).rstrip("\n")  # fgvc predict's lines
     message = f"{name}: {method} for {predictor.classes[target]}" + (" (the top class)" if top_class else "")
     photo = np.asarray(visible_part(image, predictor.view).convert("RGB")) if explanation is None else explanation.image
     if prediction.box is not None:
-        lines.append(f"  {format_box(prediction.box)}")
         message += f"; {format_box(prediction.box)}"
         offset = visible_box(image.width, image.height, predictor.view)[:2]
         photo = np.asarray(draw_box(Image.fromarray(photo), prediction.box, offset))
@@ -129,7 +127,7 @@ def describe(predictor: Predictor, path: str | Path, crop_banner: bool | None = 
         message += f"; {BANNER_NOTE}"
     if refusal:
         message = f"fgvc: error: {name}: {refusal}"
-    return Shown(message, {label(guess): guess["probability"] for guess in top}, "\n".join(lines), photo,
+    return Shown(message, {label(guess): guess["probability"] for guess in top}, text, photo,
                  None if explanation is None else explanation.overlay)
 
 
