@@ -11,10 +11,14 @@ PAPERMILL := $(PY) -m papermill --log-output --no-progress-bar
 
 .PHONY: setup run demo test test-fast lint figures bench browser serve-screenshot
 
+# pip installs without byte-compiling every file of torch, gradio and the rest (--no-compile: a third of the
+# install's time); Python compiles each module the first time it is imported and keeps it, which it may only
+# do when PYTHONDONTWRITEBYTECODE (set in many Docker images) is not passed on to the commands below.
+unexport PYTHONDONTWRITEBYTECODE
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt -e .
+	$(PY) -m pip install --quiet --no-compile -r requirements-dev.txt -e .
 	touch $(STAMP)
 
 setup: $(STAMP)
