@@ -30,7 +30,6 @@ from torch.optim.swa_utils import AveragedModel
 
 from fgvc.config import WEIGHTS, TrainConfig
 from fgvc.errors import CheckpointError, ConfigError
-from fgvc.model import build_model
 
 REQUIRED_KEYS = ("model", "epoch", "config", "classes")
 PROVENANCE_KEY = "provenance"  # the run's record of what produced it (``fgvc.provenance``)
@@ -146,6 +145,8 @@ def load_trained(path: str | Path, weights: str | None = None) -> Trained:
     if weights == "ema" and not has_ema:
         raise CheckpointError(f"{path} holds no EMA weights (its run trained without --ema-decay): "
                               f"use --weights raw, or leave --weights out")
+    from fgvc.model import build_model  # here: reading a checkpoint (fgvc status) needs torch alone
+
     weights = weights or ("ema" if has_ema else "raw")
     cfg = TrainConfig.from_dict(state["config"])
     model = build_model(cfg.arch, len(state["classes"]), pretrained=False)

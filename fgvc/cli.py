@@ -39,6 +39,7 @@ from fgvc.config import (
     CAM_METHODS,
     DATASETS,
     DEVICES,
+    DIFFICULTIES,
     EVAL_VIEWS,
     MAX_UPLOAD_MB,
     PER_CHANNEL_METHODS,
@@ -53,7 +54,6 @@ from fgvc.config import (
     make_config,
 )
 from fgvc.errors import ConfigError, FgvcError, Preempted
-from fgvc.synthetic import DIFFICULTIES
 
 if TYPE_CHECKING:
     from fgvc.zoom import Zoom

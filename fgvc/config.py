@@ -26,6 +26,7 @@ DATASETS = ("fgvc-aircraft", "imagefolder")
 LEVELS = ("variant", "family", "manufacturer")
 PARENT_LEVELS = LEVELS[1:]  # the coarser levels a class may have: family, manufacturer
 FGVC_SPLITS = ("train", "val", "trainval", "test")
+DIFFICULTIES = ("easy", "hard")  # fgvc synth's datasets (see fgvc.synthetic)
 OPTIMIZERS = ("sgd", "adamw")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")

@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from fgvc.config import FGVC_SPLITS, LEVELS
+from fgvc.config import DIFFICULTIES, FGVC_SPLITS, LEVELS
 from fgvc.data.layout import (
     BOX_FILE,
     FGVC_FOLDER,
@@ -70,7 +70,6 @@ from fgvc.errors import ConfigError, FolderError
 BANNER_HEIGHT = 20  # px, like the real images
 MIN_PICTURE = 48  # px, smallest width and height of the picture above the banner
 
-DIFFICULTIES = ("easy", "hard")
 HARD_HIDDEN = 0.2  # share of the hard set's images whose tail a cloud hides
 _CLOUD_RADIUS = 0.32  # the cloud over a hidden tail, centred on the fuselage's end, in fuselage lengths
 
