@@ -6,6 +6,8 @@ import csv
 import dataclasses
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,8 @@ from fgvc.cli import _config_overrides, build_parser, main
 from fgvc.config import TrainConfig, flag, make_config
 from fgvc.data import FGVC_FOLDER
 from fgvc.tracking import read_rows
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_synth_difficulty_reaches_the_generator(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -174,3 +178,15 @@ def test_annotation_files_are_checked_before_any_image_is_decoded(tiny_root: Pat
         image.write_text("not a picture")  # decoding any image first would raise BadImageError instead
     with pytest.raises(DatasetError, match=str(families)):
         build_loaders(make_config("demo", data_root=str(copy), workers=0), IMAGENET)
+
+
+def test_help_starts_without_torch_and_status_without_the_model_code() -> None:
+    """``fgvc --help`` answers at once, and ``fgvc status`` (which the SLURM job script asks between runs) reads a
+    checkpoint with torch alone."""
+    script = ("import sys; from fgvc.cli import build_parser, main; build_parser(); "
+              "print('HELP', sorted(m for m in ('torch', 'numpy', 'PIL') if m in sys.modules)); "
+              "main(['status', 'nowhere']); print('STATUS', sorted(m for m in "
+              "('torchvision', 'efficientnet_pytorch', 'fgvc.model', 'fgvc.data') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["HELP []", "STATUS []"]
