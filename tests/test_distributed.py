@@ -17,6 +17,7 @@ import torch
 from helpers import MakeDataset, tiny_config, train
 from torch.utils.data import DataLoader, TensorDataset
 
+from fgvc.benchmarks import ddp as ddp_benchmark
 from fgvc.checkpoint import load_checkpoint
 from fgvc.cli import main
 from fgvc.config import make_config
@@ -54,8 +55,10 @@ def rank_output(logs: Path, rank: int, stream: str) -> str:
 
 @pytest.fixture(scope="module")
 def two_process_run(odd_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """2 epochs under torchrun with an EMA of the weights (each rank averages its own batch-norm statistics into
+    it: every rank must evaluate rank 0's): the run folder and the ranks' logs."""
     base = tmp_path_factory.mktemp("ddp")
-    result = torchrun(base / "run", odd_root, "--epochs", "2", logs=base / "logs")
+    result = torchrun(base / "run", odd_root, "--epochs", "2", "--ema-decay", "0.5", logs=base / "logs")
     assert result.returncode == 0, result.stdout + result.stderr + rank_output(base / "logs", 0, "stderr")
     return base / "run", base / "logs"
 
@@ -79,6 +82,7 @@ def test_one_run_folder_written_by_rank_0_alone(two_process_run: tuple[Path, Pat
 @pytest.mark.slow
 def test_evaluation_counts_every_test_image_once_and_agrees_with_one_process(
         two_process_run: tuple[Path, Path], odd_root: Path, tmp_path: Path) -> None:
+    """The run's final report (its EMA weights) and each epoch's evaluation of both weights, against one process."""
     run, _ = two_process_run
     test_ids = [line.split(" ")[0] for line in
                 (odd_root / FGVC_FOLDER / "data" / "images_variant_test.txt").read_text().splitlines()]
@@ -86,55 +90,28 @@ def test_evaluation_counts_every_test_image_once_and_agrees_with_one_process(
         distributed = {Path(r["file"]).stem: r for r in csv.DictReader(f)}
     assert len(test_ids) == 15 and sorted(distributed) == sorted(test_ids)  # 15, not 16: nothing padded
     single = evaluate_checkpoint(run / "last.pt", "test", device="cpu", out=tmp_path / "single")
+    assert single.report["weights"] == "ema"
     with (tmp_path / "single" / "predictions.csv").open(newline="") as f:
         alone = {Path(r["file"]).stem: r for r in csv.DictReader(f)}
     for image_id, row in alone.items():
         assert distributed[image_id]["predicted"] == row["predicted"], image_id
         assert float(distributed[image_id]["probability"]) == pytest.approx(float(row["probability"]), abs=1e-5)
-    assert read_rows(run / "epochs.csv")[-1]["eval_top1"] == pytest.approx(single.report["top1"])
+    last_epoch = read_rows(run / "epochs.csv")[-1]
+    assert last_epoch["ema_eval_top1"] == pytest.approx(single.report["top1"])
+    raw = evaluate_checkpoint(run / "last.pt", "test", device="cpu", out=tmp_path / "raw", weights="raw")
+    assert last_epoch["eval_top1"] == pytest.approx(raw.report["top1"])
     assert len({row["probability"] for row in alone.values()}) > 3  # a model whose scores depend on the image
 
 
 @pytest.mark.slow
-def test_resume_under_two_processes_and_a_two_process_run_resumes_on_one(odd_root: Path, tmp_path: Path) -> None:
-    run, last = tmp_path / "run", tmp_path / "run" / "last.pt"
-    result = torchrun(run, odd_root, "--epochs", "3", "--stop-after", "1", logs=tmp_path / "logs1")
-    assert result.returncode == 0, result.stderr
-    result = torchrun(run, odd_root, "--resume", str(last), "--stop-after", "1", logs=tmp_path / "logs2")
-    assert result.returncode == 0, result.stderr + rank_output(tmp_path / "logs2", 0, "stderr")
-    assert load_checkpoint(last)["epoch"] == 2
-    assert main(["train", "--resume", str(last), "--no-progress"]) == 0
-    assert [r["epoch"] for r in read_rows(run / "epochs.csv")] == [1, 2, 3]
-    assert json.loads((run / "config.json").read_text())["processes"] == 1
-    assert "resuming" in (run / "train.log").read_text()
-
-
-@pytest.mark.slow
-def test_ema_under_two_processes_is_evaluated_with_the_statistics_the_checkpoint_keeps(
-        odd_root: Path, tmp_path: Path) -> None:
-    """Each rank averages its own batch-norm statistics into the EMA: every rank must evaluate rank 0's."""
-    run = tmp_path / "run"
-    result = torchrun(run, odd_root, "--epochs", "1", "--ema-decay", "0.5", logs=tmp_path / "logs")
-    assert result.returncode == 0, result.stderr + rank_output(tmp_path / "logs", 0, "stderr")
-    single = evaluate_checkpoint(run / "last.pt", "test", device="cpu", out=tmp_path / "single")
-    assert single.report["weights"] == "ema"
-    probabilities = {}
-    for name, folder in (("two processes", run / "eval-test"), ("one process", tmp_path / "single")):
-        with (folder / "predictions.csv").open(newline="") as f:
-            probabilities[name] = {r["file"]: float(r["probability"]) for r in csv.DictReader(f)}
-    assert len(probabilities["one process"]) == 15
-    assert probabilities["two processes"] == pytest.approx(probabilities["one process"], abs=1e-5)
-    assert read_rows(run / "epochs.csv")[-1]["ema_eval_top1"] == pytest.approx(single.report["top1"])
-
-
-@pytest.mark.slow
-def test_sigterm_to_the_launcher_leaves_a_last_pt_that_resumes(make_dataset: MakeDataset, tmp_path: Path) -> None:
+def test_sigterm_to_the_launcher_leaves_a_last_pt_that_resumes_under_two_processes_then_on_one(
+        make_dataset: MakeDataset, tmp_path: Path) -> None:
     root = make_dataset(3, 30, size=(96, 88))  # 60 trainval: 15 steps a rank
-    run, logs = tmp_path / "run", tmp_path / "logs"
+    run, last, logs = tmp_path / "run", tmp_path / "run" / "last.pt", tmp_path / "logs"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                "--log-dir", str(logs), "--redirects", "3", "-m", "fgvc", "train", "--preset", "demo",
                "--arch", "efficientnet-b0", "--no-pretrained", "--data-root", str(root), "--img-size", "32",
-               "--batch-size", "2", "--workers", "0", "--device", "cpu", "--epochs", "2", "--log-every", "1",
+               "--batch-size", "2", "--workers", "0", "--device", "cpu", "--epochs", "3", "--log-every", "1",
                "--run-dir", str(run), "--no-progress"]
     launcher = subprocess.Popen(command, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"},
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -145,10 +122,15 @@ def test_sigterm_to_the_launcher_leaves_a_last_pt_that_resumes(make_dataset: Mak
     launcher.send_signal(signal.SIGTERM)  # what a scheduler does to the job
     launcher.communicate(timeout=120)
     assert launcher.returncode != 0
-    assert load_checkpoint(run / "last.pt")["epoch"] == 1
+    assert load_checkpoint(last)["epoch"] == 1
     assert "preempted by SIGTERM" in rank_output(logs, 0, "stdout")
-    assert main(["train", "--resume", str(run / "last.pt"), "--no-progress"]) == 0
-    assert [r["epoch"] for r in read_rows(run / "epochs.csv")] == [1, 2]
+    result = torchrun(run, root, "--resume", str(last), "--stop-after", "1", logs=tmp_path / "logs2")
+    assert result.returncode == 0, result.stderr + rank_output(tmp_path / "logs2", 0, "stderr")
+    assert load_checkpoint(last)["epoch"] == 2
+    assert main(["train", "--resume", str(last), "--no-progress"]) == 0  # the two-process run, on one
+    assert [r["epoch"] for r in read_rows(run / "epochs.csv")] == [1, 2, 3]
+    assert json.loads((run / "config.json").read_text())["processes"] == 1
+    assert "resuming" in (run / "train.log").read_text()
 
 
 @pytest.mark.slow
@@ -217,7 +199,8 @@ def test_accumulating_k_batches_of_b_is_one_step_of_k_times_b() -> None:
 
 
 @pytest.mark.slow
-def test_the_ddp_benchmark_runs_and_reports_its_scaling(tmp_path: Path) -> None:
+def test_the_ddp_benchmark_runs_and_reports_its_scaling(monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
     """fgvc/benchmarks/gpu_ddp.sh's Python part on 2 CPU processes: it runs and reports (the figures themselves belong
     to BENCHMARKS.md, measured on GPUs, never asserted here)."""
     small = ["--device", "cpu", "--arch", "efficientnet-b0", "--img-size", "64", "--batch-size", "4", "--steps",
@@ -230,6 +213,6 @@ def test_the_ddp_benchmark_runs_and_reports_its_scaling(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         lines.append(result.stdout.strip().splitlines()[-1])
         assert json.loads(lines[-1])["processes"] == processes and json.loads(lines[-1])["images_per_s"] > 0
-    report = subprocess.run([sys.executable, "-m", "fgvc.benchmarks.ddp", "--report", *lines], cwd=REPO,
-                            capture_output=True, text=True, timeout=60)
-    assert report.returncode == 0 and "scaling efficiency" in report.stdout, report.stderr
+    monkeypatch.setattr(sys, "argv", ["ddp.py", "--report", *lines])
+    ddp_benchmark.main()
+    assert "scaling efficiency" in capsys.readouterr().out
