@@ -11,7 +11,7 @@ import pytest
 matplotlib.use("Agg")
 os.environ.setdefault("TORCH_HOME", "/nonexistent-fgvc-test-torch-home")  # a test must never download weights
 
-from helpers import NUM_CLASSES, MakeDataset, tiny_config
+from helpers import NUM_CLASSES, MakeDataset, learning_config, tiny_config
 
 from fgvc.synthetic import write_synthetic_dataset
 
@@ -62,11 +62,8 @@ def short_run(make_dataset: MakeDataset, tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture(scope="session")
 def trained_run(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A run long enough to learn the synthetic classes, for the one test that needs learning: 4 epochs of what
-    the demo trains (Lite0 fine-tuned from its ImageNet weights) at 64 px. (Training from random weights learns
-    too, slowly: test_pretrained.py and test_gradcam.py show it.) Its folder."""
+    """``learning_config``'s run, for the tests that need learning (test_engine.py) or compare with it
+    (test_pretrained.py). (Training from random weights learns too, slowly: test_gradcam.py shows it.) Its folder."""
     from fgvc.engine import fit
 
-    run_dir = tmp_path_factory.mktemp("runs") / "trained"
-    return fit(tiny_config(synthetic_root, run_dir, epochs=4, arch="efficientnet-lite0", pretrained=True),
-               progress=False)
+    return fit(learning_config(synthetic_root, tmp_path_factory.mktemp("runs") / "trained"), progress=False)
