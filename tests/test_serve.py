@@ -417,8 +417,10 @@ def test_the_page_in_a_browser(server: str, checkpoint: Path, photos: list[Path]
         shows_the_cli(photos[1], crop_banner=True)
         announced = driver.execute_script("return window.announced.concat([document.body.textContent])")
         assert not [text for text in announced if "common." in text]  # no untranslated Gradio key
+        for close in driver.find_elements(By.CSS_SELECTOR, "button.toast-close"):
+            close.click()  # the upload's message, closed as a person would (it would go by itself in a while)
         until(lambda: not driver.find_elements(By.XPATH, f"//*[contains(text(), '{too_big}')]"),
-              "the upload's message to go by itself")
+              "the upload's message to close")
     finally:
         screenshots = [tmp_path / "serve.png", *filter(None, [os.environ.get("FGVC_SERVE_SCREENSHOT")])]
         for path in screenshots:
