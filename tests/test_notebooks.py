@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from helpers import NUM_CLASSES, ROOT, code_cells, execute
+from helpers import NUM_CLASSES, ROOT, MakeDataset, code_cells, execute
 
 NOTEBOOKS = ("main.ipynb", "gradcam.ipynb")
 
@@ -30,10 +30,10 @@ def test_committed_without_outputs_and_without_logic(name: str) -> None:
 
 
 @pytest.mark.slow
-def test_main_notebook_runs_top_to_bottom(synthetic_root: Path, tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
+def test_main_notebook_runs_top_to_bottom(make_dataset: MakeDataset, tmp_path: Path) -> None:
+    run_dir, data = tmp_path / "run", make_dataset(NUM_CLASSES, 12, size=(128, 116))  # the short run's data
     executed = execute("main.ipynb", tmp_path / "main.ipynb", {
-        "PRESET": "demo", "DATA_ROOT": str(synthetic_root), "EPOCHS": 1, "IMG_SIZE": 64, "BATCH_SIZE": 16,
+        "PRESET": "demo", "DATA_ROOT": str(data), "EPOCHS": 1, "IMG_SIZE": 64, "BATCH_SIZE": 16,
         "WORKERS": 0, "RUN_DIR": str(run_dir)})
     sources = [cell.source for cell in code_cells(executed)]
     images = images_per_cell(executed)
