@@ -34,9 +34,9 @@ def tiny_config(data_root: Path, run_dir: Path, **overrides: object) -> TrainCon
 
 
 def learning_config(data_root: Path, run_dir: Path, **overrides: object) -> TrainConfig:
-    """``tiny_config`` long enough to learn the synthetic classes: 4 epochs of what the demo trains (Lite0
+    """``tiny_config`` long enough to learn the synthetic classes: 3 epochs of what the demo trains (Lite0
     fine-tuned from its ImageNet weights) at 64 px."""
-    return tiny_config(data_root, run_dir, **{"epochs": 4, "arch": "efficientnet-lite0", "pretrained": True,
+    return tiny_config(data_root, run_dir, **{"epochs": 3, "arch": "efficientnet-lite0", "pretrained": True,
                                               **overrides})
 
 
