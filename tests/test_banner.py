@@ -11,7 +11,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import tiny_config
 from PIL import Image
 
 from fgvc.cli import main
@@ -41,15 +40,9 @@ def test_an_original_photo_is_known_by_its_path(tmp_path: Path, monkeypatch: pyt
 
 
 @pytest.fixture(scope="module")
-def short_run(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 1-epoch run on a tiny synthetic FGVC-Aircraft (banner cut in training, as every run's): its last.pt.
-    Pretrained Lite0, as the demo preset: its scores depend on the photo from the start (B0 from random weights
-    gives every photo the same scores after so short a run)."""
-    from fgvc.engine import fit
-
-    cfg = tiny_config(tiny_root, tmp_path_factory.mktemp("runs") / "short", epochs=1, batch_size=4,
-                      arch="efficientnet-lite0", pretrained=True)
-    return fit(cfg, progress=False) / "last.pt"
+def checkpoint(short_run: Path) -> Path:
+    """conftest's short run (banner cut in training, as every run's): its last.pt."""
+    return short_run / "last.pt"
 
 
 def top1(checkpoint: Path, files: list[str], capsys: pytest.CaptureFixture[str], *flags: str
@@ -65,21 +58,21 @@ def top1(checkpoint: Path, files: list[str], capsys: pytest.CaptureFixture[str],
 
 @pytest.mark.slow
 def test_predict_on_the_datasets_photos_agrees_with_evaluate_without_a_flag(
-        short_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["evaluate", "--checkpoint", str(short_run), "--split", "test", "--device", "cpu",
+        checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", "--checkpoint", str(checkpoint), "--split", "test", "--device", "cpu",
                  "--out", str(tmp_path / "eval")]) == 0
     with (tmp_path / "eval" / "predictions.csv").open(newline="") as f:
         by_evaluate = {r["file"]: (r["predicted"], float(r["probability"])) for r in csv.DictReader(f)}
     files = sorted(by_evaluate)
 
-    by_predict, err = top1(short_run, files, capsys)
+    by_predict, err = top1(checkpoint, files, capsys)
     assert by_predict.keys() == by_evaluate.keys()
     for file, (label, probability) in by_predict.items():
         assert by_evaluate[file][0] == label, file
         assert by_evaluate[file][1] == pytest.approx(probability, abs=2e-6), file
     assert f"cut the 20-px {NOTE} {len(files)} of {len(files)} image(s)" in err and "--no-crop-banner" in err
 
-    kept, err = top1(short_run, files, capsys, "--no-crop-banner")
+    kept, err = top1(checkpoint, files, capsys, "--no-crop-banner")
     assert NOTE not in err
     assert all(kept[file] != by_predict[file] for file in files)  # the banner changes every photo's scores
     assert len({probability for _, probability in by_predict.values()}) > 1  # and the scores depend on the photo
@@ -88,26 +81,26 @@ def test_predict_on_the_datasets_photos_agrees_with_evaluate_without_a_flag(
     copies.mkdir()
     for file in files[:3]:
         shutil.copy(file, copies)
-    by_copy, err = top1(short_run, [str(copies)], capsys)
+    by_copy, err = top1(checkpoint, [str(copies)], capsys)
     assert NOTE not in err
     assert [by_copy[str(copies / Path(file).name)] for file in files[:3]] == [kept[file] for file in files[:3]]
     copy = str(copies / Path(files[0]).name)
-    both, err = top1(short_run, [files[0], copy], capsys)  # one call, each photo as its path says
+    both, err = top1(checkpoint, [files[0], copy], capsys)  # one call, each photo as its path says
     assert both == {files[0]: by_predict[files[0]], copy: kept[files[0]]}
     assert f"cut the 20-px {NOTE} 1 of 2 image(s)" in err
 
-    forced, _ = top1(short_run, [str(copies)], capsys, "--crop-banner")
+    forced, _ = top1(checkpoint, [str(copies)], capsys, "--crop-banner")
     assert [forced[str(copies / Path(file).name)] for file in files[:3]] == [by_predict[file] for file in files[:3]]
 
     capsys.readouterr()
-    assert main(["gradcam", "--checkpoint", str(short_run), files[0], str(copies / Path(files[0]).name),
+    assert main(["gradcam", "--checkpoint", str(checkpoint), files[0], str(copies / Path(files[0]).name),
                  "--out", str(tmp_path / "cams"), "--device", "cpu"]) == 0
     assert f"{NOTE} 1 of 2 image(s)" in capsys.readouterr().err
     height = Image.open(files[0]).height
     overlays = {p.parent.name: Image.open(p).height for p in (tmp_path / "cams").rglob("*.png")}
     assert overlays == {"images": height - 20, "photos": height}
 
-    predictor = Predictor.from_checkpoint(short_run, device="cpu")
+    predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
     shown = describe(predictor, files[0])  # the demo's describe: auto, as fgvc predict
     assert shown.photo.shape[0] == height - 20 and BANNER_NOTE not in shown.message
     first, probability = next(iter(shown.confidences.items()))
