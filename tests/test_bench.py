@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from fgvc.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("benchmark", ["data", "train"])
@@ -19,3 +22,11 @@ def test_a_benchmark_prints_its_table_against_a_same_run_baseline(benchmark: str
     baseline_rows = [line for line in printed.splitlines() if line.startswith("| baseline") or "(baseline)" in line]
     assert baseline_rows and all("| 1.00x |" in line for line in baseline_rows)
     assert "cores" in printed and out.read_text().strip() == printed.strip()
+
+
+@pytest.mark.parametrize("script", ["fgvc/benchmarks/gpu.sh", "fgvc/benchmarks/gpu_ddp.sh", "slurm/train.sbatch"])
+def test_the_shell_scripts_parse(script: str) -> None:
+    """The GPU benchmarks and the job script run where no test here can run them (GPUs, SLURM): bash must at
+    least read them whole."""
+    result = subprocess.run(["bash", "-n", str(REPO / script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -4,7 +4,7 @@
 # pipeline with every core. Tables go to stdout and to ${OUT:-logs}/bench-gpu.md.
 #   bash fgvc/benchmarks/gpu.sh            (from the repository root, after `make setup`)
 set -euo pipefail
-cd "$(dirname "$0")/../..
+cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 out=${OUT:-logs}/bench-gpu.md
 mkdir -p "$(dirname "$out")"
