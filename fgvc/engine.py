@@ -1,4 +1,4 @@
-"""The training loop as plain functions: ``train_one_epoch``, ``evaluate``, ``fit``.
+"""Training a run as plain functions: ``fit`` (around ``fgvc.loop``'s ``train_one_epoch`` and ``evaluate``).
 
     run_dir = fit(make_config("demo"))                         # logs/<time>-demo/
     run_dir = fit(resume="logs/<run>/last.pt")                 # continue at the next epoch
@@ -97,7 +97,7 @@ def fit(cfg: TrainConfig | None = None, *, resume: str | Path | None = None, ove
         run_dir = Path(resume).parent
         cfg = dataclasses.replace(resume_config(saved, overrides or {}), run_dir=str(run_dir))
         ranks = distributed.init(cfg.device)
-        distributed.on_primary(lambda: hold_for_resume(run_dir, cfg, ranks), ranks)
+        distributed.on_primary(lambda: hold_for_resume(run_dir, cfg, ranks.world_size), ranks)
     elif overrides:
         raise ConfigError("overrides are for a resumed run: put the values into the config of a new run")
     else:
@@ -105,7 +105,7 @@ def fit(cfg: TrainConfig | None = None, *, resume: str | Path | None = None, ove
             raise ConfigError("fit needs a config (make_config(...)) or a checkpoint to resume")
         validate(cfg)
         ranks = distributed.init(cfg.device)
-        cfg = distributed.on_primary(lambda: start_run(cfg, ranks), ranks)
+        cfg = distributed.on_primary(lambda: start_run(cfg, ranks.world_size), ranks)
         run_dir = Path(cfg.run_dir)
     if not ranks.primary:
         setup_logging(None, logging.WARNING)  # the other ranks print warnings and errors only
@@ -158,6 +158,8 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
     runtime = Runtime.create(cfg.device, cfg.precision, cfg.channels_last, ranks)
     if loaders is None:
         loaders = build_loaders(cfg, model_spec(cfg.arch).norm, ranks)
+    elif ranks.enabled:  # a caller's loaders hold every image: each rank would train and score the whole split
+        raise ConfigError("fit(loaders=...) is for one process: under torchrun, let fit build each rank's loaders")
     steps_per_epoch = math.ceil(len(loaders.train) / cfg.accum_steps)
     state = build_state(cfg, len(loaders.classes), steps_per_epoch, runtime, pretrained=checkpoint is None)
     if checkpoint is not None:
@@ -173,13 +175,12 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
              len(loaders.eval.dataset), len(loaders.skipped), runtime.precision_name)
     log.info("global batch %d = %d process(es) x batch %d x %d accumulation step(s)",
              ranks.world_size * cfg.batch_size * cfg.accum_steps, ranks.world_size, cfg.batch_size, cfg.accum_steps)
-    if runtime.device.type == "cpu" and PRESETS[cfg.preset].get("device") != "cpu":
+    if runtime.device.type == "cpu" and PRESETS.get(cfg.preset, {}).get("device") != "cpu":
         log.warning("preset %r is made for a GPU, and this run trains on the CPU: the first steps below project "
                     "how long it takes. On a machine without a GPU, `--preset cpu` is the recipe measured for the "
                     "CPU (see the README's results on real photos)", cfg.preset)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     last_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, state.epoch + stop_after)
-    run_progress = RunProgress(state.epoch * len(loaders.train), last_epoch * len(loaders.train), progress)
     clock = dataclasses.replace(clock, before_s=provenance.resumed_wall_s(checkpoint))
     record = provenance.open_record(run_dir, checkpoint, clock, provenance.run_data(cfg, loaders)) \
         if ranks.primary else None
@@ -188,28 +189,29 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
     try:
         if run_log is not None and checkpoint is None:
             _record_start(run_log, cfg, loaders, ranks)
-        for epoch in range(state.epoch + 1, last_epoch + 1):
-            with contextlib.ExitStack() as records:  # a stop waits from the epoch's records to the analysis
-                result = _run_epoch(state, epoch, cfg, loaders, criterion, runtime, run_progress, run_log, records,
-                                    clock, record)
-                if epoch == cfg.epochs and run_log is not None:
-                    out, weights = run_dir / f"eval-{cfg.eval_split}", "raw" if state.ema is None else "ema"
-                    if cfg.eval_zoom:  # what `fgvc evaluate` gives by default: the zoomed second look as well
-                        analysis = evaluate_checkpoint(run_dir / "last.pt", cfg.eval_split, cfg.data_root,
-                                                       cfg.device, out)
-                    else:
-                        analysis = analyse(result.scores, result.targets, loaders.classes, loaders.hierarchy, out,
-                                           cfg.seed, {"checkpoint": str(run_dir / "last.pt"),
-                                                      "split": cfg.eval_split, "tta": False, "view": cfg.eval_view,
-                                                      "weights": weights, **provenance.evaluation_facts(
-                                                          record, record["sessions"][-1]["data"]["eval"])},
-                                           files=image_files(loaders.eval.dataset))
-                    log.info("final model (%s weights%s):\n%s", "EMA" if weights == "ema" else "raw",
-                             ", zoomed second look" if cfg.eval_zoom else "", format_report(analysis.report))
-                    run_log.image("confusion", out / "confusion.png", epoch * len(loaders.train))
-                    run_log.end_session(epoch * len(loaders.train))
+        with contextlib.closing(RunProgress(state.epoch * len(loaders.train), last_epoch * len(loaders.train),
+                                            progress)) as run_progress:  # its clock starts with the first batch
+            for epoch in range(state.epoch + 1, last_epoch + 1):
+                with contextlib.ExitStack() as records:  # a stop waits from the epoch's records to the analysis
+                    result = _run_epoch(state, epoch, cfg, loaders, criterion, runtime, run_progress, run_log, records,
+                                        clock, record)
+                    if epoch == cfg.epochs and run_log is not None:
+                        out, weights = run_dir / f"eval-{cfg.eval_split}", "raw" if state.ema is None else "ema"
+                        if cfg.eval_zoom:  # what `fgvc evaluate` gives by default: the zoomed second look as well
+                            analysis = evaluate_checkpoint(run_dir / "last.pt", cfg.eval_split, cfg.data_root,
+                                                           cfg.device, out)
+                        else:
+                            analysis = analyse(result.scores, result.targets, loaders.classes, loaders.hierarchy, out,
+                                               cfg.seed, {"checkpoint": str(run_dir / "last.pt"),
+                                                          "split": cfg.eval_split, "tta": False, "view": cfg.eval_view,
+                                                          "weights": weights, **provenance.evaluation_facts(
+                                                              record, record["sessions"][-1]["data"]["eval"])},
+                                               files=image_files(loaders.eval.dataset))
+                        log.info("final model (%s weights%s):\n%s", "EMA" if weights == "ema" else "raw",
+                                 ", zoomed second look" if cfg.eval_zoom else "", format_report(analysis.report))
+                        run_log.image("confusion", out / "confusion.png", epoch * len(loaders.train))
+                        run_log.end_session(epoch * len(loaders.train))
     finally:
-        run_progress.close()
         if run_log is not None:
             run_log.close()
         if record is not None:
@@ -224,7 +226,7 @@ def _record_start(run_log: RunLog, cfg: TrainConfig, loaders: Loaders, ranks: Di
     samples_figure(loaders.train.dataset, loaders.classes, model_spec(cfg.arch).norm, seed=cfg.seed).savefig(
         path, dpi=80)
     run_log.image("samples", path, 0)
-    run_log.start_session(run_record(cfg, ranks))
+    run_log.start_session(run_record(cfg, ranks.world_size))
 
 
 def _run_epoch(state: TrainState, epoch: int, cfg: TrainConfig, loaders: Loaders, criterion: nn.Module,
@@ -244,7 +246,7 @@ def _run_epoch(state: TrainState, epoch: int, cfg: TrainConfig, loaders: Loaders
         if run_log is not None:
             run_log.step(row)
         left_s = run_progress.step(row)
-        if row["step"] - run_progress.first_step <= cfg.log_every:  # the session's first logged step
+        if run_progress.logged == 1:  # the session's first logged step
             log.info("the first batches took %.2f s each: this session's %d batches take about %s more",
                      run_progress.seconds_per_batch(), run_progress.last_step - row["step"], format_duration(left_s))
         log.info("epoch %d step %d loss %.4f lr %.2e (run: about %s left)", row["epoch"], row["step"], row["loss"],

@@ -150,21 +150,25 @@ def format_duration(seconds: float) -> str:
 
 class RunProgress:
     """The whole session's progress: a bar over every training batch it has left, and the projected time to its
-    end from the pace so far (the evaluations between epochs included once one has run).
+    end from the pace so far (the evaluations between epochs included once one has run). The clock starts when
+    it is made: just before the first batch.
 
     ``step(row)`` takes the loop's logged rows, whose ``step`` counts batches over the whole run."""
 
     def __init__(self, first_step: int, last_step: int, show: bool) -> None:
         self.first_step, self.last_step, self.show, self.started = first_step, last_step, show, time.perf_counter()
+        self.done, self.logged = 0, 0  # batches trained and rows logged in this session
         self.bar = tqdm(total=last_step - first_step, desc="run", unit="batch", disable=not show)
 
     def seconds_per_batch(self) -> float:
         """This session's seconds per training batch so far."""
-        return (time.perf_counter() - self.started) / max(1, self.bar.n)
+        return (time.perf_counter() - self.started) / max(1, self.done)
 
     def step(self, row: dict[str, float]) -> float:
         """Move the bar to ``row`` and return the seconds projected for the rest of this session."""
-        self.bar.update(int(row["step"]) - self.first_step - self.bar.n)
+        done, self.logged = int(row["step"]) - self.first_step, self.logged + 1
+        self.bar.update(done - self.done)
+        self.done = done
         self.bar.set_postfix(epoch=int(row["epoch"]), loss=f"{row['loss']:.3f}")
         return self.seconds_per_batch() * (self.last_step - row["step"])
 

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from fgvc.config import TrainConfig, validate
-from fgvc.distributed import SINGLE, Dist
 from fgvc.errors import FolderError
 
 try:
@@ -281,8 +280,9 @@ class RunLog:
             self.writer.close()
 
 
-def start_run(cfg: TrainConfig, ranks: Dist = SINGLE) -> TrainConfig:
-    """Validate ``cfg``, claim its run folder, write ``config.json`` and log to ``train.log``.
+def start_run(cfg: TrainConfig, processes: int = 1) -> TrainConfig:
+    """Validate ``cfg``, claim its run folder, write ``config.json`` (for ``processes`` training processes) and
+    log to ``train.log``.
 
     The folder is ``cfg.run_dir``, or a new ``logs/<time>-<preset>``; a folder that already
     holds a trained epoch is refused (resume it instead), and so is one that another process
@@ -302,24 +302,25 @@ def start_run(cfg: TrainConfig, ranks: Dist = SINGLE) -> TrainConfig:
         raise FolderError(f"run folder {run_dir} already holds a run: resume it with --resume "
                           f"{run_dir / 'last.pt'} or choose another --run-dir")
     cfg = dataclasses.replace(cfg, run_dir=str(run_dir))
-    write_config(cfg, ranks)
+    write_config(cfg, processes)
     setup_logging(run_dir)
     return cfg
 
 
-def run_record(cfg: TrainConfig, ranks: Dist) -> dict[str, Any]:
+def run_record(cfg: TrainConfig, processes: int) -> dict[str, Any]:
     """The config, the number of processes and the global batch they make."""
-    facts = {"processes": ranks.world_size, "global_batch": ranks.world_size * cfg.batch_size * cfg.accum_steps}
+    facts = {"processes": processes, "global_batch": processes * cfg.batch_size * cfg.accum_steps}
     return {**cfg.to_dict(), **facts}
 
 
-def write_config(cfg: TrainConfig, ranks: Dist) -> None:
+def write_config(cfg: TrainConfig, processes: int) -> None:
     """``config.json``: the run record."""
-    (Path(cfg.run_dir) / "config.json").write_text(json.dumps(run_record(cfg, ranks), indent=2) + "\n")
+    (Path(cfg.run_dir) / "config.json").write_text(json.dumps(run_record(cfg, processes), indent=2) + "\n")
 
 
-def hold_for_resume(run_dir: Path, cfg: TrainConfig, ranks: Dist) -> None:
-    """Hold a resumed run's folder, record how it now runs in ``config.json``, and log into its ``train.log``."""
+def hold_for_resume(run_dir: Path, cfg: TrainConfig, processes: int) -> None:
+    """Hold a resumed run's folder, record how it now runs in ``config.json`` (``processes`` training processes),
+    and log into its ``train.log``."""
     claim_run_dir(run_dir)
-    write_config(cfg, ranks)
+    write_config(cfg, processes)
     setup_logging(run_dir)

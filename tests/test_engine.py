@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from helpers import NUM_CLASSES, SMALL, tiny_config
 
+from fgvc import loop
 from fgvc.checkpoint import load_checkpoint
 from fgvc.engine import fit
 from fgvc.errors import FolderError
+from fgvc.loop import RunProgress
 from fgvc.optim import lr_factor
 from fgvc.tracking import read_rows
 
@@ -97,6 +99,21 @@ def test_a_gpu_preset_on_the_cpu_is_named_and_the_log_projects_the_whole_run(tin
     assert len(lefts) == 6 and lefts[-1] == "0 s left)"
 
 
-def test_a_cpu_preset_on_the_cpu_gets_no_warning(tiny_root: Path, tmp_path: Path) -> None:
-    log = (fit(tiny_config(tiny_root, tmp_path / "run", epochs=1, batch_size=4), progress=False) / "train.log")
+def test_a_cpu_preset_on_the_cpu_gets_no_warning_and_one_first_projection(tiny_root: Path, tmp_path: Path) -> None:
+    """2 batches an epoch, logged every 5: the first logged step of epoch 2 is not the session's first."""
+    log = (fit(tiny_config(tiny_root, tmp_path / "run", epochs=2, batch_size=6), progress=False) / "train.log")
     assert "is made for a GPU" not in log.read_text()
+    assert log.read_text().count("the first batches took") == 1
+
+
+@pytest.mark.parametrize("show", [True, False])
+def test_the_run_projects_its_end_from_the_pace_with_or_without_a_bar(show: bool,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: now[0])
+    progress = RunProgress(first_step=20, last_step=120, show=show)  # a resumed session: 100 batches left
+    now[0] += 5.0
+    left = progress.step({"epoch": 3, "step": 30, "loss": 1.0})  # 10 batches in 5 s
+    assert progress.seconds_per_batch() == pytest.approx(0.5) and left == pytest.approx(0.5 * 90)
+    assert progress.logged == 1
+    progress.close()
