@@ -18,6 +18,7 @@ from fgvc.data import (
     Augment,
     build_dataset,
     build_imagefolder,
+    check_data,
     eval_transform,
     normalize,
     read_hierarchy,
@@ -58,6 +59,21 @@ def test_the_dataset_reads_what_torchvision_reads(synthetic_root: Path, level: s
         assert ours.classes == theirs.classes
         assert [(Path(path), label) for path, label in ours.samples] == [
             (Path(path), label) for path, label in zip(theirs._image_files, theirs._labels)]
+
+
+def test_annotation_files_with_trailing_spaces_and_windows_line_ends_read_as_torchvision_reads_them(
+        tiny_root: Path, tmp_path: Path) -> None:
+    from torchvision.datasets import FGVCAircraft
+
+    root = tmp_path / "edited"
+    shutil.copytree(tiny_root, root)
+    data = root / FGVC_FOLDER / "data"
+    for name in ("variants.txt", "images_variant_test.txt"):
+        lines = (data / name).read_text().splitlines()
+        (data / name).write_bytes("".join(f"{line} \r\n" for line in lines).encode())
+    assert check_data(root)[1] == []
+    ours, theirs = build_dataset(root, "test"), FGVCAircraft(root, "test")
+    assert ours.classes == theirs.classes and [label for _, label in ours.samples] == theirs._labels
 
 
 def test_names_with_slash_and_space_load(make_dataset: MakeDataset) -> None:

@@ -47,15 +47,21 @@ def labels_file(root: str | Path, split: str, level: str) -> Path:
     return data_dir(root) / f"images_{level}_{split}.txt"
 
 
+def label_line(line: str) -> tuple[str, str]:
+    """``(image id, class name)`` of one line ``<image id> <class name>`` (either empty when it is malformed)."""
+    image_id, _, name = line.strip().partition(" ")
+    return image_id, name
+
+
 def read_labels(root: str | Path, split: str, level: str) -> list[tuple[str, str]]:
     """``(image id, class name)`` of every image of ``split`` at ``level``, in the file's order."""
     with labels_file(root, split, level).open(encoding="utf-8") as f:
-        return [tuple(line.rstrip("\n").split(" ", 1)) for line in f if line.strip()]
+        return [label_line(line) for line in f if line.strip()]
 
 
 def read_classes(root: str | Path, level: str) -> list[str]:
     """The class names of ``level``, in line order (the class index)."""
-    return (data_dir(root) / LEVEL_FILES[level]).read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in (data_dir(root) / LEVEL_FILES[level]).read_text(encoding="utf-8").splitlines()]
 
 
 def missing_message(root: Path, missing: Path) -> str:
@@ -88,7 +94,7 @@ def annotation_problems(root: str | Path, split: str, level: str) -> list[str]:
     images = {p.name for p in (data / "images").iterdir()} if (data / "images").is_dir() else set()
     problems = []
     for number, line in enumerate(split_file.read_text(encoding="utf-8").splitlines(), start=1):
-        image_id, _, name = line.strip().partition(" ")
+        image_id, name = label_line(line)
         where = f"{split_file} line {number}"
         if not image_id or not name:
             problems.append(f"{where}: {line!r} is malformed, expected '<image id> <{level} name>'")
