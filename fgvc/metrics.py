@@ -288,10 +288,7 @@ def parent_scores(scores: np.ndarray, parent_of: np.ndarray, num_parents: int) -
     if scores.ndim != 2 or parent_of.shape != (scores.shape[1],):
         raise ValueError(f"parent_of maps {parent_of.shape} classes; expected ({scores.shape[1]},) for scores of "
                          f"shape {scores.shape}")
-    if parent_of.min() < 0 or parent_of.max() >= num_parents:
-        raise ValueError(f"parent_of has indices in [{parent_of.min()}, {parent_of.max()}]; "
-                         f"expected [0, {num_parents - 1}]")
-    return scores @ np.eye(num_parents, dtype=scores.dtype)[parent_of]
+    return scores @ np.eye(num_parents, dtype=scores.dtype)[_labels(parent_of, num_parents, "parent_of")]
 
 
 def parent_index(child_names: list[str], parent_names: list[str], pairs: Iterable[tuple[str, str]]) -> np.ndarray:

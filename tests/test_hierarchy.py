@@ -83,7 +83,7 @@ def test_parent_scores_are_the_sums_of_their_variants() -> None:
     assert summed.shape == (20, 4) and np.allclose(summed.sum(1), 1) and np.all(summed[:, 3] == 0)
     for parent in range(3):
         assert np.allclose(summed[:, parent], probabilities[:, parent_of == parent].sum(1))
-    with pytest.raises(ValueError, match=r"expected \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"parent_of must lie in \[0, 1\]"):
         metrics.parent_scores(probabilities, parent_of, 2)
 
 
