@@ -112,10 +112,12 @@ def per_channel_cost(model: nn.Module, arch: str, inputs: torch.Tensor) -> CamCo
     return CamCost(channels[0], seconds)
 
 
-def explain(predictor: Predictor, image: Image.Image, target: int | None = None,
-            method: str = "gradcam") -> Explanation:
-    """Predict ``image`` as ``fgvc predict`` does and explain ``target`` (default: the predicted class)."""
-    probabilities = predictor.scores([image])[0]
+def explain(predictor: Predictor, image: Image.Image, target: int | None = None, method: str = "gradcam",
+            probabilities: np.ndarray | None = None) -> Explanation:
+    """Predict ``image`` as ``fgvc predict`` does (unless the caller has: its ``probabilities``) and explain
+    ``target`` (default: the predicted class)."""
+    if probabilities is None:
+        probabilities = predictor.scores([image])[0]
     predicted = int(np.argmax(probabilities))
     target = predicted if target is None else target
     cam = compute_cam(predictor.model, predictor.cfg.arch, predictor.inputs(image), target, method)

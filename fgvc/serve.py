@@ -24,7 +24,7 @@ import math
 import os
 import socket
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,15 +66,18 @@ class Shown:
 @dataclass
 class CamBudget:
     """The longest a per-channel CAM method (``PER_CHANNEL_METHODS``) may run for one click, in seconds; what it
-    costs is measured once, on the first photo that asks (the input size is the predictor's, whatever the photo)."""
+    costs is measured once for each input size, on the first photo of that size that asks (one size for the
+    ``squash`` and ``crop`` views; the ``whole`` view keeps each photo's shape)."""
 
     seconds: float
-    cost: CamCost | None = None
+    costs: dict[tuple[int, ...], CamCost] = field(default_factory=dict)  # input (height, width) -> cost
 
     def estimate(self, predictor: Predictor, image: Image.Image) -> CamCost:
-        if self.cost is None:
-            self.cost = per_channel_cost(predictor.model, predictor.cfg.arch, predictor.inputs(image))
-        return self.cost
+        inputs = predictor.inputs(image)
+        size = tuple(inputs.shape[2:])
+        if size not in self.costs:
+            self.costs[size] = per_channel_cost(predictor.model, predictor.cfg.arch, inputs)
+        return self.costs[size]
 
     def refusal(self, method: str, cost: CamCost) -> str | None:
         """Why ``method`` is refused at ``cost``, or None when it fits the budget."""
@@ -114,7 +117,7 @@ def describe(predictor: Predictor, path: str | Path, crop_banner: bool | None = 
     target = int(np.argmax(prediction.probabilities)) if top_class else predictor.classes.index(explain_class)
     refusal = budget.refusal(method, budget.estimate(predictor, image)) if (
         budget is not None and method in PER_CHANNEL_METHODS) else None
-    explanation = None if refusal else explain(predictor, image, target, method)
+    explanation = None if refusal else explain(predictor, image, target, method, prediction.probabilities)
     result = {"file": name, "top": top, "coarse": predictor.coarse(prediction.probabilities), "box": prediction.box}
     text = format_predictions([result], zoom=prediction.box is not None).rstrip("\n")  # fgvc predict's lines
     message = f"{name}: {method} for {predictor.classes[target]}" + (" (the top class)" if top_class else "")
@@ -216,8 +219,8 @@ def launch(app: Any, host: str, port: int, max_upload_mb: float = MAX_UPLOAD_MB,
 def check_limits(max_upload_mb: float, cam_budget: float, queue_size: int) -> None:
     """Refuse a limit that would make the demo unusable or unbounded."""
     for flag, value in (("--max-upload-mb", max_upload_mb), ("--cam-budget", cam_budget), ("--queue-size", queue_size)):
-        if not value > 0:
-            raise ConfigError(f"{flag} {value}: expected a number above 0")
+        if not (value > 0 and math.isfinite(value)):
+            raise ConfigError(f"{flag} {value:g}: expected a finite number above 0")
 
 
 def serve(checkpoint: str | Path, host: str = "127.0.0.1", port: int = 7860, examples: Sequence[str | Path] = (),

@@ -6,6 +6,7 @@ keeps serving after a bad or oversized file."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -136,8 +137,8 @@ def test_a_per_channel_cam_over_the_budget_is_refused_with_its_estimate(predicto
                                                                        photos: list[Path]) -> None:
     budget = CamBudget(1e-6)
     refused = describe(predictor, photos[0], method="scorecam", budget=budget)
-    cost = budget.cost
-    assert cost is not None and cost.passes == cam_target_layer(predictor.model, predictor.cfg.arch).num_features
+    [cost] = budget.costs.values()
+    assert cost.passes == cam_target_layer(predictor.model, predictor.cfg.arch).num_features
     assert refused.message.startswith(f"fgvc: error: {photos[0].name}: scorecam would take about "
                                       f"{cost.seconds:.0f} s here ({cost.passes} forward passes, {cost.batches} "
                                       f"batches of {CAM_BATCH} at ")
@@ -148,6 +149,17 @@ def test_a_per_channel_cam_over_the_budget_is_refused_with_its_estimate(predicto
     assert plain.overlay is not None and plain.message.startswith(f"{photos[0].name}: gradcam for ")
     assert refused.overlay is None and refused.text == plain.text and refused.confidences == plain.confidences
     assert np.array_equal(refused.photo, plain.photo)  # the prediction is still shown
+
+
+def test_the_cam_budget_measures_each_input_size_once(predictor: Predictor) -> None:
+    """The ``whole`` view keeps each photo's shape, so a wide photo costs more than a square one."""
+    wide, square = Image.new("RGB", (300, 100)), Image.new("RGB", (100, 100))
+    for view, sizes in (("squash", 1), ("whole", 2)):
+        budget, viewing = CamBudget(1e9), dataclasses.replace(predictor, view=view)
+        first = budget.estimate(viewing, wide)
+        assert budget.estimate(viewing, wide) is first  # measured once
+        budget.estimate(viewing, square)
+        assert len(budget.costs) == sizes, view
 
 
 @pytest.mark.parametrize("method", PER_CHANNEL_METHODS)
@@ -175,10 +187,12 @@ def test_a_per_channel_cam_within_the_budget_runs(predictor: Predictor, photos: 
     assert shown.message.startswith(f"{photos[0].name}: scorecam for ") and shown.overlay is not None
 
 
-@pytest.mark.parametrize("flag", ["--max-upload-mb", "--cam-budget", "--queue-size"])
-def test_serve_refuses_a_limit_of_zero(checkpoint: Path, flag: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["serve", "--checkpoint", str(checkpoint), "--port", str(free_port()), flag, "0"]) == 2
-    assert f"{flag} 0" in capsys.readouterr().err
+@pytest.mark.parametrize(("flag", "value"), [("--max-upload-mb", "0"), ("--max-upload-mb", "inf"),
+                                             ("--cam-budget", "0"), ("--cam-budget", "nan"), ("--queue-size", "0")])
+def test_serve_refuses_a_limit_of_zero_or_no_limit(checkpoint: Path, flag: str, value: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--checkpoint", str(checkpoint), "--port", str(free_port()), flag, value]) == 2
+    assert f"{flag} {value}: expected a finite number above 0" in capsys.readouterr().err
 
 
 def test_one_photo_at_a_time_behind_a_bounded_queue(predictor: Predictor, photos: list[Path], tmp_path: Path,
