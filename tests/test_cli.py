@@ -180,14 +180,15 @@ def test_annotation_files_are_checked_before_any_image_is_decoded(tiny_root: Pat
         build_loaders(make_config("demo", data_root=str(copy), workers=0), IMAGENET)
 
 
-def test_help_starts_without_torch_and_status_without_the_model_code() -> None:
-    """``fgvc --help`` answers at once, the run-folder module needs no torch, and ``fgvc status`` (which the SLURM
-    job script asks between runs) reads a checkpoint with torch alone."""
+def test_light_commands_import_only_what_they_need() -> None:
+    """``fgvc --help`` answers at once, ``fgvc synth`` and the run-folder module need no torch, and ``fgvc status``
+    (which the SLURM job script asks between runs) reads a checkpoint with torch alone."""
     script = ("import sys; from fgvc.cli import build_parser, main; build_parser(); "
               "print('HELP', sorted(m for m in ('torch', 'numpy', 'PIL') if m in sys.modules)); "
-              "import fgvc.tracking; print('RUN FOLDER', sorted(m for m in ('torch',) if m in sys.modules)); "
+              "import fgvc.synthetic, fgvc.tracking; print('SYNTH, RUN FOLDER', sorted(m for m in ('torch', 'cv2') "
+              "if m in sys.modules)); "
               "main(['status', 'nowhere']); print('STATUS', sorted(m for m in "
-              "('torchvision', 'efficientnet_pytorch', 'fgvc.model', 'fgvc.data') if m in sys.modules))")
+              "('torchvision', 'efficientnet_pytorch', 'fgvc.model', 'fgvc.data.loaders') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["HELP []", "RUN FOLDER []", "STATUS []"]
+    assert result.stdout.splitlines() == ["HELP []", "SYNTH, RUN FOLDER []", "STATUS []"]

@@ -15,87 +15,38 @@
 
 FGVC-Aircraft's 20-px copyright banner is cropped off when an image is loaded, before any transform,
 as the dataset's README asks. A user's own photos use the ImageFolder layout ``root/<split>/<class>/*.jpg``.
+
+Each name below is imported from its module when first asked for, so importing one module of the package (the
+layout, for ``fgvc synth``) does not import torch with the others.
 """
 
-from fgvc.data.checks import check_data, drop_bad_images
-from fgvc.data.datasets import (
-    AugmentedSplit,
-    FgvcAircraft,
-    augmented,
-    build_dataset,
-    build_imagefolder,
-    build_split,
-    dataset_labels,
-    image_files,
-    training_split,
-)
-from fgvc.data.hierarchy import HIERARCHY_FILE, Hierarchy, dataset_hierarchy, hierarchy_names, read_hierarchy_csv
-from fgvc.data.images import find_bad_images, fit_short_side, load_image, to_rgb
-from fgvc.data.layout import FGVC_FOLDER, FGVC_URL, LEVEL_FILES, PREPARED_MARKER, prepared_info, read_hierarchy
-from fgvc.data.loaders import EpochSampler, Loaders, build_loaders, eval_loader
-from fgvc.data.normalization import Normalization
-from fgvc.data.prepare import download_fgvc, prepare_fgvc
-from fgvc.data.transforms import (
-    AFFINE_SCALE,
-    AFFINE_TRANSLATE,
-    Augment,
-    Augmentation,
-    BatchAugment,
-    augmentation_matrix,
-    batch_augmentation,
-    draw_augmentation,
-    eval_transform,
-    normalize,
-    prepared_short_side,
-    visible_box,
-    visible_part,
-)
+from __future__ import annotations
 
-__all__ = [
-    "AFFINE_SCALE",
-    "AFFINE_TRANSLATE",
-    "FGVC_FOLDER",
-    "FGVC_URL",
-    "HIERARCHY_FILE",
-    "LEVEL_FILES",
-    "PREPARED_MARKER",
-    "Augment",
-    "Augmentation",
-    "AugmentedSplit",
-    "BatchAugment",
-    "EpochSampler",
-    "FgvcAircraft",
-    "Hierarchy",
-    "Loaders",
-    "Normalization",
-    "augmentation_matrix",
-    "augmented",
-    "batch_augmentation",
-    "build_dataset",
-    "build_imagefolder",
-    "build_loaders",
-    "build_split",
-    "check_data",
-    "dataset_hierarchy",
-    "dataset_labels",
-    "download_fgvc",
-    "draw_augmentation",
-    "drop_bad_images",
-    "eval_loader",
-    "eval_transform",
-    "find_bad_images",
-    "fit_short_side",
-    "hierarchy_names",
-    "image_files",
-    "load_image",
-    "normalize",
-    "prepare_fgvc",
-    "prepared_info",
-    "prepared_short_side",
-    "read_hierarchy",
-    "read_hierarchy_csv",
-    "to_rgb",
-    "training_split",
-    "visible_box",
-    "visible_part",
-]
+import importlib
+from typing import Any
+
+_PUBLIC = {  # module -> the names the package gives
+    "checks": ("check_data", "drop_bad_images"),
+    "datasets": ("AugmentedSplit", "FgvcAircraft", "augmented", "build_dataset", "build_imagefolder", "build_split",
+                 "dataset_labels", "image_files", "training_split"),
+    "hierarchy": ("HIERARCHY_FILE", "Hierarchy", "dataset_hierarchy", "hierarchy_names", "read_hierarchy_csv"),
+    "images": ("find_bad_images", "fit_short_side", "load_image", "to_rgb"),
+    "layout": ("FGVC_FOLDER", "FGVC_URL", "LEVEL_FILES", "PREPARED_MARKER", "prepared_info", "read_hierarchy"),
+    "loaders": ("EpochSampler", "Loaders", "build_loaders", "eval_loader"),
+    "normalization": ("Normalization",),
+    "prepare": ("download_fgvc", "prepare_fgvc"),
+    "transforms": ("AFFINE_SCALE", "AFFINE_TRANSLATE", "Augment", "Augmentation", "BatchAugment",
+                   "augmentation_matrix", "batch_augmentation", "draw_augmentation", "eval_transform", "normalize",
+                   "prepared_short_side", "visible_box", "visible_part"),
+}
+_MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its module on first use."""
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'fgvc.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"fgvc.data.{_MODULE_OF[name]}"), name)
+    globals()[name] = value
+    return value
