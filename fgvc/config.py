@@ -64,6 +64,10 @@ class TrainConfig:
     download: bool = _field(True, "download FGVC-Aircraft when it is missing")
     banner_px: int = _field(20, "rows of copyright banner cut from the bottom of every FGVC-Aircraft photo")
     skip_bad_images: bool = _field(False, "leave out (and log) images that do not decode instead of stopping")
+    train_per_class: int | None = _field(None, "train on at most N photos of each class, drawn from the training "
+                                         "split with the run's seed (the same N photos on any machine, and the "
+                                         "first N of a larger N's: a learning curve); the evaluation split stays "
+                                         "whole (default: every photo)")
     # model
     arch: str = _field("efficientnet-b4", "efficientnet-b0..b7 (efficientnet_pytorch), efficientnet-lite0..lite2 "
                        "(ImageNet weights installed by pip: no download) or tv_efficientnet_b0..b7 (torchvision)",
@@ -81,7 +85,13 @@ class TrainConfig:
                              "the top class's activation map is cut from the photo, classified, and its logits "
                              "averaged with the whole view's); evaluate and predict take --no-zoom")
     # optimisation
-    epochs: int = _field(50, "epochs to train")
+    epochs: int | None = _field(50, "epochs to train (None: chosen from the data by schedule_steps)")
+    schedule_steps: int = _field(400, "with epochs unset: train about this many optimizer steps, whatever the "
+                                 "size of the data (fgvc.schedule)")
+    schedule_min_epochs: int = _field(5, "with epochs unset: the fewest epochs the rule gives (large data)")
+    schedule_max_epochs: int = _field(40, "with epochs unset: the most epochs the rule gives (small data)")
+    time_budget: float = _field(0.0, "minutes a new run may take: it times a few batches first and, when the "
+                                "projected run is longer, trains fewer epochs, saying so (0: no budget)")
     batch_size: int = _field(32, "images per process in each forward pass (global batch: processes x batch x "
                              "accum_steps)")
     accum_steps: int = _field(1, "batches whose gradients add up before each optimizer step (a large global batch "
@@ -181,7 +191,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "pretrained": True,
         "img_size": 224,
         "eval_img_size": 256,
-        "epochs": 6,
+        "epochs": None,  # chosen from the data: schedule_steps, within the time budget
+        "time_budget": 15.0,
         "batch_size": 32,
         "lr": 1e-3,
         "optimizer": "adamw",
@@ -288,13 +299,22 @@ def validate(cfg: TrainConfig) -> None:
            f"an integer >= {MIN_IMG_SIZE} (EfficientNets downsample 32x)")
     _check(cfg.eval_img_size is None or (isinstance(cfg.eval_img_size, int) and cfg.eval_img_size >= MIN_IMG_SIZE),
            "eval_img_size", cfg.eval_img_size, f"None (img_size) or an integer >= {MIN_IMG_SIZE}")
-    for name in ("epochs", "batch_size", "accum_steps", "log_every"):
+    for name in ("batch_size", "accum_steps", "log_every", "schedule_steps", "schedule_min_epochs",
+                 "schedule_max_epochs"):
         value = getattr(cfg, name)
         _check(isinstance(value, int) and value > 0, name, value, "a positive integer")
+    _check(cfg.epochs is None or (isinstance(cfg.epochs, int) and cfg.epochs > 0), "epochs", cfg.epochs,
+           "a positive integer, or None (chosen from the data by schedule_steps)")
+    _check(cfg.schedule_min_epochs <= cfg.schedule_max_epochs, "schedule_min_epochs", cfg.schedule_min_epochs,
+           f"at most schedule_max_epochs={cfg.schedule_max_epochs}")
+    _check(cfg.time_budget >= 0, "time_budget", cfg.time_budget, "minutes >= 0 (0: no budget)")
+    _check(cfg.train_per_class is None or (isinstance(cfg.train_per_class, int) and cfg.train_per_class > 0),
+           "train_per_class", cfg.train_per_class, "None (every photo) or a positive integer")
     for name in ("workers", "warmup_epochs", "banner_px"):
         value = getattr(cfg, name)
         _check(isinstance(value, int) and value >= 0, name, value, "an integer >= 0")
-    _check(cfg.warmup_epochs <= cfg.epochs, "warmup_epochs", cfg.warmup_epochs, f"at most epochs={cfg.epochs}")
+    _check(cfg.warmup_epochs <= (cfg.epochs or cfg.schedule_min_epochs), "warmup_epochs", cfg.warmup_epochs,
+           f"at most epochs={cfg.epochs or cfg.schedule_min_epochs}")
     _check(cfg.lr > 0, "lr", cfg.lr, "a positive number")
     _check(cfg.head_lr_scale > 0, "head_lr_scale", cfg.head_lr_scale, "a positive number")
     for name in ("mixup_alpha", "cutmix_alpha"):

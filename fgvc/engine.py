@@ -33,7 +33,7 @@ from fgvc.config import PRESETS, TrainConfig, resume_config, validate
 from fgvc.data.datasets import image_files
 from fgvc.data.hierarchy import hierarchy_names
 from fgvc.data.loaders import Loaders, build_loaders
-from fgvc.data.transforms import batch_augmentation
+from fgvc.data.transforms import batch_augmentation, normalize
 from fgvc.distributed import Dist
 from fgvc.ema import ema_model
 from fgvc.errors import ConfigError, NonFiniteLossError, Preempted
@@ -53,7 +53,17 @@ from fgvc.optim import build_optimizer, build_scheduler
 from fgvc.plots import curves_figure, samples_figure
 from fgvc.preemption import preemption_signals, uninterrupted
 from fgvc.runtime import Runtime
-from fgvc.tracking import EMA_PREFIX, RunLog, hold_for_resume, release_run_dir, run_record, setup_logging, start_run
+from fgvc.schedule import Pace, choose_schedule, measure_pace, write_schedule
+from fgvc.tracking import (
+    EMA_PREFIX,
+    RunLog,
+    hold_for_resume,
+    release_run_dir,
+    run_record,
+    setup_logging,
+    start_run,
+    write_config,
+)
 
 log = logging.getLogger("fgvc")
 RANK_SEED_STRIDE = 100_003  # rank r seeds dropout from seed + r * stride (rank 0: the plain seed)
@@ -161,6 +171,8 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
     elif ranks.enabled:  # a caller's loaders hold every image: each rank would train and score the whole split
         raise ConfigError("fit(loaders=...) is for one process: under torchrun, let fit build each rank's loaders")
     steps_per_epoch = math.ceil(len(loaders.train) / cfg.accum_steps)
+    if checkpoint is None:  # a new run chooses its length; a resumed one keeps the epochs it chose
+        cfg = _choose_schedule(cfg, steps_per_epoch, loaders, runtime, ranks)
     state = build_state(cfg, len(loaders.classes), steps_per_epoch, runtime, pretrained=checkpoint is None)
     if checkpoint is not None:
         _restore(state, checkpoint, source, cfg, run_dir)
@@ -217,6 +229,42 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
         if record is not None:
             provenance.write_record(run_dir, provenance.update_record(record, clock, ended=True))
     return run_dir
+
+
+def _choose_schedule(cfg: TrainConfig, steps_per_epoch: int, loaders: Loaders, runtime: Runtime,
+                     ranks: Dist) -> TrainConfig:
+    """``cfg`` with the epochs this new run trains (``fgvc.schedule``), written to ``config.json`` and
+    ``schedule.json``. With a time budget, a throwaway model of the same arch times a few training and evaluation
+    batches first (rank 0's pace decides for every rank)."""
+
+    def measure() -> Pace:
+        model = runtime.prepare(build_model(cfg.arch, len(loaders.classes), pretrained=False,
+                                            bn_momentum=cfg.bn_momentum))
+        optimizer, criterion, norm = build_optimizer(model, cfg), nn.CrossEntropyLoss(), model_spec(cfg.arch).norm
+
+        def train_step(batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+            model.train()
+            with runtime.autocast():
+                loss = criterion(model(normalize(runtime.inputs(batch[0]), norm)), batch[1].to(runtime.device))
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        def eval_step(batch: tuple[torch.Tensor, torch.Tensor]) -> None:
+            model.eval()
+            with torch.no_grad(), runtime.autocast():
+                model(runtime.inputs(batch[0]))
+
+        pace = measure_pace(loaders.train, loaders.eval, train_step, eval_step, 2 if cfg.ema_decay > 0 else 1)
+        return distributed.broadcast(pace, ranks)
+
+    def record_schedule() -> None:
+        write_config(cfg, ranks.world_size)
+        write_schedule(cfg.run_dir, record)
+
+    cfg, record = choose_schedule(cfg, steps_per_epoch, measure)
+    distributed.on_primary(record_schedule, ranks)
+    return cfg
 
 
 def _record_start(run_log: RunLog, cfg: TrainConfig, loaders: Loaders, ranks: Dist) -> None:

@@ -178,15 +178,16 @@ def run_status(run_dir: str | Path) -> tuple[bool, str]:
     config_file = run_dir / "config.json"
     try:
         config = json.loads(config_file.read_text())
-        epochs, split = int(config["epochs"]), str(config["eval_split"])
+        # epochs is None until a run whose length follows the data has chosen it (fgvc.schedule)
+        epochs, split = None if config["epochs"] is None else int(config["epochs"]), str(config["eval_split"])
     except (OSError, ValueError, KeyError) as err:
         raise FolderError(f"{run_dir} holds no run that fgvc can read ({config_file}: {err}): expected the "
                           f"--run-dir of an fgvc train run") from None
     last = run_dir / "last.pt"
     done = int(load_checkpoint(last)["epoch"]) if last.is_file() else 0
-    if done < epochs:
+    if epochs is None or done < epochs:
         resume = f"resume with: fgvc train --resume {last}" if done else "no epoch has finished: start it again"
-        return False, f"unfinished: {done} of {epochs} epochs trained; {resume}"
+        return False, f"unfinished: {done} of {epochs or 'its'} epochs trained; {resume}"
     report = run_dir / f"eval-{split}" / "metrics.json"
     if not report.is_file():
         raise FolderError(f"{run_dir} has trained its {epochs} epochs but its final analysis {report} is missing: "

@@ -28,7 +28,7 @@ from typing import Any
 _PUBLIC = {  # module -> the names the package gives
     "checks": ("check_data", "drop_bad_images"),
     "datasets": ("AugmentedSplit", "FgvcAircraft", "augmented", "build_dataset", "build_imagefolder", "build_split",
-                 "dataset_labels", "image_files", "training_split"),
+                 "dataset_labels", "image_files", "keep_samples", "per_class_subset", "training_split"),
     "hierarchy": ("HIERARCHY_FILE", "Hierarchy", "dataset_hierarchy", "hierarchy_names", "read_hierarchy_csv"),
     "images": ("find_bad_images", "fit_short_side", "load_image", "to_rgb"),
     "layout": ("FGVC_FOLDER", "FGVC_URL", "LEVEL_FILES", "PREPARED_MARKER", "prepared_info", "read_hierarchy"),

@@ -12,7 +12,7 @@ from torchvision import datasets
 from torchvision.datasets.folder import find_classes
 
 from fgvc.config import FGVC_SPLITS, LEVELS, TrainConfig
-from fgvc.data.datasets import image_files
+from fgvc.data.datasets import image_files, keep_samples
 from fgvc.data.hierarchy import HIERARCHY_FILE, read_hierarchy_csv
 from fgvc.data.images import find_bad_images, load_image
 from fgvc.data.layout import annotation_problems, data_dir, missing_message, prepared_info
@@ -77,8 +77,5 @@ def drop_bad_images(dataset: Dataset, cfg: TrainConfig, split: str) -> list[BadI
     for err in bad:
         log.warning("skipping bad image %s", err)
     skipped = {err.path for err in bad}
-    dataset.samples = [sample for sample in dataset.samples if sample[0] not in skipped]
-    dataset.targets = [label for _, label in dataset.samples]
-    if isinstance(dataset, datasets.ImageFolder):
-        dataset.imgs = dataset.samples
+    keep_samples(dataset, [index for index, (path, _) in enumerate(dataset.samples) if path not in skipped])
     return bad

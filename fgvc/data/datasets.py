@@ -85,8 +85,34 @@ def build_split(cfg: TrainConfig, split: str, transform: Callable | None, shrink
 
 
 def training_split(cfg: TrainConfig) -> Dataset:
-    """``cfg``'s training split as decoded images (see ``augmented``)."""
-    return build_split(cfg, cfg.train_split, None, shrink_to=prepared_short_side(cfg.img_size))
+    """``cfg``'s training split as decoded images (see ``augmented``), cut to ``cfg.train_per_class`` photos a
+    class when it is set (``per_class_subset``)."""
+    split = build_split(cfg, cfg.train_split, None, shrink_to=prepared_short_side(cfg.img_size))
+    if cfg.train_per_class is not None:
+        keep_samples(split, per_class_subset(split.targets, cfg.train_per_class, cfg.seed))
+    return split
+
+
+def per_class_subset(targets: list[int], per_class: int, seed: int) -> list[int]:
+    """The indices, in their order, of at most ``per_class`` items of each label: a class's items are ranked by a
+    permutation drawn from ``(seed, label)`` and its first ``per_class`` are kept, so a smaller ``per_class``
+    keeps a subset of a larger one's, and a class with fewer items keeps them all."""
+    by_class: dict[int, list[int]] = {}
+    for index, label in enumerate(targets):
+        by_class.setdefault(label, []).append(index)
+    kept = []
+    for label, indices in by_class.items():
+        order = np.random.default_rng([seed, label]).permutation(len(indices))
+        kept += [indices[i] for i in order[:per_class]]
+    return sorted(kept)
+
+
+def keep_samples(dataset: Dataset, indices: list[int]) -> None:
+    """Keep only the items ``indices`` of a dataset with ``samples`` and ``targets`` (in place)."""
+    dataset.samples = [dataset.samples[i] for i in indices]
+    dataset.targets = [label for _, label in dataset.samples]
+    if isinstance(dataset, datasets.ImageFolder):  # its second name for the samples
+        dataset.imgs = dataset.samples
 
 
 class AugmentedSplit(Dataset):
