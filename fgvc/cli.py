@@ -230,8 +230,10 @@ def _add_evaluation(sub: argparse._SubParsersAction, shared: dict[str, argparse.
     p = sub.add_parser("study", help="train a list of recipes on one dataset and compare each with the first",
                        description="Run the recipes of a study file (YAML: `base:` config fields on a preset, "
                        "`recipes:` name -> fields changed; the first is the reference; `evaluate: NAME` re-evaluates "
-                       "a trained recipe with img_size, tta, view or weights). Each recipe trains into OUT/<name>/ "
-                       "and is compared with the reference image by image (paired intervals, McNemar's test). "
+                       "a trained recipe with img_size, tta, view or weights; optional `seeds: [0, 1, 2]` runs every "
+                       "recipe once per seed into OUT/seed-<k>/<name>/). Each recipe trains into OUT/<name>/ "
+                       "and is compared with the reference image by image (paired intervals, McNemar's test; with "
+                       "seeds, within each seed, then averaged across them). "
                        "Writes OUT/study.md (the table), OUT/study.png (top-1 against wall-clock minutes) and "
                        "OUT/study.json. Run it again after a stop: finished recipes are skipped, an unfinished "
                        "one resumes from its last.pt.")

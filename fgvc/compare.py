@@ -3,6 +3,7 @@
     comparison = compare("logs/<run-a>", "logs/<run-b>")   # run folders, or eval-<split>/ folders
     print(format_comparison(comparison))
     write_comparison(comparison)                           # B's eval folder/compare-vs-<A>.json and .txt
+    compare_over_seeds([(a0, b0), (a1, b1)])               # one (A, B) per seed: B - A across seeds
 
 Both evaluations' ``predictions.csv`` are matched image by image (by image id and true class); the
 statistics are ``metrics.paired_comparison``. Evaluations of different splits, classes or images are refused.
@@ -200,6 +201,21 @@ def compare(a: str | Path, b: str | Path, alpha: float = 0.05, num_bootstrap: in
             "num_classes": len(first.classes), "alpha": alpha, **paired,
             "verdict": verdict(paired["a_only"], paired["b_only"], paired["mcnemar_p"], alpha),
             "warnings": provenance_warnings(first, second)}
+
+
+def compare_over_seeds(pairs: list[tuple[str | Path, str | Path]], num_bootstrap: int = 1000, seed: int = 0
+                       ) -> dict[str, Any]:
+    """B - A in top-1 across seeds: ``pairs`` holds (A, B) for each seed (run or evaluation folders), every
+    evaluation of the same images; the result is ``metrics.paired_over_seeds`` (its keys) with ``pairs``."""
+    evaluations = [(read_evaluation(evaluation_folder(a)), read_evaluation(evaluation_folder(b))) for a, b in pairs]
+    first = evaluations[0][0]
+    right_a, right_b = [], []
+    for a, b in evaluations:
+        order = align(first, a)  # every seed's images, in the first seed's order
+        right_a.append(a.preds[order] == a.targets[order])
+        right_b.append(b.preds[align(a, b)][order] == a.targets[order])
+    return {"pairs": [[str(a.folder), str(b.folder)] for a, b in evaluations],
+            **metrics.paired_over_seeds(np.array(right_a), np.array(right_b), num_bootstrap, seed=seed)}
 
 
 def _class_line(row: dict[str, Any]) -> str:

@@ -27,6 +27,7 @@ __all__ = [
     "mean_class_accuracy",
     "most_confused_pairs",
     "paired_comparison",
+    "paired_over_seeds",
     "parent_index",
     "parent_scores",
     "per_class_accuracy",
@@ -240,6 +241,40 @@ def paired_comparison(
         for c in sorted(present, key=lambda c: (-change[c], c))
     ]
     return report
+
+
+def paired_over_seeds(right_a: np.ndarray, right_b: np.ndarray, num_bootstrap: int = 1000,
+                      num_flips: int = 10_000, seed: int = 0) -> dict:
+    """Two recipes trained once per seed, each pair evaluated on the same images: B - A in top-1, across seeds.
+
+    ``right_a`` and ``right_b`` are (S, N) booleans: row k says which of the N images (in one order for every
+    row) the seed-k run of A (of B) gets right. Keys (JSON-serialisable): ``num_seeds``, ``num_samples``,
+    ``top1_diffs`` (each seed's B - A), ``top1_diff`` (their mean), ``top1_diff_ci`` (95 % paired bootstrap
+    over images: each resample draws the same images for every seed and averages the seeds' differences, so
+    an image that is hard for every seed counts once, not once per seed) and ``p`` (two-sided randomisation
+    test with the image as the unit: each image's difference summed over the seeds gets a random sign,
+    ``num_flips`` times; with one seed this is McNemar's test, in Monte Carlo). Both take the trained runs as
+    given: they measure how sure the test images make the difference between these runs, not what another
+    seed would give (``top1_diffs``' spread shows that).
+    """
+    right_a, right_b = np.asarray(right_a, dtype=bool), np.asarray(right_b, dtype=bool)
+    if right_a.ndim != 2 or right_a.shape != right_b.shape or right_a.size == 0:
+        raise ValueError(f"right_a and right_b have shapes {right_a.shape} and {right_b.shape}; expected the same "
+                         f"non-empty (seeds, images)")
+    if num_flips < 1:
+        raise ValueError(f"num_flips must be >= 1, got {num_flips}")
+    diffs = right_b.mean(1) - right_a.mean(1)
+    per_image = right_b.sum(0, dtype=np.int64) - right_a.sum(0, dtype=np.int64)  # (N,) integers: exact sums
+    seeds, images = right_a.shape
+    low, high = bootstrap_ci(lambda idx: float(per_image[idx].mean()) / seeds, images, num_bootstrap, 0.95, seed)
+    moved = per_image[per_image != 0]
+    observed, rng, as_extreme = abs(int(moved.sum())), np.random.default_rng(seed), 0
+    for start in range(0, num_flips, 1000):  # 1000 sign vectors at a time: memory stays small for any N
+        signs = rng.integers(0, 2, size=(min(1000, num_flips - start), moved.size), dtype=np.int64) * 2 - 1
+        as_extreme += int((np.abs(signs @ moved) >= observed).sum())
+    return {"num_seeds": seeds, "num_samples": images, "top1_diffs": diffs.tolist(),
+            "top1_diff": float(diffs.mean()), "top1_diff_ci": [low, high],
+            "p": (as_extreme + 1) / (num_flips + 1)}
 
 
 def most_confused_pairs(confusion: np.ndarray, class_names: list[str], top: int = 20) -> list[dict]:

@@ -1,5 +1,5 @@
 """`fgvc study`: recipes trained and compared with the reference, the table and figure, and a study that
-continues where it stopped."""
+continues where it stopped; a study over seeds, and its summary across them."""
 
 from __future__ import annotations
 
@@ -7,22 +7,25 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from fgvc import engine
 from fgvc.cli import main
-from fgvc.compare import compare
+from fgvc.compare import compare, compare_over_seeds
 from fgvc.errors import ConfigError
-from fgvc.study import read_study, recipe_config, run_study
+from fgvc.metrics import mcnemar_exact, paired_over_seeds
+from fgvc.study import read_study, recipe_config, run_study, study_figure
 
 BASE = {"preset": "demo", "img_size": 64, "batch_size": 4, "workers": 0, "epochs": 1, "warmup_epochs": 0,
         "arch": "efficientnet-b0", "pretrained": False, "tensorboard": False, "train_split": "trainval",
         "eval_split": "test", "log_every": 1}
 
 
-def write_study(path: Path, recipes: dict[str, dict[str, object]], **base: object) -> Path:
-    path.write_text(yaml.safe_dump({"base": {**BASE, **base}, "recipes": recipes}, sort_keys=False))
+def write_study(path: Path, recipes: dict[str, dict[str, object]], seeds: object = None, **base: object) -> Path:
+    study = {"base": {**BASE, **base}, "recipes": recipes, **({} if seeds is None else {"seeds": seeds})}
+    path.write_text(yaml.safe_dump(study, sort_keys=False))
     return path
 
 
@@ -155,3 +158,191 @@ def test_the_project_study_files_are_valid() -> None:
     for path in sorted(Path(__file__).parents[1].glob("studies/*.yaml")):
         study = read_study(path)
         assert study.recipes[0].evaluates is None
+
+
+# Studies over seeds.
+
+
+@pytest.fixture(scope="module")
+def seeded_study(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The recipes of ``finished_study`` over seeds 0 and 1, run through the CLI; the study folder."""
+    folder = tmp_path_factory.mktemp("seeded")
+    study = write_study(folder / "tiny.yaml", {"base": {}, "fast-lr": {"lr": 0.02},
+                                               "base-tta": {"evaluate": "base", "tta": True}}, seeds=[0, 1])
+    assert main(["study", str(study), "--data-root", str(tiny_root), "--out", str(folder / "out")]) == 0
+    return folder / "out"
+
+
+def top1(folder: Path) -> float:
+    return json.loads((folder / "metrics.json").read_text())["top1"]
+
+
+@pytest.mark.slow
+def test_each_seed_runs_every_recipe_in_its_own_folder(seeded_study: Path) -> None:
+    assert sorted(p.name for p in seeded_study.iterdir() if p.is_dir()) == ["seed-0", "seed-1"]
+    for seed in (0, 1):
+        for name in ("base", "fast-lr"):
+            config = json.loads((seeded_study / f"seed-{seed}" / name / "config.json").read_text())
+            assert config["seed"] == seed and (seeded_study / f"seed-{seed}" / name / "eval-test").is_dir()
+        evaluated = json.loads((seeded_study / f"seed-{seed}" / "base-tta" / "metrics.json").read_text())
+        assert Path(evaluated["checkpoint"]).parent.parent.name == f"seed-{seed}"  # this seed's base, again
+
+
+@pytest.mark.slow
+def test_the_seeds_table_gives_the_spread_and_the_paired_differences_across_seeds(seeded_study: Path) -> None:
+    markdown = (seeded_study / "study.md").read_text()
+    rows = table_rows(markdown)
+    assert list(rows) == ["base", "fast-lr", "base-tta"]
+    folders = {name: [seeded_study / f"seed-{seed}" / name / ("" if name == "base-tta" else "eval-test")
+                      for seed in (0, 1)] for name in rows}
+    for name, evaluations in folders.items():
+        values = [top1(folder) for folder in evaluations]
+        mean, sd = np.mean(values), np.std(values, ddof=1)
+        assert rows[name][2] == f"{100 * mean:.1f} ± {100 * sd:.1f} ({100 * min(values):.1f}-{100 * max(values):.1f})"
+    assert rows["base"][3] == "reference" and rows["base"][5] == ""
+    for name in ("fast-lr", "base-tta"):
+        summary = compare_over_seeds(list(zip(folders["base"], folders[name], strict=True)))
+        each = [compare(a, b)["top1_diff"] for a, b in zip(folders["base"], folders[name], strict=True)]
+        assert summary["top1_diffs"] == pytest.approx(each) and summary["top1_diff"] == pytest.approx(np.mean(each))
+        low, high = summary["top1_diff_ci"]
+        assert rows[name][3] == f"{100 * summary['top1_diff']:+.1f} ({100 * low:+.1f} to {100 * high:+.1f})"
+        assert rows[name][4] == f"{100 * min(each):+.1f} to {100 * max(each):+.1f} ({100 * np.std(each, ddof=1):.1f})"
+        assert rows[name][5] == (f"{summary['p']:.3f}" if summary["p"] >= 0.001 else "<0.001")
+        for seed in (0, 1):  # the per-seed tables: the same comparison as a study without seeds
+            seed_rows = table_rows(markdown, table=1 + 2 * seed)  # each seed: its table, then its provenance
+            comparison = compare(folders["base"][seed], folders[name][seed])
+            low, high = comparison["top1_diff_ci"]
+            assert seed_rows[name][3] == (f"{100 * comparison['top1_diff']:+.1f} ({100 * low:+.1f} to "
+                                          f"{100 * high:+.1f})")
+    assert "Seed 1 (`seed-1/`)" in markdown
+
+
+@pytest.mark.slow
+def test_the_seeds_json_holds_each_seed_and_the_summary(seeded_study: Path) -> None:
+    record = json.loads((seeded_study / "study.json").read_text())
+    assert record["seeds"] == [0, 1]
+    recipes = {r["name"]: r for r in record["recipes"]}
+    fast = recipes["fast-lr"]
+    assert [s["seed"] for s in fast["seeds"]] == [0, 1]
+    assert [s["top1"] for s in fast["seeds"]] == [top1(seeded_study / f"seed-{k}" / "fast-lr" / "eval-test")
+                                                  for k in (0, 1)]
+    diffs = [s["diff"] for s in fast["seeds"]]
+    assert fast["diff"] == pytest.approx(np.mean(diffs))
+    assert fast["diff_min"] == min(diffs) and fast["diff_max"] == max(diffs)
+    assert fast["top1_min"] <= fast["top1_mean"] <= fast["top1_max"]
+    assert fast["diff_ci"][0] <= fast["diff"] <= fast["diff_ci"][1] and 0 < fast["p"] <= 1
+    assert recipes["base-tta"]["minutes"] > recipes["base"]["minutes"] > 0
+
+
+@pytest.mark.slow
+def test_the_seeds_figure_draws_each_seed_and_their_mean(seeded_study: Path, tiny_root: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (seeded_study / "study.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a finished seed was run again")
+
+    monkeypatch.setattr(engine, "fit", refuse)
+    monkeypatch.setattr("fgvc.evaluation.evaluate_checkpoint", refuse)
+    rows = run_study(seeded_study.parent / "tiny.yaml", tiny_root, seeded_study)
+    axes = study_figure([row.runs for row in rows], "seeds").axes[0]
+    assert len(axes.lines) == 3 * 3  # each recipe: a line (or marker) per seed and their mean
+    labels = [line.get_label() for line in axes.lines if not line.get_label().startswith("_")]
+    assert len(labels) == 3 and all(label.endswith("2 seeds)") for label in labels)
+    mean_line = next(line for line in axes.lines if line.get_label().startswith("base ("))
+    seed_values = [100 * run.curve[-1][1] for run in rows[0].runs]
+    assert mean_line.get_ydata()[-1] == pytest.approx(np.mean(seed_values))
+
+
+@pytest.mark.slow
+def test_a_stopped_study_over_seeds_resumes_only_the_unfinished_run(tiny_root: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    study, out = write_study(tmp_path / "s.yaml", {"base": {}}, seeds=[0, 1], epochs=2), tmp_path / "out"
+    fit = engine.fit
+
+    def killed_in_seed_1(cfg: object = None, **kwargs: object) -> Path:
+        if cfg is not None and cfg.seed == 1:
+            fit(cfg, progress=False, stop_after=1)
+            raise KeyboardInterrupt  # the study stopped after seed 1's first epoch
+        return fit(cfg, progress=False, **kwargs)
+
+    monkeypatch.setattr(engine, "fit", killed_in_seed_1)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(study, tiny_root, out)
+    done = (out / "seed-0" / "base" / "eval-test" / "predictions.csv").stat().st_mtime_ns
+    calls = []
+
+    def counted(cfg: object = None, **kwargs: object) -> Path:
+        calls.append(kwargs.get("resume") or cfg)
+        return fit(cfg, progress=False, **kwargs)
+
+    monkeypatch.setattr(engine, "fit", counted)
+    run_study(study, tiny_root, out)
+    assert calls == [out / "seed-1" / "base" / "last.pt"]  # seed 0 skipped, seed 1 resumed
+    assert len((out / "seed-1" / "base" / "epochs.csv").read_text().splitlines()) == 3  # 2 epochs, not 1 + 2
+    assert (out / "seed-0" / "base" / "eval-test" / "predictions.csv").stat().st_mtime_ns == done
+    assert list(table_rows((out / "study.md").read_text())) == ["base"]
+
+
+@pytest.mark.parametrize(("seeds", "base", "recipes", "message"), [
+    ([0, 1], {}, {"base": {}, "other": {"seed": 3}}, r"recipe 'other': sets seed=3 and the study runs `seeds: \["
+                                                      r"0, 1\]`"),
+    ([0, 1], {"seed": 3}, {"base": {}}, r"base sets seed=3 and the study runs `seeds: \[0, 1\]`"),
+    ([0], {}, {"base": {}}, r"seeds=\[0\]: expected a list of two or more different integers >= 0"),
+    ([0, 0], {}, {"base": {}}, r"seeds=\[0, 0\]: expected a list of two or more"),
+    ([0, "1"], {}, {"base": {}}, r"seeds=\[0, '1'\]: expected"),
+    ([-1, 1], {}, {"base": {}}, r"seeds=\[-1, 1\]: expected"),
+    (3, {}, {"base": {}}, r"seeds=3: expected"),
+])
+def test_bad_seeds_are_refused(tmp_path: Path, seeds: object, base: dict, recipes: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        read_study(write_study(tmp_path / "bad.yaml", recipes, seeds=seeds, **base))
+
+
+def test_a_seeded_recipe_runs_with_its_seed_in_its_seed_folder(tmp_path: Path) -> None:
+    study = read_study(write_study(tmp_path / "s.yaml", {"base": {}}, seeds=[3, 7]))
+    assert study.seeds == (3, 7)
+    cfg = recipe_config(study, study.recipes[0], tmp_path, tmp_path / "out", seed=7)
+    assert cfg.seed == 7 and Path(cfg.run_dir) == tmp_path / "out" / "seed-7" / "base"
+    assert read_study(write_study(tmp_path / "plain.yaml", {"base": {}})).seeds == ()
+
+
+def test_the_summary_across_seeds_counts_each_image_once() -> None:
+    """B gains the same 10 images (of 200) over A in both seeds, and loses one in seed 1: McNemar on the pairs of
+    both seeds pooled (19 against 1) would count each image twice; the image-level test sees 10 images and one."""
+    right_a = np.zeros((2, 200), dtype=bool)
+    right_a[:, :100] = True
+    right_b = right_a.copy()
+    right_b[:, 100:110] = True
+    right_b[1, 0] = False
+    summary = paired_over_seeds(right_a, right_b)
+    assert summary["top1_diffs"] == pytest.approx([10 / 200, 9 / 200])
+    assert summary["top1_diff"] == pytest.approx(19 / 400)
+    low, high = summary["top1_diff_ci"]
+    assert 0 < low < summary["top1_diff"] < high
+    assert 0.001 < summary["p"] < 0.004  # exactly 2 / 2**10: only the 10 images all on one side are as extreme
+    assert summary["p"] > 10 * mcnemar_exact(1, 19)
+
+
+def test_the_summary_across_seeds_finds_no_difference_where_there_is_none() -> None:
+    right_a = np.zeros((3, 50), dtype=bool)
+    right_a[:, :20] = True
+    right_b = np.zeros((3, 50), dtype=bool)
+    right_b[:, 5:25] = True  # as many right, on other images
+    summary = paired_over_seeds(right_a, right_b)
+    assert summary["top1_diffs"] == pytest.approx([0, 0, 0]) and summary["p"] == 1.0
+    assert summary["top1_diff_ci"][0] < 0 < summary["top1_diff_ci"][1]
+
+
+def test_the_summary_over_one_seed_is_mcnemars_test() -> None:
+    rng = np.random.default_rng(0)
+    right_a = rng.random((1, 60)) < 0.5
+    right_b = right_a.copy()
+    right_b[0, :15] = [True] * 12 + [False] * 3
+    right_a[0, :15] = [False] * 12 + [True] * 3
+    assert paired_over_seeds(right_a, right_b)["p"] == pytest.approx(mcnemar_exact(3, 12), abs=0.01)
+
+
+def test_the_summary_across_seeds_refuses_mismatched_runs() -> None:
+    with pytest.raises(ValueError, match=r"shapes \(2, 5\) and \(2, 4\)"):
+        paired_over_seeds(np.ones((2, 5), dtype=bool), np.ones((2, 4), dtype=bool))
