@@ -8,7 +8,7 @@
     fgvc train --config my.yaml --lr 0.01           # preset < config file < flags
     fgvc train --resume logs/<run>/last.pt          # continue an interrupted run
     fgvc train --resume logs/<run>/last.pt --epochs 80   # ...and train longer
-    fgvc status logs/<run>                          # exit status 0 once the run has finished, 1 before
+    fgvc status logs/<run>                          # exit status 0 once finished, 75 if a signal stopped it, 1 if not
     torchrun --nproc_per_node=4 -m fgvc train --preset b4   # 4 GPUs, one run
     fgvc check-data --data-root data                # list annotation lines and images that are bad
     fgvc prepare --data-root data --out data/prepared-448 --img-size 448   # once: faster training input
@@ -58,8 +58,8 @@ from fgvc.errors import ConfigError, FgvcError, Preempted
 if TYPE_CHECKING:
     from fgvc.zoom import Zoom
 
-REQUEUE_EXIT = 75  # EX_TEMPFAIL: a temporary failure, try again (requeue and resume)
-UNFINISHED_EXIT = 1  # fgvc status: the run has epochs (or its start) left to train
+REQUEUE_EXIT = 75  # EX_TEMPFAIL: a temporary failure, try again (requeue and resume); also fgvc status's for it
+UNFINISHED_EXIT = 1  # fgvc status: the run has epochs (or its start) left to train, and no signal stopped it
 
 BENCHMARKS = ("data", "train", "predict")
 FLAG_TYPES = {"int": int, "float": float, "str": str}
@@ -192,10 +192,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("status", help="has a run finished? exit status 0 if so, 1 if it has epochs left",
+    p = sub.add_parser("status", help="has a run finished? exit status 0 if so, 75 or 1 if it has epochs left",
                        description="Say where a run folder stands. Exit status 0: its last epoch is trained and its "
-                       "final analysis written; 1: unfinished (resume it, or start it again if no epoch finished); "
-                       "2: no run there, or a run whose final analysis is missing. A job script requeues on 1.")
+                       f"final analysis written; {REQUEUE_EXIT}: unfinished, and its last session was stopped by "
+                       "SIGTERM or SIGUSR1 (a scheduler's preemption: requeue the job to resume it), whichever "
+                       f"process got the signal; {UNFINISHED_EXIT}: unfinished otherwise (it failed, was interrupted, "
+                       "stopped after --stop-after, or is still running; resume it, or start it again if no epoch "
+                       "finished); 2: no run there, or a run whose final analysis is missing.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="the run folder (fgvc train --run-dir)")
     p.set_defaults(func=_status)
 
@@ -243,6 +246,24 @@ def _add_evaluation(sub: argparse._SubParsersAction, shared: dict[str, argparse.
     p.add_argument("--device", choices=DEVICES, help="where to train (default: the base's device)")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of the comparisons (default 0.05)")
     p.set_defaults(func=_study)
+
+    p = sub.add_parser("learning-curve", help="how many photos do I need? one recipe trained on N photos per class, "
+                       "for a few N", description="Train one recipe (a preset, a --config file and config flags, as "
+                       "fgvc train takes them) on --per-class N photos of each class (a seeded, stratified subset of "
+                       "the training split; the evaluation split stays whole) and on all of them, as a study written "
+                       "to OUT/curve.yaml: each point is compared with the smallest on the same images. Writes "
+                       "OUT/learning_curve.md, OUT/learning_curve.png and the study's files; run it again after a "
+                       "stop to continue.")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="the recipe's preset (default: the config file's, "
+                   "else cpu)")
+    p.add_argument("--config", metavar="FILE", help="a JSON or YAML file of config fields")
+    p.add_argument("--per-class", type=int, nargs="+", required=True, metavar="N",
+                   help="photos per class of each point, e.g. 10 25 50 (all of them is always a point)")
+    p.add_argument("--seeds", type=int, nargs="+", metavar="SEED", help="train each point once per seed (two or "
+                   "more: mean and spread; default: the recipe's seed)")
+    p.add_argument("--out", required=True, help="the curve's folder: one run folder per point, and the table")
+    add_config_flags(p)
+    p.set_defaults(func=_learning_curve)
 
 
 def _add_inference(sub: argparse._SubParsersAction, shared: dict[str, argparse.ArgumentParser]) -> None:
@@ -359,11 +380,17 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from fgvc.tracking import run_status
+    from fgvc.tracking import run_status, stop_signal
 
     finished, line = run_status(args.run_dir)
     print(line)
-    return 0 if finished else UNFINISHED_EXIT
+    if finished:
+        return 0
+    signal_name = stop_signal(args.run_dir)
+    if signal_name is None:
+        return UNFINISHED_EXIT
+    print(f"stopped by {signal_name}: exit status {REQUEUE_EXIT}, requeue the job to resume the run")
+    return REQUEUE_EXIT
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -425,6 +452,23 @@ def _study(args: argparse.Namespace) -> int:
     run_study(args.study, args.data_root, args.out, args.device, args.alpha)
     print((Path(args.out) / "study.md").read_text(), end="")
     print(f"\nwritten to {args.out}/study.md, study.png and study.json")
+    return 0
+
+
+def _learning_curve(args: argparse.Namespace) -> int:
+    from fgvc.config import read_config_file
+    from fgvc.learning_curve import run_learning_curve
+
+    fields = {**(read_config_file(args.config) if args.config else {}), **_config_overrides(args)}
+    if fields.pop("run_dir", None) is not None:
+        raise ConfigError("--run-dir cannot be used with learning-curve: each point trains into OUT/<point>")
+    data_root = fields.pop("data_root", None)
+    if data_root is None:
+        raise ConfigError("learning-curve needs --data-root: the dataset every point trains and evaluates on")
+    preset = args.preset or fields.pop("preset", None) or "cpu"
+    run_learning_curve({**fields, "preset": preset}, args.per_class, data_root, args.out, args.seeds)
+    print((Path(args.out) / "learning_curve.md").read_text(), end="")
+    print(f"\nwritten to {args.out}/learning_curve.md, learning_curve.png and the study's study.md")
     return 0
 
 
