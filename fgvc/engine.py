@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fgvc import distributed, provenance
+from fgvc import distributed, memory, provenance
 from fgvc.analysis import analyse, format_report
 from fgvc.checkpoint import TrainState, load_checkpoint, save_checkpoint, unwrap
 from fgvc.config import PRESETS, TrainConfig, resume_config, validate
@@ -120,7 +120,7 @@ def fit(cfg: TrainConfig | None = None, *, resume: str | Path | None = None, ove
     if not ranks.primary:
         setup_logging(None, logging.WARNING)  # the other ranks print warnings and errors only
     try:
-        with preemption_signals():
+        with preemption_signals(), memory.explain_out_of_memory(cfg, run_dir):
             return _train_run(cfg, run_dir, checkpoint, resume, progress and ranks.primary, stop_after, ranks,
                               clock, loaders)
     except KeyboardInterrupt as stop:
@@ -166,6 +166,7 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
     """The body of ``fit`` once the run folder is held: build, restore, loop, finish (``clock``: this session's;
     ``loaders``: the caller's, or None to build them)."""
     runtime = Runtime.create(cfg.device, cfg.precision, cfg.channels_last, ranks)
+    memory.check_fits(cfg, runtime)  # before a step the OOM killer would end without a word
     if loaders is None:
         loaders = build_loaders(cfg, model_spec(cfg.arch).norm, ranks)
     elif ranks.enabled:  # a caller's loaders hold every image: each rank would train and score the whole split
@@ -188,7 +189,7 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
     log.info("global batch %d = %d process(es) x batch %d x %d accumulation step(s)",
              ranks.world_size * cfg.batch_size * cfg.accum_steps, ranks.world_size, cfg.batch_size, cfg.accum_steps)
     if runtime.device.type == "cpu" and PRESETS.get(cfg.preset, {}).get("device") != "cpu":
-        log.warning("preset %r is made for a GPU, and this run trains on the CPU: the first steps below project "
+        log.warning("preset %r is made for a GPU, and this run trains on the CPU: the first batch below projects "
                     "how long it takes. On a machine without a GPU, `--preset cpu` is the recipe measured for the "
                     "CPU (see the README's results on real photos)", cfg.preset)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
@@ -290,13 +291,18 @@ def _run_epoch(state: TrainState, epoch: int, cfg: TrainConfig, loaders: Loaders
     EMA is what ``fgvc evaluate`` and ``fgvc predict`` use."""
     run_dir, ranks = Path(cfg.run_dir), runtime.ranks
 
+    def on_batch(step: int) -> None:
+        if run_progress.done == 0:  # the session's first batch: a B4 step on a CPU takes a minute
+            if runtime.device.type == "cuda":
+                torch.cuda.synchronize(runtime.device)
+            left_s = run_progress.move(step)
+            log.info("the first batch took %.2f s: this session's %d more batches take about %s",
+                     run_progress.seconds_per_batch(), run_progress.last_step - step, format_duration(left_s))
+
     def log_step(row: dict[str, float]) -> None:
         if run_log is not None:
             run_log.step(row)
         left_s = run_progress.step(row)
-        if run_progress.logged == 1:  # the session's first logged step
-            log.info("the first batches took %.2f s each: this session's %d batches take about %s more",
-                     run_progress.seconds_per_batch(), run_progress.last_step - row["step"], format_duration(left_s))
         log.info("epoch %d step %d loss %.4f lr %.2e (run: about %s left)", row["epoch"], row["step"], row["loss"],
                  row["lr"], format_duration(left_s))
 
@@ -306,7 +312,7 @@ def _run_epoch(state: TrainState, epoch: int, cfg: TrainConfig, loaders: Loaders
     train_loss = train_one_epoch(state, loaders.train, criterion, runtime, epoch=epoch, log_every=cfg.log_every,
                                  log_step=log_step, accum_steps=cfg.accum_steps,
                                  norm=model_spec(cfg.arch).norm,
-                                 batch_augment=batch_augmentation(cfg, len(loaders.classes)))
+                                 batch_augment=batch_augmentation(cfg, len(loaders.classes)), on_batch=on_batch)
     distributed.sync_buffers(unwrap(state.model), ranks)
     result = evaluate(unwrap(state.model), loaders.eval, runtime, run_progress.show)
     if not math.isfinite(result.loss):

@@ -57,3 +57,8 @@ class DeviceError(FgvcError, RuntimeError):
 
 class ComparisonError(FgvcError, ValueError):
     """Two evaluations cannot be compared: a folder without predictions, or different splits, classes or images."""
+
+
+class NotEnoughMemoryError(FgvcError, RuntimeError):
+    """A training step needs more memory than the device has free (estimated before training, or an
+    out-of-memory error during it): the message names the batch and image size and what fits."""

@@ -46,8 +46,9 @@ def seed_everything(seed: int) -> None:
 def train_one_epoch(state: TrainState, loader: DataLoader, criterion: nn.Module, runtime: Runtime, *,
                     epoch: int, log_every: int = 5, log_step: Callable[[dict[str, float]], None] | None = None,
                     accum_steps: int = 1, norm: Normalization | None = None,
-                    batch_augment: BatchAugment | None = None) -> float:
-    """Train ``state`` one pass over ``loader``; every ``log_every`` batches call ``log_step`` with the mean loss.
+                    batch_augment: BatchAugment | None = None, on_batch: Callable[[int], None] | None = None) -> float:
+    """Train ``state`` one pass over ``loader``; every ``log_every`` batches call ``log_step`` with the mean loss,
+    and after every batch ``on_batch`` with its step (batches over the whole run).
 
     uint8 batches (``build_loaders``' training batches) go to the device as they are and are normalised
     there with ``norm``: a quarter of the bytes to copy, and no float work in the loader's workers. Then
@@ -87,10 +88,12 @@ def train_one_epoch(state: TrainState, loader: DataLoader, criterion: nn.Module,
         window_loss += loss.detach().float()
         window_images += images.shape[0] * runtime.ranks.world_size
         window_batches += 1
+        step = (epoch - 1) * steps + batch
+        if on_batch is not None:
+            on_batch(step)
         if batch % log_every == 0 or batch == steps:
             window_loss = distributed.mean(window_loss, runtime.ranks)
             mean_loss = window_loss.item() / window_batches
-            step = (epoch - 1) * steps + batch
             if not math.isfinite(mean_loss):
                 raise NonFiniteLossError(f"the training loss became {mean_loss} in epoch {epoch} at step {step}: "
                                          f"expected a finite loss (try a lower --lr or --precision fp32); "
@@ -142,7 +145,9 @@ def eval_columns(result: EvalResult, prefix: str = "") -> dict[str, float]:
 
 
 def format_duration(seconds: float) -> str:
-    """``1 h 05 min``, ``12 min``, ``40 s``: a projected duration as a person reads it."""
+    """``2.5 days``, ``1 h 05 min``, ``12 min``, ``40 s``: a projected duration as a person reads it."""
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:.1f} days"
     if seconds >= 3600:
         return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
     return f"{round(seconds / 60)} min" if seconds >= 60 else f"{round(seconds)} s"
@@ -153,24 +158,30 @@ class RunProgress:
     end from the pace so far (the evaluations between epochs included once one has run). The clock starts when
     it is made: just before the first batch.
 
-    ``step(row)`` takes the loop's logged rows, whose ``step`` counts batches over the whole run."""
+    ``move(step)`` and ``step(row)`` take the run's step (batches over the whole run): after any batch, and
+    with the loop's logged rows."""
 
     def __init__(self, first_step: int, last_step: int, show: bool) -> None:
         self.first_step, self.last_step, self.show, self.started = first_step, last_step, show, time.perf_counter()
-        self.done, self.logged = 0, 0  # batches trained and rows logged in this session
+        self.done = 0  # batches trained in this session
         self.bar = tqdm(total=last_step - first_step, desc="run", unit="batch", disable=not show)
 
     def seconds_per_batch(self) -> float:
         """This session's seconds per training batch so far."""
         return (time.perf_counter() - self.started) / max(1, self.done)
 
-    def step(self, row: dict[str, float]) -> float:
-        """Move the bar to ``row`` and return the seconds projected for the rest of this session."""
-        done, self.logged = int(row["step"]) - self.first_step, self.logged + 1
+    def move(self, step: int) -> float:
+        """Move the bar to ``step`` and return the seconds projected for the rest of this session."""
+        done = step - self.first_step
         self.bar.update(done - self.done)
         self.done = done
+        return self.seconds_per_batch() * (self.last_step - step)
+
+    def step(self, row: dict[str, float]) -> float:
+        """Move the bar to ``row``, show its epoch and loss, and return the seconds projected for the rest of
+        this session."""
         self.bar.set_postfix(epoch=int(row["epoch"]), loss=f"{row['loss']:.3f}")
-        return self.seconds_per_batch() * (self.last_step - row["step"])
+        return self.move(int(row["step"]))
 
     def close(self) -> None:
         self.bar.close()

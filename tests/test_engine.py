@@ -94,16 +94,20 @@ def test_a_gpu_preset_on_the_cpu_is_named_and_the_log_projects_the_whole_run(tin
     log = (fit(cfg, progress=False) / "train.log").read_text()
     warning = log.index("preset 'b4' is made for a GPU, and this run trains on the CPU")
     assert warning < log.index("epoch 1 step 1 ") and "--preset cpu" in log
-    assert "this session's 5 batches take about" in log  # 2 epochs x 3 batches, one done
+    assert "this session's 5 more batches take about" in log  # 2 epochs x 3 batches, one done
     lefts = [line.rsplit("(run: about ", 1)[1] for line in log.splitlines() if "(run: about " in line]
     assert len(lefts) == 6 and lefts[-1] == "0 s left)"
 
 
 def test_a_cpu_preset_on_the_cpu_gets_no_warning_and_one_first_projection(tiny_root: Path, tmp_path: Path) -> None:
-    """2 batches an epoch, logged every 5: the first logged step of epoch 2 is not the session's first."""
+    """2 batches an epoch, logged every 5: the projection comes after the first batch, before the first logged
+    step (the second batch), and the first logged step of epoch 2 is not the session's first."""
     log = (fit(tiny_config(tiny_root, tmp_path / "run", epochs=2, batch_size=6), progress=False) / "train.log")
-    assert "is made for a GPU" not in log.read_text()
-    assert log.read_text().count("the first batches took") == 1
+    text = log.read_text()
+    assert "is made for a GPU" not in text
+    assert text.count("the first batch took") == 1
+    assert text.index("the first batch took") < text.index("epoch 1 step 2 ")
+    assert "this session's 3 more batches take about" in text  # 2 epochs x 2 batches, one done
 
 
 @pytest.mark.parametrize("show", [True, False])
@@ -115,5 +119,5 @@ def test_the_run_projects_its_end_from_the_pace_with_or_without_a_bar(show: bool
     now[0] += 5.0
     left = progress.step({"epoch": 3, "step": 30, "loss": 1.0})  # 10 batches in 5 s
     assert progress.seconds_per_batch() == pytest.approx(0.5) and left == pytest.approx(0.5 * 90)
-    assert progress.logged == 1
+    assert progress.done == 10
     progress.close()
