@@ -58,6 +58,7 @@ from fgvc.tracking import (
     EMA_PREFIX,
     RunLog,
     hold_for_resume,
+    record_stop,
     release_run_dir,
     run_record,
     setup_logging,
@@ -91,7 +92,8 @@ def fit(cfg: TrainConfig | None = None, *, resume: str | Path | None = None, ove
     The process holds the run folder while it trains: another run into it is refused. Ctrl-C
     (also Jupyter's interrupt) leaves ``last.pt`` at the last finished epoch, exact to resume,
     and is re-raised as a ``KeyboardInterrupt`` whose one-line message says how to resume; SIGTERM
-    and SIGUSR1 (a scheduler's preemption) do the same, raising ``Preempted``.
+    and SIGUSR1 (a scheduler's preemption) do the same, raising ``Preempted``, and rank 0 records the signal in
+    the run folder (``tracking.record_stop``: ``fgvc status`` then asks for a requeue; the next session clears it).
     A NaN or infinite loss raises ``NonFiniteLossError`` before that epoch's checkpoint is written.
 
     ``loaders`` are the ones ``build_loaders(cfg, model_spec(cfg.arch).norm)`` returns, when the caller built
@@ -119,19 +121,28 @@ def fit(cfg: TrainConfig | None = None, *, resume: str | Path | None = None, ove
         run_dir = Path(cfg.run_dir)
     if not ranks.primary:
         setup_logging(None, logging.WARNING)  # the other ranks print warnings and errors only
-    try:
-        with preemption_signals(), memory.explain_out_of_memory(cfg, run_dir):
-            return _train_run(cfg, run_dir, checkpoint, resume, progress and ranks.primary, stop_after, ranks,
-                              clock, loaders)
-    except KeyboardInterrupt as stop:
-        last = run_dir / "last.pt"
-        what = str(stop) if isinstance(stop, Preempted) else "interrupted"
-        message = (f"{what}; {last} keeps the last finished epoch; resume with: fgvc train --resume {last}"
-                   if last.is_file() else f"{what} before the first epoch finished: no checkpoint, start again")
-        log.warning(message)
-        raise type(stop)(message) from None
-    finally:
-        release_run_dir(run_dir)
+    with preemption_signals():  # around the stop's record too: a second signal (torchrun forwards one) is ignored
+        try:
+            with memory.explain_out_of_memory(cfg, run_dir):
+                return _train_run(cfg, run_dir, checkpoint, resume, progress and ranks.primary, stop_after, ranks,
+                                  clock, loaders)
+        except Preempted as stop:
+            if ranks.primary:  # fgvc status reads it: the job is requeued, whichever process the signal reached
+                record_stop(run_dir, stop.signal_name)
+            raise Preempted(_stopped(str(stop), run_dir), stop.signal_name) from None
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(_stopped("interrupted", run_dir)) from None
+        finally:
+            release_run_dir(run_dir)
+
+
+def _stopped(what: str, run_dir: Path) -> str:
+    """Log and return the line that says how to go on with a run stopped early (``what``: why it stopped)."""
+    last = run_dir / "last.pt"
+    message = (f"{what}; {last} keeps the last finished epoch; resume with: fgvc train --resume {last}"
+               if last.is_file() else f"{what} before the first epoch finished: no checkpoint, start again")
+    log.warning(message)
+    return message
 
 
 def build_state(cfg: TrainConfig, num_classes: int, steps_per_epoch: int, runtime: Runtime,

@@ -48,7 +48,11 @@ class FolderError(FgvcError, FileExistsError):
 
 class Preempted(KeyboardInterrupt):
     """A scheduler asked the run to stop (SIGTERM, or SLURM's SIGUSR1): it ends like Ctrl-C, and the job
-    should be requeued to resume from ``last.pt``."""
+    should be requeued to resume from ``last.pt``. ``signal_name`` is the signal's, e.g. ``"SIGUSR1"``."""
+
+    def __init__(self, message: str, signal_name: str) -> None:
+        super().__init__(message)
+        self.signal_name = signal_name
 
 
 class DeviceError(FgvcError, RuntimeError):

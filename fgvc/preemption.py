@@ -48,7 +48,7 @@ def preemption_signals() -> Iterator[None]:
             return
         _STOP.signal = signal.Signals(signum)
         if not _STOP.deferring:
-            raise Preempted(f"preempted by {_STOP.signal.name}")
+            raise _preempted(_STOP.signal)
 
     wanted = [signal.SIGTERM] + ([signal.SIGUSR1] if hasattr(signal, "SIGUSR1") else [])
     _STOP.signal = None
@@ -70,4 +70,9 @@ def uninterrupted() -> Iterator[None]:
     finally:
         _STOP.deferring -= 1
     if not _STOP.deferring and _STOP.signal is not None:
-        raise Preempted(f"preempted by {_STOP.signal.name}")
+        raise _preempted(_STOP.signal)
+
+
+def _preempted(sig: signal.Signals) -> Preempted:
+    """The stop that ``sig`` asks for."""
+    return Preempted(f"preempted by {sig.name}", sig.name)

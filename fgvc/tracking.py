@@ -44,6 +44,7 @@ EMA_PREFIX = "ema_"  # epochs.csv columns of the EMA weights: ema_eval_loss, ema
 EVENT_FILES = "events.out.tfevents.*"  # TensorBoard's event files (SummaryWriter names them so)
 LOGGER_NAME = "fgvc"
 LOCK_FILE = ".lock"
+STOP_FILE = "stopped.json"  # {"signal": "SIGUSR1"}: a stop signal ended the run's last session (see record_stop)
 _HANDLER_MARK = "_fgvc_handler"
 _HELD: dict[Path, IO[str]] = {}  # run folders this process holds, with their open lock files
 
@@ -163,6 +164,36 @@ def keep_epochs_up_to(path: str | Path, last_epoch: int, fields: tuple[str, ...]
         for row in rows:
             writer.writerow({k: (int(v) if k in ("epoch", "step") else v) for k, v in row.items()})
     os.replace(tmp, path)
+
+
+def record_stop(run_dir: str | Path, signal_name: str) -> None:
+    """Record in ``run_dir`` that ``signal_name`` stopped the run's session (rank 0 does, when ``fit`` is
+    preempted), atomically: ``fgvc status`` then asks for a requeue, whichever process the signal reached."""
+    path = Path(run_dir) / STOP_FILE
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w") as f:
+        f.write(json.dumps({"signal": signal_name}) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def clear_stop(run_dir: str | Path) -> None:
+    """Forget how the run's last session ended: a new session starts, and only its own end will count."""
+    (Path(run_dir) / STOP_FILE).unlink(missing_ok=True)
+
+
+def stop_signal(run_dir: str | Path) -> str | None:
+    """The signal that stopped the run's last session (``record_stop``), or None when it ended otherwise (it
+    finished, failed or was interrupted with Ctrl-C) or is still running."""
+    path = Path(run_dir) / STOP_FILE
+    if not path.is_file():
+        return None
+    try:
+        return str(json.loads(path.read_text())["signal"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise FolderError(f"{path} is not the stop record fgvc writes ({err!r}): expected {{\"signal\": "
+                          f"\"SIGUSR1\"}}; delete it if no signal stopped the run") from None
 
 
 def run_status(run_dir: str | Path) -> tuple[bool, str]:
@@ -302,6 +333,7 @@ def start_run(cfg: TrainConfig, processes: int = 1) -> TrainConfig:
         release_run_dir(run_dir)
         raise FolderError(f"run folder {run_dir} already holds a run: resume it with --resume "
                           f"{run_dir / 'last.pt'} or choose another --run-dir")
+    clear_stop(run_dir)  # of an attempt stopped before its first epoch finished
     cfg = dataclasses.replace(cfg, run_dir=str(run_dir))
     write_config(cfg, processes)
     setup_logging(run_dir)
@@ -320,8 +352,9 @@ def write_config(cfg: TrainConfig, processes: int) -> None:
 
 
 def hold_for_resume(run_dir: Path, cfg: TrainConfig, processes: int) -> None:
-    """Hold a resumed run's folder, record how it now runs in ``config.json`` (``processes`` training processes),
-    and log into its ``train.log``."""
+    """Hold a resumed run's folder, forget how its last session ended (``clear_stop``), record how it now runs in
+    ``config.json`` (``processes`` training processes), and log into its ``train.log``."""
     claim_run_dir(run_dir)
+    clear_stop(run_dir)
     write_config(cfg, processes)
     setup_logging(run_dir)
