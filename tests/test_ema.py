@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import SMALL, MakeDataset, code_cells, execute, tiny_config
+from helpers import PROBABILITY_TOLERANCE, SMALL, MakeDataset, code_cells, execute, tiny_config
 from torch import nn
 
 from fgvc.checkpoint import load_checkpoint, load_trained
@@ -121,7 +121,7 @@ def test_predictor_takes_the_ema_by_default_and_the_raw_weights_on_request(
     default_scores = default.predict_files(images, topk=3)
     raw_scores = raw.predict_files(images, topk=3)
     gap = max(abs(a["top"][0]["probability"] - b["top"][0]["probability"]) for a, b in zip(default_scores, raw_scores))
-    assert gap > 1e-4  # two different networks
+    assert gap > PROBABILITY_TOLERANCE  # two different networks
     capsys.readouterr()  # the dataset's own photos: each predictor said it cut their banner
     assert Predictor.from_checkpoint(runs["raw"] / "last.pt", device="cpu").weights == "raw"
     assert capsys.readouterr().err == ""  # one set of weights: nothing to choose, nothing said
@@ -166,7 +166,7 @@ def test_evaluate_predict_and_gradcam_choose_with_weights(
         assert main(["gradcam", "--checkpoint", str(checkpoint), image, "--out", str(tmp_path / weights),
                      "--weights", weights]) == 0
         assert f"using its {'EMA' if weights == 'ema' else 'raw'} weights" in capsys.readouterr().err
-    assert top["ema"] != pytest.approx(top["raw"], abs=1e-4)
+    assert top["ema"] != pytest.approx(top["raw"], abs=PROBABILITY_TOLERANCE)
 
 
 @pytest.mark.slow

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from helpers import LOGIT_TOLERANCE, PROBABILITY_TOLERANCE, Ranked, agree, ranked
 
 from fgvc.benchmarks.predict import write_checkpoint
 from fgvc.checkpoint import load_trained
@@ -19,9 +19,6 @@ from fgvc.errors import CheckpointError, ConfigError
 from fgvc.export import export_onnx, load_onnx
 from fgvc.model import model_spec
 from fgvc.predict import Predictor
-
-LOGIT_TOLERANCE = 1e-4  # max abs difference of logits, ONNX Runtime against PyTorch, both fp32
-PROBABILITY_TOLERANCE = 1e-5
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +61,11 @@ def test_the_file_carries_what_inference_needs(exported: tuple[Path, Path]) -> N
     assert metadata["interpolation"] == norm.interpolation.value
 
 
+def top5(result: dict) -> Ranked:
+    """A result of ``fgvc predict --json``: each guess's class with its family and manufacturer, and probability."""
+    return ranked({f"{g['class']} ({g['family']} / {g['manufacturer']})": g["probability"] for g in result["top"]})
+
+
 def test_predict_on_the_onnx_file_names_the_top5_of_the_checkpoint(
         exported: tuple[Path, Path], photos: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
     outputs = {}
@@ -75,10 +77,7 @@ def test_predict_on_the_onnx_file_names_the_top5_of_the_checkpoint(
     assert len(outputs[".pt"]) == len(photos)
     for torch_result, onnx_result in zip(outputs[".pt"], outputs[".onnx"], strict=True):
         assert onnx_result["file"] == torch_result["file"]
-        assert [g["class"] for g in onnx_result["top"]] == [g["class"] for g in torch_result["top"]]
-        assert [g["family"] for g in onnx_result["top"]] == [g["family"] for g in torch_result["top"]]
-        assert np.allclose([g["probability"] for g in onnx_result["top"]],
-                           [g["probability"] for g in torch_result["top"]], rtol=0, atol=PROBABILITY_TOLERANCE)
+        assert agree(top5(onnx_result), top5(torch_result))
 
 
 def test_batched_predict_equals_one_image_at_a_time(exported: tuple[Path, Path], photos: list[Path]) -> None:
@@ -88,9 +87,7 @@ def test_batched_predict_equals_one_image_at_a_time(exported: tuple[Path, Path],
     apart = [result for photo in photos for result in single.predict_files([photo], crop_banner=True)]
     assert [r["file"] for r in together] == [r["file"] for r in apart] == list(map(str, photos))
     for one, other in zip(together, apart, strict=True):
-        assert [g["class"] for g in one["top"]] == [g["class"] for g in other["top"]]
-        assert np.allclose([g["probability"] for g in one["top"]], [g["probability"] for g in other["top"]],
-                           rtol=0, atol=PROBABILITY_TOLERANCE)
+        assert agree(top5(one), top5(other))
 
 
 def test_onnx_files_are_checked(exported: tuple[Path, Path], tmp_path: Path) -> None:
