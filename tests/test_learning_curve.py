@@ -25,7 +25,7 @@ def test_the_curve_is_a_study_whose_smallest_point_is_the_reference() -> None:
 @pytest.mark.parametrize("base, per_class", [({"train_per_class": 5}, [10]), ({}, []), ({}, [0, 10]),
                                              ({}, [10, 10])])
 def test_a_curve_that_cannot_be_drawn_is_refused(base: dict, per_class: list[int]) -> None:
-    with pytest.raises(ConfigError, match="per-class|train_per_class"):
+    with pytest.raises(ConfigError, match=r"per-class|train_per_class"):
         curve_study(base, per_class, seeds=[])
 
 
