@@ -36,9 +36,10 @@ def analyse(scores: np.ndarray, targets: np.ndarray, classes: list[str],
             extra: dict[str, Any] | None = None, files: list[str] | None = None) -> Analysis:
     """Every metric of ``scores`` against ``targets``, written to ``out``.
 
-    Files: ``metrics.json`` (everything), ``per_class.csv`` (worst first), ``confusion.csv``,
-    ``confusions.csv`` (most-confused pairs), ``confusion.png`` (grouped by family) and, given the
-    image ``files`` in score order, ``predictions.csv`` (``_prediction_rows``: each image's top 5).
+    ``scores`` are softmax probabilities. Files: ``metrics.json`` (everything), ``per_class.csv`` (worst first),
+    ``confusion.csv``, ``confusions.csv`` (most-confused pairs), ``confusion.png`` (grouped by family),
+    ``reliability.png`` (the reliability diagram of the top-1 probability) and, given the image ``files`` in
+    score order, ``predictions.csv`` (``_prediction_rows``: each image's top 5).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -56,6 +57,7 @@ def analyse(scores: np.ndarray, targets: np.ndarray, classes: list[str],
     if files is not None:
         _write_csv(out / "predictions.csv", *_prediction_rows(scores, targets, classes, files, hierarchy or {}))
     plots.confusion_figure(confusion, classes, group_of).savefig(out / "confusion.png", dpi=110)
+    plots.reliability_figure(report["reliability_bins"], report["ece"]).savefig(out / "reliability.png", dpi=110)
     return Analysis(report, confusion, classes, group_of)
 
 
@@ -99,6 +101,12 @@ def format_report(report: dict[str, Any]) -> str:
     for key, name in (("top1", "top-1"), ("top5", "top-5"), ("mean_class_acc", "mean per-class")):
         low, high = report[f"{key}_ci"]
         lines.append(f"  {name:<16} {100 * report[key]:6.2f}%  (95% CI {100 * low:.2f}-{100 * high:.2f}%)")
+    if "ece" in report:  # absent from reports written before calibration was measured
+        low, high = report["ece_ci"]
+        lines.append(f"  {'ECE':<16} {100 * report['ece']:6.2f}%  (95% CI {100 * low:.2f}-{100 * high:.2f}%; "
+                     f"0 = calibrated)")
+        low, high = report["brier_ci"]
+        lines.append(f"  {'Brier score':<16} {report['brier']:7.4f}  (95% CI {low:.4f}-{high:.4f}; lower is better)")
     for level in ("family", "manufacturer"):
         if f"{level}_top1" in report:
             within = report[f"{level}_errors_within"]

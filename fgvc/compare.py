@@ -6,7 +6,10 @@
     compare_over_seeds([(a0, b0), (a1, b1)])               # one (A, B) per seed: B - A across seeds
 
 Both evaluations' ``predictions.csv`` are matched image by image (by image id and true class); the
-statistics are ``metrics.paired_comparison``. Evaluations of different splits, classes or images are refused.
+statistics are ``metrics.paired_comparison`` and, from each image's top-1 probability, ``metrics.paired_ece``.
+The Brier score needs every class's probability, which ``predictions.csv`` does not hold: its difference is
+taken from the two ``metrics.json`` files, without an interval (None where a side predates it).
+Evaluations of different splits, classes or images are refused.
 Where the two differ in what their ``metrics.json`` records of the data and of the code that trained them
 (``fgvc.provenance.evaluation_facts``), the comparison carries a warning; where a side has no such record
 (an older run), a warning says that it cannot be checked.
@@ -29,7 +32,7 @@ from fgvc import metrics
 from fgvc.analysis import read_confusion, read_report
 from fgvc.errors import ComparisonError, ConfigError
 
-PREDICTION_COLUMNS = ("id", "true", "predicted")  # what a comparison reads of predictions.csv
+PREDICTION_COLUMNS = ("id", "true", "predicted", "probability")  # what a comparison reads of predictions.csv
 
 
 @dataclass
@@ -42,6 +45,8 @@ class Evaluation:
     ids: list[str]
     targets: np.ndarray  # (N,) class indices
     preds: np.ndarray  # (N,) top-1 class indices
+    confidence: np.ndarray  # (N,) top-1 probabilities
+    brier: float | None = None  # metrics.json's Brier score (None: evaluated by an older fgvc)
     data: dict[str, Any] | None = None  # the evaluated split's fingerprint (None: evaluated by an older fgvc)
     trained_with: dict[str, Any] | None = None  # code and training data of the checkpoint (None: not recorded)
 
@@ -64,7 +69,8 @@ def evaluation_folder(path: str | Path) -> Path:
 
 
 def read_evaluation(folder: str | Path) -> Evaluation:
-    """The split, classes and per-image top-1 predictions that ``analysis.analyse`` wrote into ``folder``."""
+    """The split, classes, per-image top-1 predictions and probabilities that ``analysis.analyse`` wrote into
+    ``folder``."""
     folder = Path(folder)
     report = read_report(folder)
     split = report["split"]
@@ -88,7 +94,8 @@ def read_evaluation(folder: str | Path) -> Evaluation:
     return Evaluation(folder, split, classes, [row["id"] for row in rows],
                       np.array([index[row["true"]] for row in rows], dtype=np.int64),
                       np.array([index[row["predicted"]] for row in rows], dtype=np.int64),
-                      report.get("data"), report.get("trained_with"))
+                      np.array([float(row["probability"]) for row in rows]),
+                      report.get("brier"), report.get("data"), report.get("trained_with"))
 
 
 def _keys(evaluation: Evaluation) -> list[tuple[str, int]]:
@@ -189,7 +196,9 @@ def compare(a: str | Path, b: str | Path, alpha: float = 0.05, num_bootstrap: in
     """Compare the evaluations of ``a`` and ``b`` (run or evaluation folders) image by image.
 
     The JSON-serialisable result holds the folders, ``split``, ``num_classes``, ``alpha``, every key of
-    ``metrics.paired_comparison`` (B - A), ``verdict``, and ``warnings`` (``provenance_warnings``).
+    ``metrics.paired_comparison`` and of ``metrics.paired_ece`` (B - A), ``brier_a``, ``brier_b`` and
+    ``brier_diff`` (from ``metrics.json``, no interval; all three None where a side has none), ``verdict``, and
+    ``warnings`` (``provenance_warnings``).
     """
     if not 0.0 < alpha < 1.0:
         raise ConfigError(f"alpha must be in (0, 1), got {alpha}")
@@ -197,8 +206,13 @@ def compare(a: str | Path, b: str | Path, alpha: float = 0.05, num_bootstrap: in
     rows = align(first, second)
     paired = metrics.paired_comparison(first.preds, second.preds[rows], first.targets, first.classes,
                                        num_bootstrap, seed)
+    calibration = metrics.paired_ece(first.confidence, first.preds == first.targets, second.confidence[rows],
+                                     second.preds[rows] == first.targets, num_bootstrap, seed)
+    recorded = first.brier is not None and second.brier is not None
+    brier = {"brier_a": first.brier if recorded else None, "brier_b": second.brier if recorded else None,
+             "brier_diff": second.brier - first.brier if recorded else None}
     return {"a": str(first.folder), "b": str(second.folder), "split": first.split,
-            "num_classes": len(first.classes), "alpha": alpha, **paired,
+            "num_classes": len(first.classes), "alpha": alpha, **paired, **calibration, **brier,
             "verdict": verdict(paired["a_only"], paired["b_only"], paired["mcnemar_p"], alpha),
             "warnings": provenance_warnings(first, second)}
 
@@ -224,8 +238,8 @@ def _class_line(row: dict[str, Any]) -> str:
 
 
 def format_comparison(comparison: dict[str, Any], top: int = 5) -> str:
-    """The comparison in a few lines: its warnings, both metrics with the paired intervals, McNemar's test, the
-    ``top`` classes that gained and lost most, and the verdict."""
+    """The comparison in a few lines: its warnings, both accuracies and ECE with the paired intervals, the Brier
+    score, McNemar's test, the ``top`` classes that gained and lost most, and the verdict."""
     if top < 0:
         raise ConfigError(f"top must be >= 0, got {top}")
     lines = [f"A: {comparison['a']}", f"B: {comparison['b']}",
@@ -237,6 +251,15 @@ def format_comparison(comparison: dict[str, Any], top: int = 5) -> str:
         low, high = comparison[f"{key}_diff_ci"]
         lines.append(f"{name:<16} {100 * comparison[f'{key}_a']:6.2f}%  {100 * comparison[f'{key}_b']:6.2f}%  "
                      f"{100 * comparison[f'{key}_diff']:+7.2f}  ({100 * low:+.2f} to {100 * high:+.2f}) points")
+    low, high = comparison["ece_diff_ci"]
+    lines.append(f"{'ECE':<16} {100 * comparison['ece_a']:6.2f}%  {100 * comparison['ece_b']:6.2f}%  "
+                 f"{100 * comparison['ece_diff']:+7.2f}  ({100 * low:+.2f} to {100 * high:+.2f}) points")
+    if comparison["brier_diff"] is None:
+        lines.append(f"{'Brier score':<16} not compared: a metrics.json without it (evaluated by an older fgvc)")
+    else:
+        lines.append(f"{'Brier score':<16} {comparison['brier_a']:7.4f}  {comparison['brier_b']:7.4f}  "
+                     f"{comparison['brier_diff']:+7.4f}  (no interval: predictions.csv holds only the top 5)")
+    lines.append("(ECE and Brier score: lower is better)")
     lines += ["", "McNemar's exact test on the images one run gets right and the other wrong:",
               f"  {comparison['a_only']} right for A alone, {comparison['b_only']} right for B alone: "
               f"p = {format_p(comparison['mcnemar_p'])}"]

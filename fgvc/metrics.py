@@ -1,6 +1,7 @@
 """Evaluation math for classification runs: plain numpy functions, no torch.
 
-Typical use, with ``scores`` (N, C) logits or probabilities and ``targets`` (N,)::
+Typical use, with ``scores`` (N, C) softmax probabilities and ``targets`` (N,) (the ranking metrics also take
+logits; ``summarize``, ECE and the Brier score need probabilities)::
 
     from fgvc import metrics
     report = metrics.summarize(scores, targets, class_names,
@@ -19,18 +20,26 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+CALIBRATION_BINS = 15  # equal-width bins of the top-1 probability, for ECE and the reliability diagram
+PROBABILITY_ROUNDING = 1e-3  # how far rounding may take a probability out of [0, 1], a row's sum from 1 (~1e-6)
+
 __all__ = [
+    "CALIBRATION_BINS",
     "bootstrap_ci",
+    "brier_scores",
     "confusion_matrix",
+    "expected_calibration_error",
     "map_to_parent",
     "mcnemar_exact",
     "mean_class_accuracy",
     "most_confused_pairs",
     "paired_comparison",
+    "paired_ece",
     "paired_over_seeds",
     "parent_index",
     "parent_scores",
     "per_class_accuracy",
+    "reliability_bins",
     "summarize",
     "top_classes",
     "topk_hits",
@@ -141,6 +150,79 @@ def mean_class_accuracy(confusion: np.ndarray) -> float:
     return float(accuracy[present].mean())
 
 
+def _probabilities(scores: np.ndarray) -> np.ndarray:
+    """``scores`` checked to be probabilities: each entry in [0, 1], each row summing to 1."""
+    low, high = float(scores.min()), float(scores.max())
+    sums = scores.sum(1, dtype=np.float64)
+    worst = int(np.abs(sums - 1.0).argmax())
+    outside = low < -PROBABILITY_ROUNDING or high > 1.0 + PROBABILITY_ROUNDING
+    if outside or abs(sums[worst] - 1.0) > PROBABILITY_ROUNDING:
+        raise ValueError(f"scores must be probabilities (entries in [0, 1], rows summing to 1 within "
+                         f"{PROBABILITY_ROUNDING:g}), got entries in [{low:.4g}, {high:.4g}] and row {worst} summing "
+                         f"to {sums[worst]:.4g}: pass the softmax of the logits")
+    return scores
+
+
+def _confidences(confidence: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate each image's top-1 probability (N,) in [0, 1] and whether that guess is right (N,)."""
+    confidence, correct = np.asarray(confidence, dtype=np.float64), np.asarray(correct)
+    if confidence.ndim != 1 or confidence.size == 0 or correct.shape != confidence.shape:
+        raise ValueError(f"confidence and correct have shapes {confidence.shape} and {correct.shape}; expected the "
+                         f"same non-empty (N,)")
+    if confidence.min() < -PROBABILITY_ROUNDING or confidence.max() > 1.0 + PROBABILITY_ROUNDING:
+        raise ValueError(f"confidence must lie in [0, 1], got values in [{confidence.min()}, {confidence.max()}]")
+    if correct.dtype != bool:
+        raise ValueError(f"correct must be booleans, got dtype {correct.dtype}")
+    return confidence, correct
+
+
+def _confidence_bins(confidence: np.ndarray, num_bins: int) -> np.ndarray:
+    """The bin of each confidence: bin b holds (b / num_bins, (b + 1) / num_bins], bin 0 also 0 (and a rounding
+    below it), the last bin also a rounding above 1."""
+    if num_bins < 1:
+        raise ValueError(f"num_bins must be >= 1, got {num_bins}")
+    return np.digitize(confidence, np.linspace(0.0, 1.0, num_bins + 1)[1:-1], right=True)
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray,
+                               num_bins: int = CALIBRATION_BINS) -> float:
+    """Expected calibration error of top-1 guesses: how far, on average, the probability a guess is given lies
+    from how often such guesses are right.
+
+    ``confidence`` is each image's top-1 probability and ``correct`` whether that guess is right. The images
+    fall into ``num_bins`` equal-width bins of confidence ((0, 1/15], (1/15, 2/15], ..., (14/15, 1] by default;
+    a confidence of 0 goes to the first); ECE is the sum over bins of |accuracy - mean confidence| of the bin,
+    weighted by the share of images in it. 0 is perfectly calibrated; an overconfident model has a large ECE.
+    """
+    confidence, correct = _confidences(confidence, correct)
+    bins = _confidence_bins(confidence, num_bins)
+    gap_sums = np.bincount(bins, weights=correct - confidence, minlength=num_bins)
+    return float(np.abs(gap_sums).sum() / confidence.size)
+
+
+def reliability_bins(confidence: np.ndarray, correct: np.ndarray, num_bins: int = CALIBRATION_BINS) -> list[dict]:
+    """The bins of ``expected_calibration_error``, each a dict (JSON-serialisable): ``low``, ``high`` (its
+    edges), ``images``, and the ``accuracy`` and mean ``confidence`` of its images (None for an empty bin)."""
+    confidence, correct = _confidences(confidence, correct)
+    bins = _confidence_bins(confidence, num_bins)
+    images = np.bincount(bins, minlength=num_bins)
+    right = np.bincount(bins, weights=correct.astype(np.float64), minlength=num_bins)
+    sure = np.bincount(bins, weights=confidence, minlength=num_bins)
+    edges = np.linspace(0.0, 1.0, num_bins + 1)
+    return [{"low": float(edges[b]), "high": float(edges[b + 1]), "images": int(images[b]),
+             "accuracy": float(right[b] / images[b]) if images[b] else None,
+             "confidence": float(sure[b] / images[b]) if images[b] else None} for b in range(num_bins)]
+
+
+def brier_scores(probabilities: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Each image's multi-class Brier score, float64 (N,): the sum over classes of (p_k - y_k)^2, with y the
+    one-hot true class. 0 for a sure right guess, 2 for a sure wrong one, 1 - 1/C for uniform probabilities;
+    the Brier score of a set of images is the mean."""
+    probabilities, targets = _scores_and_targets(probabilities, targets)
+    one_hot = np.eye(probabilities.shape[1])[targets]
+    return ((_probabilities(probabilities).astype(np.float64) - one_hot) ** 2).sum(1)
+
+
 def bootstrap_ci(
     statistic: Callable[[np.ndarray], float],
     n: int,
@@ -241,6 +323,28 @@ def paired_comparison(
         for c in sorted(present, key=lambda c: (-change[c], c))
     ]
     return report
+
+
+def paired_ece(confidence_a: np.ndarray, right_a: np.ndarray, confidence_b: np.ndarray, right_b: np.ndarray,
+               num_bootstrap: int = 1000, seed: int = 0) -> dict:
+    """Two classifiers' calibration on the same samples: ``expected_calibration_error`` of each from its top-1
+    probabilities and whether those guesses are right (each (N,), in one sample order), and B - A.
+
+    Keys (JSON-serialisable): ``ece_a``, ``ece_b``, ``ece_diff`` and its 95 % paired-bootstrap interval
+    ``ece_diff_ci`` (the same resamples as ``paired_comparison`` with the same seed and samples).
+    """
+    confidence_a, right_a = _confidences(confidence_a, right_a)
+    confidence_b, right_b = _confidences(confidence_b, right_b)
+    if confidence_a.shape != confidence_b.shape:
+        raise ValueError(f"A has {confidence_a.size} samples and B {confidence_b.size}; expected the same samples")
+
+    def diff(idx: np.ndarray) -> float:
+        return (expected_calibration_error(confidence_b[idx], right_b[idx])
+                - expected_calibration_error(confidence_a[idx], right_a[idx]))
+
+    ece_a, ece_b = expected_calibration_error(confidence_a, right_a), expected_calibration_error(confidence_b, right_b)
+    return {"ece_a": ece_a, "ece_b": ece_b, "ece_diff": ece_b - ece_a,
+            "ece_diff_ci": list(bootstrap_ci(diff, confidence_a.size, num_bootstrap, 0.95, seed))}
 
 
 def paired_over_seeds(right_a: np.ndarray, right_b: np.ndarray, num_bootstrap: int = 1000,
@@ -365,12 +469,13 @@ def summarize(
 ) -> dict:
     """A JSON-serialisable evaluation report.
 
-    Keys: ``num_samples``; ``top1``, ``top5`` (k = min(5, C)) and ``mean_class_acc``, each
-    with a 95 % percentile-bootstrap interval ``{name}_ci``; ``per_class`` (worst first,
-    classes without support last, accuracy None); ``confusions`` (``most_confused_pairs``);
-    and per parent level (e.g. ``{"family": (parent_of, family_names)}``) ``{level}_top1``
-    (variant predictions mapped up to the level), ``{level}_top1_summed`` (the parent with the
-    highest summed probability, ``parent_scores``: meaningful when ``scores`` are probabilities) and
+    ``scores`` are probabilities (rows summing to 1). Keys: ``num_samples``; ``top1``, ``top5`` (k = min(5, C)),
+    ``mean_class_acc``, ``ece`` (``expected_calibration_error`` of the top-1 guesses) and ``brier`` (the mean of
+    ``brier_scores``), each with a 95 % percentile-bootstrap interval ``{name}_ci``; ``reliability_bins`` (the
+    ``CALIBRATION_BINS`` bins behind ``ece``); ``per_class`` (worst first, classes without support last,
+    accuracy None); ``confusions`` (``most_confused_pairs``); and per parent level (e.g.
+    ``{"family": (parent_of, family_names)}``) ``{level}_top1`` (variant predictions mapped up to the level),
+    ``{level}_top1_summed`` (the parent with the highest summed probability, ``parent_scores``) and
     ``{level}_errors_within`` (share of variant errors whose prediction has the right parent; None
     without errors).
     """
@@ -381,6 +486,7 @@ def summarize(
     preds = scores.argmax(1)
     hits1 = topk_hits(scores, targets, 1)
     hits5 = topk_hits(scores, targets, min(5, num_classes))
+    confidence, brier = scores.max(1), brier_scores(scores, targets)
     confusion = confusion_matrix(preds, targets, num_classes)
 
     def resampled_mca(idx: np.ndarray) -> float:
@@ -391,9 +497,13 @@ def summarize(
         ("top1", hits1.mean(), lambda idx: hits1[idx].mean()),
         ("top5", hits5.mean(), lambda idx: hits5[idx].mean()),
         ("mean_class_acc", mean_class_accuracy(confusion), resampled_mca),
+        ("ece", expected_calibration_error(confidence, hits1),
+         lambda idx: expected_calibration_error(confidence[idx], hits1[idx])),
+        ("brier", brier.mean(), lambda idx: brier[idx].mean()),
     ):
         report[name] = float(value)
         report[f"{name}_ci"] = list(bootstrap_ci(statistic, num_samples, num_bootstrap, 0.95, seed))
+    report["reliability_bins"] = reliability_bins(confidence, hits1)
 
     accuracy = per_class_accuracy(confusion)
     support = confusion.sum(1)

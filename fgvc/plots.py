@@ -33,6 +33,7 @@ __all__ = [
     "curves_figure",
     "denormalize",
     "overlays_figure",
+    "reliability_figure",
     "samples_figure",
 ]
 
@@ -116,6 +117,32 @@ def confusion_figure(
         for axis in (top, right):
             axis.tick_params(length=0)
     ax.set_title("Confusion matrix" + (" (rows normalised)" if normalize else ""))
+    return fig
+
+
+def reliability_figure(bins: list[dict], ece: float) -> Figure:
+    """Reliability diagram of the top-1 probability: per confidence bin (``metrics.reliability_bins``) the share
+    of right guesses as a bar, the bin's mean confidence as a dot and the diagonal a calibrated model follows;
+    below, how many images each bin holds. ``ece`` (a fraction) goes into the title."""
+    fig = Figure(figsize=(5.5, 6), layout="constrained")
+    accuracy_ax, count_ax = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    filled = [b for b in bins if b["images"]]
+    lows, widths = [b["low"] for b in filled], [b["high"] - b["low"] for b in filled]
+    centres = [low + width / 2 for low, width in zip(lows, widths)]
+    accuracy_ax.plot([0, 1], [0, 1], "--", color="0.5", lw=1, label="calibrated")
+    accuracy_ax.bar(lows, [b["accuracy"] for b in filled], widths, align="edge", edgecolor="white",
+                    label="accuracy (share right)")
+    accuracy_ax.plot(centres, [b["confidence"] for b in filled], "o", color="C1", label="mean confidence")
+    accuracy_ax.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1),
+                    title=f"Reliability of the top-1 probability: ECE {100 * ece:.2f}%")
+    accuracy_ax.legend(loc="upper left")
+    count_ax.bar(lows, [b["images"] for b in filled], widths, align="edge", color="0.6", edgecolor="white")
+    for centre, b in zip(centres, filled):
+        count_ax.annotate(str(b["images"]), (centre, b["images"]), ha="center", va="bottom", fontsize=7)
+    count_ax.set(xlabel="confidence (top-1 probability)", ylabel="images")
+    count_ax.margins(y=0.25)
+    for ax in (accuracy_ax, count_ax):
+        ax.grid(alpha=0.3)
     return fig
 
 

@@ -126,11 +126,12 @@ def test_paired_interval_holds_the_estimate_and_is_narrower_than_unpaired() -> N
 
 def write_evaluation(folder: Path, ids: list[str], targets: list[int], preds: list[int], split: str = "test",
                      classes: list[str] = CLASSES, writer: str = "direct") -> Path:
-    """An evaluation folder of these top-1 predictions: written by the real writer (``analyse``, from scores that
-    put ``preds`` first) or, faster, directly with just what a comparison reads."""
+    """An evaluation folder of these top-1 predictions, each given probability 0.9: written by the real writer
+    (``analyse``, from scores that put ``preds`` first) or, faster, directly with just what a comparison reads
+    (its metrics.json, like an older fgvc's, has no ECE or Brier score)."""
     if writer == "analyse":
         scores = np.full((len(ids), len(classes)), 0.1 / (len(classes) - 1))
-        scores[np.arange(len(ids)), preds] = 0.9
+        scores[np.arange(len(ids)), preds] = TOP1_PROBABILITY
         analyse(scores, np.array(targets), classes, None, folder, extra={"split": split},
                 files=[f"/data/images/{image_id}.jpg" for image_id in ids])
         return folder
@@ -140,11 +141,13 @@ def write_evaluation(folder: Path, ids: list[str], targets: list[int], preds: li
     with (folder / "confusion.csv").open("w", newline="") as f:
         csv.writer(f).writerows([["true \\ predicted", *classes], *([c, *row] for c, row in zip(classes, confusion))])
     with (folder / "predictions.csv").open("w", newline="") as f:
-        csv.writer(f).writerows([["id", "true", "predicted"],
-                                 *([i, classes[t], classes[p]] for i, t, p in zip(ids, targets, preds, strict=True))])
+        csv.writer(f).writerows([["id", "true", "predicted", "probability"],
+                                 *([i, classes[t], classes[p], f"{TOP1_PROBABILITY:.6f}"]
+                                   for i, t, p in zip(ids, targets, preds, strict=True))])
     return folder
 
 
+TOP1_PROBABILITY = 0.9
 IDS = [f"{i:07d}" for i in (34309, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)]  # leading zeros, as in FGVC-Aircraft
 TARGETS = [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
 PREDS_A = [0, 0, 1, 1, 0, 0, 2, 3, 3, 3, 0, 0]  # 5 of 12 right
@@ -182,6 +185,40 @@ def test_compare_reads_folders_in_any_row_order_and_writes_the_report(tmp_path: 
     assert "classes that lost most (B - A):\n  none" in text and text.endswith("verdict: B is better (p = 0.0312)")
     assert text.count("points  ") == 2  # --top 2 gained, none lost
     assert default_out(comparison) == b / "compare-vs-run-a-eval-test.json"
+
+
+def test_compare_reports_the_calibration_difference(tmp_path: Path) -> None:
+    # Every guess is given 0.9 (one bin). A is right on 5 of 12: ECE |5/12 - 0.9| = 0.48333; B on 11 of 12:
+    # |11/12 - 0.9| = 0.01667. Brier (4 classes, the other three at 0.1/3): a right image 0.1^2 + 3 (0.1/3)^2 =
+    # 0.0133333, a wrong one 0.9^2 + (1 - 0.1/3)^2 + 2 (0.1/3)^2 = 1.7466667; B turns 6 wrong images right:
+    # B - A = 6 (0.0133333 - 1.7466667) / 12 = -0.8666667.
+    a = write_evaluation(tmp_path / "run-a" / "eval-test", IDS, TARGETS, PREDS_A, writer="analyse")
+    b = write_evaluation(tmp_path / "run-b" / "eval-test", IDS, TARGETS, PREDS_B, writer="analyse")
+    comparison = compare(a, b)
+    assert comparison["ece_a"] == pytest.approx(0.9 - 5 / 12, abs=1e-6)
+    assert comparison["ece_b"] == pytest.approx(11 / 12 - 0.9, abs=1e-6)
+    assert comparison["ece_diff"] == pytest.approx(11 / 12 + 5 / 12 - 1.8, abs=1e-6)  # -0.46667
+    low, high = comparison["ece_diff_ci"]
+    assert low <= comparison["ece_diff"] <= high < 0
+    assert comparison["brier_diff"] == pytest.approx(-0.8666667, abs=1e-6)
+    assert comparison["brier_a"] == pytest.approx((5 * 0.0133333 + 7 * 1.7466667) / 12, abs=1e-6)
+    text = format_comparison(comparison)
+    assert "ECE               48.33%    1.67%   -46.67  (" in text
+    assert "Brier score       1.0244   0.1578  -0.8667  (no interval" in text
+    json.dumps(comparison, allow_nan=False)
+
+
+def test_an_evaluation_without_calibration_in_its_metrics_json_still_compares(tmp_path: Path) -> None:
+    # The direct writer's metrics.json has no ece or brier, as an older fgvc wrote it; predictions.csv still gives
+    # each image's top-1 probability, so ECE is compared, the Brier score is not.
+    old = write_evaluation(tmp_path / "old", IDS, TARGETS, PREDS_A)
+    new = write_evaluation(tmp_path / "new", IDS, TARGETS, PREDS_B, writer="analyse")
+    assert "ece" not in json.loads((old / "metrics.json").read_text())
+    for comparison in (compare(old, new), compare(new, old)):
+        assert abs(comparison["ece_diff"]) == pytest.approx(0.9 - 5 / 12 - (11 / 12 - 0.9), abs=1e-6)
+        assert comparison["brier_a"] is comparison["brier_b"] is comparison["brier_diff"] is None
+        assert comparison["verdict"].endswith("(p = 0.0312)")
+        assert "Brier score      not compared: a metrics.json without it" in format_comparison(comparison)
 
 
 def test_a_run_folder_stands_for_its_evaluation_split(tmp_path: Path) -> None:

@@ -11,14 +11,14 @@ import torch
 from helpers import PROBABILITY_TOLERANCE
 from torch.utils.data import DataLoader, TensorDataset
 
-from fgvc.analysis import format_confusions, format_report, format_worst, read_confusion
+from fgvc.analysis import analyse, format_confusions, format_report, format_worst, read_confusion, read_report
 from fgvc.checkpoint import load_trained
 from fgvc.data import FGVC_FOLDER
 from fgvc.evaluation import evaluate_checkpoint
 from fgvc.predict import predict_scores
 from fgvc.runtime import Runtime
 
-REPORT_FILES = ("metrics.json", "per_class.csv", "confusion.csv", "confusions.csv", "confusion.png")
+REPORT_FILES = ("metrics.json", "per_class.csv", "confusion.csv", "confusions.csv", "confusion.png", "reliability.png")
 
 
 def test_fit_ends_with_the_full_analysis(short_run: Path) -> None:
@@ -47,6 +47,23 @@ def test_evaluate_writes_every_file_and_tta_into_its_own_folder(short_run: Path,
     per_class = (tmp_path / "plain" / "per_class.csv").read_text().splitlines()
     accuracies = [float(line.split(",")[-2]) for line in per_class[1:]]
     assert accuracies == sorted(accuracies)  # worst first
+
+
+def test_the_analysis_measures_calibration_and_draws_the_reliability_diagram(tmp_path: Path) -> None:
+    # 8 images, 2 classes, every guess class 0 at probability 0.75 (bin (11/15, 12/15]); 4 right: ECE |0.5 - 0.75|.
+    # Brier: a right image 0.25^2 + 0.25^2 = 0.125, a wrong one 0.75^2 + 0.75^2 = 1.125; mean 0.625.
+    scores = np.tile([0.75, 0.25], (8, 1))
+    targets = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    analysis = analyse(scores, targets, ["A320", "A321"], None, tmp_path / "eval-test", extra={"split": "test"})
+    assert (tmp_path / "eval-test" / "reliability.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = read_report(tmp_path / "eval-test")
+    assert report["ece"] == pytest.approx(0.25, abs=1e-9) and report["brier"] == pytest.approx(0.625, abs=1e-9)
+    assert [b["images"] for b in report["reliability_bins"]] == [0] * 11 + [8, 0, 0, 0]
+    text = format_report(analysis.report)
+    assert "  ECE               25.00%  (95% CI " in text and "  Brier score       0.6250  (95% CI " in text
+    older = {key: value for key, value in report.items() if not key.startswith(("ece", "brier"))}
+    assert format_report(older).splitlines() == [line for line in text.splitlines()
+                                                 if not line.startswith(("  ECE", "  Brier"))]
 
 
 class FlipInvariant(torch.nn.Module):

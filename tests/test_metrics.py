@@ -1,4 +1,4 @@
-"""Evaluation math checked against values worked out by hand, plus the confusion figure."""
+"""Evaluation math checked against values worked out by hand, plus the confusion and reliability figures."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from fgvc import metrics
-from fgvc.plots import confusion_figure
+from fgvc.plots import confusion_figure, reliability_figure
 
 # One hand example used throughout: 4 classes A, B, C, D; 9 samples.
 #   true A (3 samples): predicted A, A, C  -> 2/3 correct
@@ -240,6 +240,100 @@ def test_summarize_without_errors_reports_none_within() -> None:
     json.dumps(report, allow_nan=False)
 
 
+# --- calibration: ECE and Brier score ------------------------------------------------------
+
+
+def top1_scores(confidence: list[float], predicted: list[int], num_classes: int = 4) -> np.ndarray:
+    """Probability rows whose top class is ``predicted`` with probability ``confidence``; the rest share what is left
+    equally (every confidence here is above 1/num_classes, so the top class is the predicted one)."""
+    scores = np.repeat((1.0 - np.array(confidence))[:, None] / (num_classes - 1), num_classes, axis=1)
+    scores[np.arange(len(confidence)), predicted] = confidence
+    return scores
+
+
+# 10 images, all guessed class 0. 4 at probability 0.95, 2 of them right (bin (14/15, 1]: accuracy 0.5, gap 0.45);
+# 6 at 0.75, 3 of them right (bin (11/15, 12/15]: accuracy 0.5, gap 0.25). ECE = 0.4 * 0.45 + 0.6 * 0.25 = 0.33.
+OVERCONFIDENT = top1_scores([0.95] * 4 + [0.75] * 6, [0] * 10)
+OVERCONFIDENT_TARGETS = np.array([0, 0, 1, 2, 0, 0, 0, 1, 2, 3])
+
+
+def test_ece_of_an_overconfident_model_matches_the_hand_computed_value() -> None:
+    report = metrics.summarize(OVERCONFIDENT, OVERCONFIDENT_TARGETS, NAMES, num_bootstrap=200)
+    assert report["ece"] == pytest.approx(0.33, abs=1e-9)
+    filled = [b for b in report["reliability_bins"] if b["images"]]
+    assert [(b["low"], b["high"], b["images"]) for b in filled] == [
+        (pytest.approx(11 / 15), pytest.approx(12 / 15), 6), (pytest.approx(14 / 15), 1.0, 4)]
+    assert [(b["accuracy"], b["confidence"]) for b in filled] == [(0.5, pytest.approx(0.75)),
+                                                                    (0.5, pytest.approx(0.95))]
+    assert len(report["reliability_bins"]) == metrics.CALIBRATION_BINS == 15
+    assert all(b["accuracy"] is None for b in report["reliability_bins"] if not b["images"])
+    low, high = report["ece_ci"]
+    assert 0.0 <= low <= high <= 1.0 and low < 0.33 < high
+    json.dumps(report, allow_nan=False)
+
+
+def test_ece_of_calibrated_predictions_is_about_zero() -> None:
+    # Exactly calibrated: in each bin the share of right guesses equals the probability given to them.
+    # 10 images at 0.8 with 8 right, 4 at 0.5 with 2 right.
+    right = [True] * 8 + [False] * 2 + [True] * 2 + [False] * 2
+    assert metrics.expected_calibration_error(np.array([0.8] * 10 + [0.5] * 4), np.array(right)) == pytest.approx(
+        0.0, abs=1e-12)
+    # Calibrated in expectation: a two-class model whose top-1 probability c in [0.5, 1] is right with probability c.
+    # 60,000 images, about 4,000 a bin: each bin's accuracy is off by sampling noise alone (about 0.006).
+    rng = np.random.default_rng(0)
+    confidence = rng.uniform(0.5, 1.0, 60_000)
+    targets = (rng.random(60_000) >= confidence).astype(np.int64)  # class 0 (the guess) with probability c
+    scores = np.stack([confidence, 1.0 - confidence], axis=1)
+    calibrated = metrics.summarize(scores, targets, NAMES[:2], num_bootstrap=20)
+    assert calibrated["ece"] < 0.01
+    # The same guesses, each claimed 0.2 surer than it is (capped at 1): ECE near 0.2.
+    sure = np.minimum(confidence + 0.2, 1.0)
+    overconfident = metrics.expected_calibration_error(sure, targets == 0)
+    assert overconfident == pytest.approx(np.mean(sure - confidence), abs=0.01)
+
+
+def test_calibration_bins_close_on_the_right_and_hold_zero_and_one() -> None:
+    # Bin b holds (b/15, (b+1)/15]: 1/15 itself is in bin 0, a hair above it in bin 1; 0 is in bin 0, 1 in bin 14.
+    bins = metrics.reliability_bins(np.array([0.0, 1 / 15, 1 / 15 + 1e-9, 1.0]), np.array([False, True, True, True]))
+    assert [b["images"] for b in bins] == [2, 1] + [0] * 12 + [1]
+    assert bins[0]["accuracy"] == 0.5 and bins[0]["confidence"] == pytest.approx(1 / 30)
+
+
+@pytest.mark.parametrize("num_classes", [2, 4, 100])
+def test_brier_score_of_sure_right_uniform_and_sure_wrong_predictions(num_classes: int) -> None:
+    targets = np.arange(12) % num_classes
+    assert metrics.brier_scores(np.eye(num_classes)[targets], targets) == pytest.approx(np.zeros(12), abs=1e-12)
+    uniform = np.full((12, num_classes), 1.0 / num_classes)
+    # (1 - 1/K)^2 for the true class plus (K - 1) * (1/K)^2 for the others = 1 - 1/K.
+    assert metrics.brier_scores(uniform, targets) == pytest.approx(np.full(12, 1.0 - 1.0 / num_classes), abs=1e-12)
+    wrong = np.eye(num_classes)[(targets + 1) % num_classes]
+    assert metrics.brier_scores(wrong, targets) == pytest.approx(np.full(12, 2.0), abs=1e-12)
+
+
+def test_summarize_reports_the_brier_score_with_its_interval() -> None:
+    # OVERCONFIDENT by hand: a right image at 0.95 scores 0.05^2 + 3 (0.05/3)^2 = 0.0025 + 0.0008333 = 0.0033333;
+    # a wrong one 0.95^2 + (1 - 0.05/3)^2 + 2 (0.05/3)^2 = 0.9025 + 0.9669444 + 0.0005556 = 1.87. At 0.75: right
+    # 0.0625 + 0.0208333 = 0.0833333; wrong 0.5625 + 0.8402778 + 0.0138889 = 1.4166667.
+    # Mean: (2 * 0.0033333 + 2 * 1.87 + 3 * 0.0833333 + 3 * 1.4166667) / 10 = 8.2466667 / 10 = 0.8246667.
+    report = metrics.summarize(OVERCONFIDENT, OVERCONFIDENT_TARGETS, NAMES, num_bootstrap=200)
+    assert report["brier"] == pytest.approx(0.8246667, abs=1e-6)
+    low, high = report["brier_ci"]
+    assert low < report["brier"] < high
+
+
+def test_reliability_figure_shows_the_bins_and_the_ece(tmp_path) -> None:
+    report = metrics.summarize(OVERCONFIDENT, OVERCONFIDENT_TARGETS, NAMES, num_bootstrap=10)
+    fig = reliability_figure(report["reliability_bins"], report["ece"])
+    accuracy_ax, count_ax = fig.axes
+    assert "ECE 33.00%" in accuracy_ax.get_title()
+    assert [bar.get_height() for bar in accuracy_ax.patches] == [0.5, 0.5]  # one bar per bin with images
+    assert [bar.get_height() for bar in count_ax.patches] == [6, 4]
+    assert [text.get_text() for text in count_ax.texts] == ["6", "4"]
+    path = tmp_path / "reliability.png"
+    fig.savefig(path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 # --- input validation ----------------------------------------------------------------------
 
 
@@ -283,6 +377,17 @@ def test_summarize_without_errors_reports_none_within() -> None:
             lambda: metrics.summarize(np.eye(4), np.arange(4), NAMES, parents={"family": (FAMILY_OF, ["X"])}),
             r"expected \[0, 0\] for 1 names",
         ),
+        (
+            lambda: metrics.summarize(np.array([[2.0, -1.0], [0.5, 0.3]]), np.array([0, 1]), NAMES[:2]),
+            r"scores must be probabilities .* got entries in \[-1, 2\] and row 1 summing to 0.8: pass the softmax",
+        ),
+        (lambda: metrics.expected_calibration_error(np.array([1.5]), np.array([True])), r"must lie in \[0, 1\]"),
+        (
+            lambda: metrics.expected_calibration_error(np.array([0.5, 0.5]), np.array([True])),
+            r"confidence and correct have shapes \(2,\) and \(1,\)",
+        ),
+        (lambda: metrics.expected_calibration_error(np.array([0.5]), np.array([1])), "correct must be booleans"),
+        (lambda: metrics.reliability_bins(np.array([0.5]), np.array([True]), 0), "num_bins must be >= 1, got 0"),
     ],
 )
 def test_invalid_inputs_raise_value_error(call, message: str) -> None:
