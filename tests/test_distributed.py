@@ -70,7 +70,7 @@ def test_one_run_folder_written_by_rank_0_alone(two_process_run: tuple[Path, Pat
     assert len(events) == 1  # TensorBoard events: rank 0's alone
     assert sorted(p.name for p in run.iterdir() if p.name not in events) == [
         ".lock", "config.json", "curves.png", "epochs.csv", "eval-test", "last.pt", "provenance.json", "samples.png",
-        "steps.csv", "train.log"]
+        "schedule.json", "steps.csv", "train.log"]
     assert [r["epoch"] for r in read_rows(run / "epochs.csv")] == [1, 2]
     config = json.loads((run / "config.json").read_text())
     assert (config["processes"], config["global_batch"]) == (2, 8)
