@@ -99,6 +99,12 @@ class TrainConfig:
     lr: float = _field(0.02, "peak learning rate after warmup")
     head_lr_scale: float = _field(1.0, "learning rate of the new classifier head as a multiple of lr (the "
                                   "pretrained backbone trains at lr)")
+    layer_decay: float = _field(1.0, "layer-wise learning-rate decay: each block of the pretrained backbone trains "
+                                "at this multiple of the rate of the block above it, the head at lr (1: one rate "
+                                "for the whole network)")
+    head_only_epochs: int = _field(0, "epochs at the start in which only the new classifier head learns, the "
+                                   "pretrained backbone waiting at learning rate 0 (a linear probe, then "
+                                   "fine-tuning; the backbone's warmup and cosine follow them)")
     optimizer: str = _field("sgd", "sgd (momentum, nesterov) or adamw", OPTIMIZERS)
     momentum: float = _field(0.9, "SGD momentum")
     weight_decay: float = _field(1e-4, "weight decay (never on norms and biases)")
@@ -319,11 +325,15 @@ def validate(cfg: TrainConfig) -> None:
     _check(cfg.time_budget >= 0, "time_budget", cfg.time_budget, "minutes >= 0 (0: no budget)")
     _check(cfg.train_per_class is None or (isinstance(cfg.train_per_class, int) and cfg.train_per_class > 0),
            "train_per_class", cfg.train_per_class, "None (every photo) or a positive integer")
-    for name in ("workers", "warmup_epochs", "banner_px"):
+    for name in ("workers", "warmup_epochs", "banner_px", "head_only_epochs"):
         value = getattr(cfg, name)
         _check(isinstance(value, int) and value >= 0, name, value, "an integer >= 0")
     _check(cfg.warmup_epochs <= (cfg.epochs or cfg.schedule_min_epochs), "warmup_epochs", cfg.warmup_epochs,
            f"at most epochs={cfg.epochs or cfg.schedule_min_epochs}")
+    backbone_epochs = (cfg.epochs or cfg.schedule_min_epochs) - max(cfg.warmup_epochs, 1)
+    _check(cfg.head_only_epochs <= backbone_epochs, "head_only_epochs", cfg.head_only_epochs,
+           f"at most {backbone_epochs} (epochs - warmup_epochs, and at least one epoch of the whole network)")
+    _check(0 < cfg.layer_decay <= 1, "layer_decay", cfg.layer_decay, "a number in (0, 1] (1: no decay)")
     _check(cfg.lr > 0, "lr", cfg.lr, "a positive number")
     _check(cfg.head_lr_scale > 0, "head_lr_scale", cfg.head_lr_scale, "a positive number")
     for name in ("mixup_alpha", "cutmix_alpha"):

@@ -92,7 +92,9 @@ def choose_schedule(cfg: TrainConfig, steps_per_epoch: int,
                      epochs, projected, cfg.time_budget)
     chosen = record["epochs"]
     log.info("schedule: %s %d reproduces this run's length", flag("epochs"), chosen)
-    cfg = dataclasses.replace(cfg, epochs=chosen, warmup_epochs=min(cfg.warmup_epochs, chosen))
+    warmup = min(cfg.warmup_epochs, chosen)
+    cfg = dataclasses.replace(cfg, epochs=chosen, warmup_epochs=warmup,
+                              head_only_epochs=min(cfg.head_only_epochs, chosen - max(warmup, 1)))
     validate(cfg)
     return cfg, record
 

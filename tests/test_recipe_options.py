@@ -1,5 +1,5 @@
-"""The recipe options a study measures: the head's learning rate, batch augmentations from torchvision, and an
-evaluation size apart from the training size."""
+"""The recipe options a study measures: the head's learning rate, layer-wise decay, the head alone first, batch
+augmentations from torchvision, and an evaluation size apart from the training size."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from fgvc.data import batch_augmentation
 from fgvc.engine import fit
 from fgvc.errors import ConfigError
 from fgvc.model import build_model
-from fgvc.optim import build_optimizer
+from fgvc.checkpoint import load_checkpoint
+from fgvc.optim import build_optimizer, build_scheduler
 from fgvc.predict import Predictor
 
 
@@ -34,6 +35,47 @@ def test_the_head_trains_at_its_own_learning_rate(arch: str) -> None:
         assert decay == (0.0 if param.ndim <= 1 else 0.05)
     plain = build_optimizer(model, make_config("cpu", arch=arch, lr=0.002))
     assert len(plain.param_groups) == 2 and {g["lr"] for g in plain.param_groups} == {0.002}
+
+
+@pytest.mark.parametrize("arch", ["efficientnet-lite0", "tv_efficientnet_b0"])
+def test_layer_decay_slows_each_block_below_the_head(arch: str) -> None:
+    model = build_model(arch, 5, pretrained=False)
+    optimizer = build_optimizer(model, make_config("cpu", arch=arch, lr=0.01, layer_decay=0.8))
+    rate = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    rates = [rate[id(p)] for p in model.parameters()]  # from the stem to the head
+    head = list((model._fc if arch.startswith("efficientnet") else model.classifier).parameters())
+    assert all(rate[id(p)] == pytest.approx(0.01) for p in head)
+    assert rates == sorted(rates) and len(set(rates)) == 21  # stem, 16 blocks (Lite0; B0's 7 stages hold 16), ...
+    assert rates[0] == pytest.approx(0.01 * 0.8 ** 20)
+
+
+def test_head_only_epochs_hold_the_backbone_then_warm_it_up() -> None:
+    model = build_model("efficientnet-lite0", 5, pretrained=False)
+    cfg = make_config("cpu", epochs=4, warmup_epochs=1, head_only_epochs=2, lr=0.01)
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, cfg, steps_per_epoch=10)
+    head, backbone = (next(g for g in optimizer.param_groups if g.get("head") is flag) for flag in (True, False))
+    seen = []
+    for _ in range(40):
+        seen.append((head["lr"], backbone["lr"]))
+        optimizer.step()
+        scheduler.step()
+    assert all(b == 0 for _, b in seen[:20]) and seen[20][1] == pytest.approx(0.001)  # warmup starts at epoch 3
+    assert max(b for _, b in seen) == pytest.approx(0.01) and seen[9][0] == pytest.approx(0.01)  # head: epoch 1
+
+
+def test_a_run_with_the_head_alone_first_keeps_the_backbone_for_those_epochs(tiny_root: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(tiny_root, tmp_path / "run", arch="efficientnet-lite0", pretrained=True, epochs=2, batch_size=4,
+                      head_only_epochs=1)
+    before = build_model("efficientnet-lite0", 6, pretrained=True).state_dict()
+    run = fit(cfg, progress=False, stop_after=1)
+    after = load_checkpoint(run / "last.pt")["model"]
+    learned = {name for name, value in after.items() if value.is_floating_point()
+               and "running" not in name and not torch.equal(value, before[name])}
+    assert learned == {"_fc.weight", "_fc.bias"}
+    fit(resume=run / "last.pt", progress=False)
+    final = load_checkpoint(run / "last.pt")["model"]
+    assert not torch.equal(final["_conv_stem.weight"], before["_conv_stem.weight"])
 
 
 def test_batch_augmentations_are_off_by_default_and_seeded() -> None:
@@ -73,7 +115,8 @@ def test_random_erasing_erases_a_rectangle_of_each_image_on_its_own() -> None:
 
 
 @pytest.mark.parametrize(("field", "value"), [("head_lr_scale", 0), ("mixup_alpha", -1), ("random_erasing", 1.5),
-                                              ("eval_img_size", 16)])
+                                              ("eval_img_size", 16), ("layer_decay", 0), ("layer_decay", 1.5),
+                                              ("head_only_epochs", 5)])
 def test_bad_recipe_values_are_refused(field: str, value: float) -> None:
     with pytest.raises(ConfigError, match=field):
         make_config("cpu", **{field: value})
