@@ -7,6 +7,7 @@
     transforms     every train and eval preprocessing decision (like torchvision's ``presets.py``)
     normalization  what the weights expect of an input (a leaf that ``model`` and ``plots`` import)
     checks         nothing bad reaches training
+    duplicates     exact (sha256) and near (64-bit dHash) copies among photos
     hierarchy      each class's family and manufacturer (FGVC-Aircraft's, or an imagefolder's hierarchy.csv)
     loaders        the training and evaluation DataLoaders
 
@@ -29,6 +30,8 @@ _PUBLIC = {  # module -> the names the package gives
     "checks": ("check_data", "drop_bad_images"),
     "datasets": ("AugmentedSplit", "FgvcAircraft", "augmented", "build_dataset", "build_imagefolder", "build_split",
                  "dataset_labels", "image_files", "keep_samples", "per_class_subset", "training_split"),
+    "duplicates": ("NEAR_BITS", "PhotoHashes", "content_hash", "duplicate_labels", "hash_photos",
+                   "near_duplicate_groups", "near_pairs", "perceptual_hash"),
     "hierarchy": ("HIERARCHY_FILE", "Hierarchy", "dataset_hierarchy", "hierarchy_names", "read_hierarchy_csv"),
     "images": ("find_bad_images", "fit_short_side", "load_image", "to_rgb"),
     "layout": ("FGVC_FOLDER", "FGVC_URL", "LEVEL_FILES", "PREPARED_MARKER", "prepared_info", "read_hierarchy"),
