@@ -11,6 +11,7 @@
     fgvc status logs/<run>                          # exit status 0 once finished, 75 if a signal stopped it, 1 if not
     torchrun --nproc_per_node=4 -m fgvc train --preset b4   # 4 GPUs, one run
     fgvc check-data --data-root data                # list annotation lines and images that are bad
+    fgvc split photos                               # photos/<class>/*.jpg -> photos/splits.csv, copies kept together
     fgvc prepare --data-root data --out data/prepared-448 --img-size 448   # once: faster training input
     fgvc evaluate --checkpoint logs/<run>/last.pt --split test
     fgvc compare logs/<run-a> logs/<run-b>          # is B better than A? paired test on the same images
@@ -42,10 +43,14 @@ from fgvc.config import (
     DIFFICULTIES,
     EVAL_VIEWS,
     MAX_UPLOAD_MB,
+    NEAR_BITS,
     PER_CHANNEL_METHODS,
     PRECISIONS,
     PRESETS,
     QUEUE_SIZE,
+    SPLIT_FILE,
+    TEST_SHARE,
+    VAL_SHARE,
     WEIGHTS,
     ZOOM_PAD,
     ZOOM_THRESHOLD,
@@ -159,8 +164,8 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("check-data", help="decode every image of a dataset and list the bad files",
                        description="Check annotation files and decode every image; exit status 1 if any is bad.")
-    p.add_argument("--data-root", default="data", help="folder holding fgvc-aircraft-2013b/ (or split folders "
-                   "for imagefolder; default data)")
+    p.add_argument("--data-root", default="data", help="folder holding fgvc-aircraft-2013b/ (or an imagefolder's "
+                   "class folders and splits.csv, or its split folders; default data)")
     p.add_argument("--dataset", default="fgvc-aircraft", choices=DATASETS)
     p.set_defaults(func=_check_data)
 
@@ -173,6 +178,34 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--img-size", type=int, default=448, help="the largest training size it serves (default 448)")
     p.add_argument("--banner-px", type=int, default=20, help="rows of banner to cut (default 20)")
     p.set_defaults(func=_prepare)
+
+
+def _add_split(sub: argparse._SubParsersAction) -> None:
+    """fgvc split: a flat folder of photos into train, val and test, copies kept together."""
+    p = sub.add_parser("split", help="split a flat folder ROOT/<class>/<image> into train, val and test (a file)",
+                       description=f"Write ROOT/{SPLIT_FILE} (path,class,split for each photo), seeded and "
+                       "stratified by class, for `fgvc train --dataset imagefolder --data-root ROOT`. Exact and near "
+                       "duplicates land in the same split. Nothing is copied or moved, and an existing split file is "
+                       "never rewritten silently: --update gives only new photos a split, --force draws afresh.")
+    p.add_argument("root", metavar="ROOT", help="folder of class folders of photos")
+    p.add_argument("--val", type=float, help=f"share of each class for val (default {VAL_SHARE}; with --update, the "
+                   f"file's own)")
+    p.add_argument("--test", type=float, help=f"share of each class for test (default {TEST_SHARE}; with --update, "
+                   f"the file's own)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0): the same seed, photos and "
+                   "flags give the same file")
+    p.add_argument("--near-bits", type=int, default=NEAR_BITS, help=f"near duplicates: photos whose 64-bit dHashes "
+                   f"differ in at most this many bits (default {NEAR_BITS}: resized and recompressed copies, and some "
+                   f"look-alikes; 0: exact copies and identical hashes only)")
+    p.add_argument("--exclude", metavar="FILE", help="exclusion list (fgvc audit's exclude.txt): its photos are "
+                   "listed as excluded, in no split")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--update", action="store_true", help="keep every listed photo's split; give new photos one "
+                      "(a near copy of a listed photo joins its split); drop the lines of photos that are gone")
+    mode.add_argument("--force", action="store_true", help="draw every split afresh over an existing file (runs "
+                      "trained on the old split are no longer comparable)")
+    p.add_argument("--threads", type=int, default=4, help="photos hashed at a time (default 4)")
+    p.set_defaults(func=_split)
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -346,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     shared = _shared_flags()
 
     _add_data(sub)
+    _add_split(sub)
     _add_train(sub)
     _add_evaluation(sub, shared)
     _add_inference(sub, shared)
@@ -406,6 +440,22 @@ def _download(args: argparse.Namespace) -> int:
     from fgvc.data.prepare import download_fgvc
 
     print(f"FGVC-Aircraft is in {download_fgvc(args.data_root)}")
+    return 0
+
+
+def _split(args: argparse.Namespace) -> int:
+    from fgvc.data.split import split_folder
+
+    report = split_folder(args.root, args.val, args.test, args.seed, args.near_bits, args.exclude, args.update,
+                          args.force, args.threads)
+    counts = ", ".join(f"{split} {count}" for split, count in sorted(report.counts.items()))
+    print(f"{report.path}: {counts}; {report.groups} duplicate group(s) of {report.grouped} photos, each in one split")
+    if args.update:
+        print(f"{report.added} new photo(s) given a split; {len(report.dropped)} line(s) of photos gone dropped"
+              + "".join(f"\n  dropped {photo}" for photo in report.dropped))
+    if report.spanning:
+        print(f"warning: {report.spanning} duplicate group(s) span two splits, as listed before this update: "
+              f"`fgvc audit` shows them; --force draws every split afresh")
     return 0
 
 

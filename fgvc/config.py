@@ -38,6 +38,12 @@ PER_CHANNEL_METHODS = ("scorecam", "ablationcam")  # one forward pass per channe
 # AblationCAM may take by its estimate, in seconds; clicks that may wait while one photo is worked on
 MAX_UPLOAD_MB, CAM_BUDGET_S, QUEUE_SIZE = 20.0, 30.0, 8
 MIN_IMG_SIZE = 32  # EfficientNets downsample 32x: a smaller input leaves no spatial map
+# Your own photos (fgvc.data.split, fgvc.data.duplicates): the split file fgvc split writes into the data root; its
+# default shares, 70 / 15 / 15 (most photos train: on small data every one counts, warbirds20's learning curve gains
+# 9 points from 50 to 100 photos per type; and 15 % of 100 photos for each of 20 types is 300 to tune on); near
+# duplicates, 64-bit dHashes within 6 bits (issue 29's measurement on web photos: re-encoded and resized copies
+# and some look-alikes)
+SPLIT_FILE, VAL_SHARE, TEST_SHARE, NEAR_BITS = "splits.csv", 0.15, 0.15, 6
 ZOOM_THRESHOLD, ZOOM_PAD = 0.3, 0.1  # the defaults of fgvc.zoom.Zoom, the zoomed second look
 
 
@@ -55,9 +61,14 @@ class TrainConfig:
 
     preset: str = _field("b4", "the preset this config started from")
     # data
-    dataset: str = _field("fgvc-aircraft", "fgvc-aircraft, or imagefolder for your own photos laid out as "
+    dataset: str = _field("fgvc-aircraft", "fgvc-aircraft, or imagefolder for your own photos: a flat folder "
+                          "ROOT/<class>/*.jpg split by ROOT/splits.csv (fgvc split ROOT), or split folders "
                           "ROOT/<split>/<class>/*.jpg", DATASETS)
-    data_root: str = _field("data", "folder holding fgvc-aircraft-2013b/ (or the split folders of an imagefolder)")
+    data_root: str = _field("data", "folder holding fgvc-aircraft-2013b/ (or an imagefolder's class or split folders)")
+    split_file: str | None = _field(None, "an imagefolder's split file (path,class,split for each photo, as fgvc split "
+                                    "writes it; default: ROOT/splits.csv where it exists, else the split folders)")
+    exclude: str | None = _field(None, "exclusion list: a text file of photos to leave out of every split, one path "
+                                 "relative to the data root a line, # comments (fgvc audit suggests one)")
     level: str = _field("variant", "FGVC-Aircraft label level", LEVELS)
     train_split: str = _field("trainval", "split to train on")
     eval_split: str = _field("test", "split evaluated every epoch (val also keeps best.pt)")
@@ -200,7 +211,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     #   costs nothing measurable at inference; row fp32 (training) has not run.
     # - weight_decay 0.05, warmup_epochs 1, min_crop_scale 0.35, label smoothing 0.1, BN momentum: not measured
     #   (rows crop-0.6, no-label-smoothing, bn-momentum-0.1 have not run).
-    # Add --dataset imagefolder --data-root ROOT --train-split train --eval-split val for your photos.
+    # Add --dataset imagefolder --data-root ROOT --train-split train --eval-split val for your photos (fgvc split ROOT).
     "cpu": {
         "arch": "efficientnet-lite0",
         "pretrained": True,
@@ -309,6 +320,8 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.dataset == "fgvc-aircraft":
         for name in ("train_split", "eval_split"):
             _check(getattr(cfg, name) in FGVC_SPLITS, name, getattr(cfg, name), f"one of {FGVC_SPLITS}")
+    _check(cfg.split_file is None or cfg.dataset == "imagefolder", "split_file", cfg.split_file,
+           "None for fgvc-aircraft (a split file lists an imagefolder's photos)")
     _check(cfg.arch in ARCHS, "arch", cfg.arch, f"one of {', '.join(ARCHS)}")
     _check(isinstance(cfg.img_size, int) and cfg.img_size >= MIN_IMG_SIZE, "img_size", cfg.img_size,
            f"an integer >= {MIN_IMG_SIZE} (EfficientNets downsample 32x)")

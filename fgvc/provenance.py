@@ -17,8 +17,11 @@ their total ``wall_s``::
 
 A data fingerprint (``fingerprint``) is a split's image count, class count and a sha256 over its sorted
 (path relative to the data root, class name) pairs: the same data gives the same fingerprint wherever it
-lies, and moving one image to another class changes it. ``evaluation_facts`` is what an evaluation folder's
-``metrics.json`` records of this, so that ``fgvc compare`` can check that two evaluations are comparable.
+lies, and moving one image to another class changes it. An imagefolder read through a split file, or a split
+with photos left out by an exclusion list, adds the sha256 of that file (``split_file_sha256``,
+``exclude_sha256``): a changed split or list shows even where this split's images stay the same.
+``evaluation_facts`` is what an evaluation folder's ``metrics.json`` records of this, so that ``fgvc compare``
+can check that two evaluations are comparable.
 Nothing here raises for a missing git, a folder outside a checkout or an absent library: the fact is None.
 """
 
@@ -44,7 +47,7 @@ from torch.utils.data import Dataset
 import fgvc
 from fgvc.checkpoint import PROVENANCE_KEY, load_checkpoint
 from fgvc.config import TrainConfig
-from fgvc.data.datasets import dataset_labels, image_files
+from fgvc.data.datasets import dataset_labels, dataset_sources, image_files
 from fgvc.data.loaders import Loaders
 from fgvc.errors import FolderError
 
@@ -150,9 +153,10 @@ def fingerprint(root: str | Path, files: list[str], labels: list[str]) -> dict[s
 
 
 def split_fingerprint(dataset: Dataset, classes: list[str], root: str | Path, split: str) -> dict[str, Any]:
-    """``fingerprint`` of a dataset of ``fgvc.data`` whose labels index ``classes``, with its ``split``'s name."""
+    """``fingerprint`` of a dataset of ``fgvc.data`` whose labels index ``classes``, with its ``split``'s name and
+    the sha256 of its split file and exclusion list (``dataset_sources``), where it has them."""
     labels = [classes[label] for label in dataset_labels(dataset)]
-    return {"split": split, **fingerprint(root, image_files(dataset), labels)}
+    return {"split": split, **fingerprint(root, image_files(dataset), labels), **dataset_sources(dataset)}
 
 
 def run_data(cfg: TrainConfig, loaders: Loaders) -> dict[str, dict[str, Any]]:

@@ -3,7 +3,8 @@
     images         decoding files (EXIF, banner, bad files named)
     layout         FGVC-Aircraft's folder and file names; reading and checking its annotation files
     prepare        the download, and ``fgvc prepare``'s smaller copy
-    datasets       FGVC-Aircraft, a user's ImageFolder, the augmented training split
+    datasets       FGVC-Aircraft, a user's ImageFolder (split folders or a split file), the augmented training split
+    split          a flat folder of photos split into a split file (fgvc split), exclusion lists
     transforms     every train and eval preprocessing decision (like torchvision's ``presets.py``)
     normalization  what the weights expect of an input (a leaf that ``model`` and ``plots`` import)
     checks         nothing bad reaches training
@@ -15,7 +16,8 @@
     loaders = build_loaders(cfg, spec.norm)                # augmented train, plain eval
 
 FGVC-Aircraft's 20-px copyright banner is cropped off when an image is loaded, before any transform,
-as the dataset's README asks. A user's own photos use the ImageFolder layout ``root/<split>/<class>/*.jpg``.
+as the dataset's README asks. A user's own photos lie in a flat folder ``root/<class>/*.jpg`` with the split file
+``root/splits.csv`` that ``fgvc split`` writes, or in split folders ``root/<split>/<class>/*.jpg``.
 
 Each name below is imported from its module when first asked for, so importing one module of the package (the
 layout, for ``fgvc synth``) does not import torch with the others.
@@ -28,11 +30,14 @@ from typing import Any
 
 _PUBLIC = {  # module -> the names the package gives
     "checks": ("check_data", "drop_bad_images"),
-    "datasets": ("AugmentedSplit", "FgvcAircraft", "augmented", "build_dataset", "build_imagefolder", "build_split",
-                 "dataset_labels", "image_files", "keep_samples", "per_class_subset", "training_split"),
+    "datasets": ("AugmentedSplit", "FgvcAircraft", "ListedImageFolder", "augmented", "build_dataset",
+                 "build_imagefolder", "build_split", "dataset_labels", "dataset_sources", "image_files",
+                 "keep_samples", "leave_out", "per_class_subset", "training_split"),
     "duplicates": ("NEAR_BITS", "PhotoHashes", "content_hash", "duplicate_labels", "hash_photos",
                    "near_duplicate_groups", "near_pairs", "perceptual_hash"),
     "hierarchy": ("HIERARCHY_FILE", "Hierarchy", "dataset_hierarchy", "hierarchy_names", "read_hierarchy_csv"),
+    "split": ("EXCLUDED", "imagefolder_classes", "imagefolder_splits", "read_exclusions", "read_split_file",
+              "split_file_of", "split_folder"),
     "images": ("find_bad_images", "fit_short_side", "load_image", "to_rgb"),
     "layout": ("FGVC_FOLDER", "FGVC_URL", "LEVEL_FILES", "PREPARED_MARKER", "prepared_info", "read_hierarchy"),
     "loaders": ("EpochSampler", "Loaders", "build_loaders", "eval_loader"),

@@ -16,6 +16,7 @@ from fgvc.data.datasets import image_files, keep_samples
 from fgvc.data.hierarchy import HIERARCHY_FILE, read_hierarchy_csv
 from fgvc.data.images import find_bad_images, load_image
 from fgvc.data.layout import annotation_problems, data_dir, missing_message, prepared_info
+from fgvc.data.split import EXCLUDED, check_listing, find_photos, listed_classes, read_split_file, split_file_of
 from fgvc.errors import BadImageError, DatasetError
 
 log = logging.getLogger("fgvc")
@@ -26,16 +27,25 @@ def check_data(root: str | Path, dataset: str = "fgvc-aircraft", banner_px: int 
     """Check a dataset as training would read it; return (images decoded, problems found).
 
     FGVC-Aircraft: every annotation file of every level and split, then every ``images/*.jpg``
-    (which must be taller than ``banner_px``). ImageFolder: ``hierarchy.csv`` if there is one, then every
-    image of every split folder.
+    (which must be taller than ``banner_px``). ImageFolder: its split file against its photos (missing or
+    unlisted ones raise ``DatasetError``), ``hierarchy.csv`` if there is one, then every image of every split
+    folder, or every photo its split file does not exclude.
     """
     root = Path(root)
-    if dataset == "imagefolder":
+    listing = split_file_of(root) if dataset == "imagefolder" else None
+    if listing is not None:
+        listed = read_split_file(listing)
+        check_listing(root, listing, listed, find_photos(root))
+        files = [str(root / photo) for photo, row in listed.items() if row.split != EXCLUDED]
+        problems, loader = hierarchy_problems(root, [listed_classes(listed)]), load_image
+    elif dataset == "imagefolder":
         splits = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
         if not splits:
-            raise DatasetError(f"no split folders under {root}: expected {root}/<split>/<class name>/<image files>")
+            raise DatasetError(f"no split folders under {root}: expected {root}/<split>/<class name>/<image files>, "
+                               f"or a flat folder {root}/<class name>/<image files> split by `fgvc split {root}`")
         files = [path for split in splits for path, _ in datasets.ImageFolder(split).samples]
-        problems, loader = hierarchy_problems(root, splits), load_image
+        problems = hierarchy_problems(root, [find_classes(split)[0] for split in splits])
+        loader = load_image
     else:
         data = data_dir(root)
         if not data.is_dir():
@@ -48,14 +58,15 @@ def check_data(root: str | Path, dataset: str = "fgvc-aircraft", banner_px: int 
     return len(files), problems
 
 
-def hierarchy_problems(root: Path, splits: list[Path]) -> list[str]:
-    """The first problem of an imagefolder's ``hierarchy.csv`` with the classes of each split (each once)."""
+def hierarchy_problems(root: Path, class_lists: list[list[str]]) -> list[str]:
+    """The first problem of an imagefolder's ``hierarchy.csv`` with each list of classes (a split's; each problem
+    once)."""
     if not (root / HIERARCHY_FILE).is_file():
         return []
     problems = []
-    for split in splits:
+    for classes in class_lists:
         try:
-            read_hierarchy_csv(root / HIERARCHY_FILE, find_classes(split)[0])
+            read_hierarchy_csv(root / HIERARCHY_FILE, classes)
         except DatasetError as err:
             if str(err) not in problems:
                 problems.append(str(err))

@@ -1,16 +1,20 @@
 """What each item of a split is: FGVC-Aircraft read from its annotation files, a user's own photos in
-ImageFolder's layout, and a training split with its per-image augmentation.
+ImageFolder's layout or listed by a split file (``fgvc.data.split``), and a training split with its per-image
+augmentation; an exclusion list leaves photos out of any of them.
 
     test = build_dataset("data", "test")                 # FGVC-Aircraft, banner cropped
     train = augmented(cfg, training_split(cfg))          # (epoch, index) -> augmented uint8 image, label
 
-Both kinds of dataset hold ``classes``, ``samples`` (file, label) and ``targets``, so the rest of fgvc reads
-files and labels without decoding an image.
+Every kind of dataset holds ``classes``, ``samples`` (file, label) and ``targets``, so the rest of fgvc reads
+files and labels without decoding an image; ``sources`` holds the sha256 of the split file and exclusion list
+that chose its items (``dataset_sources``: part of its data fingerprint).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,9 +27,11 @@ from fgvc.config import TrainConfig
 from fgvc.data.images import load_image
 from fgvc.data.layout import annotation_problems, check_files, image_path, prepared_info, read_classes, read_labels
 from fgvc.data.prepare import download_fgvc
+from fgvc.data.split import file_sha256, read_exclusions, split_file_of, split_samples
 from fgvc.data.transforms import Augment, prepared_short_side
 from fgvc.errors import DatasetError
 
+log = logging.getLogger("fgvc")
 
 class FgvcAircraft(Dataset):
     """One split of FGVC-Aircraft at one label level, as its annotation files say: ``classes`` in the line
@@ -67,21 +73,67 @@ def build_dataset(root: str | Path, split: str, level: str = "variant", transfor
                         transform)
 
 
+class ListedImageFolder(datasets.ImageFolder):
+    """A user's own photos ``root/<class>/<image>``, split ``split`` of them as ``split_file`` lists it: an
+    ImageFolder whose classes are the split file's (sorted) and whose samples are the split's photos in path
+    order (``fgvc.data.split.split_samples``, which refuses a photo listed but missing, or present but unlisted)."""
+
+    def __init__(self, root: str | Path, split_file: Path, split: str, transform: Callable | None,
+                 loader: Callable[[str], object]) -> None:
+        self._listing = split_samples(root, split_file, split)
+        super().__init__(root, transform=transform, loader=loader)
+        self.sources = {"split_file_sha256": file_sha256(split_file)}
+
+    def find_classes(self, directory: str | Path) -> tuple[list[str], dict[str, int]]:
+        """The split file's classes (ImageFolder's override point)."""
+        classes = self._listing[0]
+        return classes, {name: label for label, name in enumerate(classes)}
+
+    def make_dataset(self, directory: str | Path, class_to_idx: dict[str, int], extensions: object = None,
+                     is_valid_file: object = None, allow_empty: bool = False) -> list[tuple[str, int]]:
+        """The split's (file, label) pairs (ImageFolder's override point)."""
+        return self._listing[1]
+
+
 def build_imagefolder(root: str | Path, split: str, transform: Callable | None = None,
-                      shrink_to: int | None = None) -> datasets.ImageFolder:
-    """A user's own photos laid out as ``root/<split>/<class>/<image>``."""
+                      shrink_to: int | None = None, split_file: str | Path | None = None) -> datasets.ImageFolder:
+    """A user's own photos: listed by a split file (``split_file``, else ``root/splits.csv`` when it exists: see
+    ``fgvc.data.split.split_file_of``), or laid out as ``root/<split>/<class>/<image>``."""
+    loader = functools.partial(load_image, shrink_to=shrink_to)
+    listing = split_file_of(root, split_file)
+    if listing is not None:
+        return ListedImageFolder(root, listing, split, transform, loader)
     folder = Path(root) / split
     if not folder.is_dir():
-        raise DatasetError(f"image folder {folder} not found: expected {root}/{split}/<class name>/<image files>")
-    return datasets.ImageFolder(folder, transform=transform, loader=functools.partial(load_image, shrink_to=shrink_to))
+        raise DatasetError(f"image folder {folder} not found: expected {root}/{split}/<class name>/<image files>, "
+                           f"or a flat folder {root}/<class name>/<image files> split by `fgvc split {root}`")
+    return datasets.ImageFolder(folder, transform=transform, loader=loader)
 
 
 def build_split(cfg: TrainConfig, split: str, transform: Callable | None, shrink_to: int | None = None) -> Dataset:
-    """The dataset named by ``cfg`` for one split (``shrink_to``: see ``load_image``)."""
+    """The dataset named by ``cfg`` for one split (``shrink_to``: see ``load_image``), without the photos of
+    ``cfg.exclude``."""
     if cfg.dataset == "imagefolder":
-        return build_imagefolder(cfg.data_root, split, transform, shrink_to)
-    return build_dataset(cfg.data_root, split, cfg.level, transform, download=cfg.download,
-                         banner_px=cfg.banner_px, shrink_to=shrink_to)
+        dataset = build_imagefolder(cfg.data_root, split, transform, shrink_to, cfg.split_file)
+    else:
+        dataset = build_dataset(cfg.data_root, split, cfg.level, transform, download=cfg.download,
+                                banner_px=cfg.banner_px, shrink_to=shrink_to)
+    if cfg.exclude is not None:
+        leave_out(dataset, cfg.data_root, cfg.exclude, split)
+    return dataset
+
+
+def leave_out(dataset: Dataset, root: str | Path, exclude: str | Path, split: str) -> None:
+    """Remove from ``dataset`` (in place) the photos that exclusion list ``exclude`` names (paths relative to
+    ``root``), log how many, and record the list's sha256 in its ``sources``."""
+    excluded = set(read_exclusions(exclude, root))
+    base = Path(os.path.abspath(root))
+    kept = [index for index, (path, _) in enumerate(dataset.samples)
+            if Path(os.path.abspath(path)).relative_to(base).as_posix() not in excluded]
+    log.info("exclusion list %s leaves out %d of the %d photos of split %r", exclude,
+             len(dataset.samples) - len(kept), len(dataset.samples), split)
+    keep_samples(dataset, kept)
+    dataset.sources = {**dataset_sources(dataset), "exclude_sha256": file_sha256(exclude)}
 
 
 def training_split(cfg: TrainConfig) -> Dataset:
@@ -151,3 +203,9 @@ def dataset_labels(dataset: Dataset) -> list[int]:
 def image_files(dataset: Dataset) -> list[str]:
     """The image file of every item."""
     return [path for path, _ in _unwrapped(dataset).samples]
+
+
+def dataset_sources(dataset: Dataset) -> dict[str, str]:
+    """The sha256 of the files beside the images that chose a dataset's items: ``split_file_sha256`` and
+    ``exclude_sha256``, where it has them (none for split folders and FGVC-Aircraft's own files)."""
+    return getattr(_unwrapped(dataset), "sources", {})

@@ -1,7 +1,7 @@
 """The label hierarchy of a dataset: each class's family and manufacturer, where the data says them.
 
 FGVC-Aircraft's comes from its annotation files (``layout.read_hierarchy``); a user's own photos
-(``--dataset imagefolder``) may carry theirs in ``<data_root>/hierarchy.csv``, beside the split folders::
+(``--dataset imagefolder``) may carry theirs in ``<data_root>/hierarchy.csv``, beside the class or split folders::
 
     class,family,manufacturer
     Spitfire Mk I,Spitfire,Supermarine
@@ -17,15 +17,15 @@ import csv
 from pathlib import Path
 
 import numpy as np
-from torchvision.datasets.folder import find_classes
 
 from fgvc import metrics
 from fgvc.config import PARENT_LEVELS, TrainConfig
 from fgvc.data.layout import read_hierarchy
+from fgvc.data.split import imagefolder_classes
 from fgvc.errors import DatasetError
 
 Hierarchy = dict[str, tuple[np.ndarray, list[str]]]  # {parent level: (parent index of each class, parent names)}
-HIERARCHY_FILE = "hierarchy.csv"  # beside an imagefolder's split folders
+HIERARCHY_FILE = "hierarchy.csv"  # beside an imagefolder's class or split folders
 
 
 def dataset_hierarchy(cfg: TrainConfig, split: str) -> Hierarchy | None:
@@ -33,7 +33,8 @@ def dataset_hierarchy(cfg: TrainConfig, split: str) -> Hierarchy | None:
     (below the manufacturer level), or an imagefolder's ``hierarchy.csv`` for the classes of ``split``."""
     if cfg.dataset == "imagefolder":
         path = Path(cfg.data_root) / HIERARCHY_FILE
-        return read_hierarchy_csv(path, find_classes(Path(cfg.data_root) / split)[0]) if path.is_file() else None
+        return (read_hierarchy_csv(path, imagefolder_classes(cfg.data_root, split, cfg.split_file))
+                if path.is_file() else None)
     if cfg.level == "manufacturer":
         return None
     return read_hierarchy(cfg.data_root, split, cfg.level)
