@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import SMALL, tiny_config
 from PIL import Image
+from readme_checks import README, README_ZH, readme_commands
 from torchvision import datasets
 
 from fgvc import provenance
@@ -23,6 +23,7 @@ from fgvc.data.datasets import build_imagefolder, build_split
 from fgvc.data.split import EXCLUDED, file_sha256, read_exclusions, read_split_file, split_folder
 from fgvc.errors import ConfigError, DatasetError, FolderError
 
+FLAT_TRAIN = "fgvc train --preset cpu --dataset imagefolder --data-root ROOT --train-split train --eval-split val"
 CLASSES = ("Spitfire Mk IX", "Bf 109E", "a6m Zero")  # sorted: "Bf 109E", "Spitfire Mk IX", "a6m Zero"
 
 
@@ -146,7 +147,7 @@ def test_an_exclusion_list_leaves_photos_out_and_names_a_bad_line(tmp_path: Path
     root = flat_folder(tmp_path / "photos", {name: 8 for name in CLASSES})
     (root / "Bf 109E" / "broken.jpg").write_bytes(b"not a photo")
     exclude = tmp_path / "exclude.txt"
-    exclude.write_text("# from fgvc audit\n\nBf 109E/broken.jpg\n  a6m Zero/001.jpg  \n")
+    exclude.write_text("# from fgvc audit\n\nBf 109E/broken.jpg  # does not decode\n  a6m Zero/001.jpg  \n")
     assert read_exclusions(exclude, root) == ["Bf 109E/broken.jpg", "a6m Zero/001.jpg"]
     with pytest.raises(Exception, match=r"broken\.jpg.*exclusion file"):
         split_folder(root)
@@ -198,17 +199,20 @@ def test_the_fingerprint_follows_the_split_file_and_the_exclusion_list(tmp_path:
     assert excluded["images"] == moved["images"] - 1 and "exclude_sha256" in excluded
 
 
-def test_the_cli_splits_and_a_tiny_run_trains_from_the_split_file(tmp_path: Path,
-                                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    from fgvc.engine import fit
-
+def test_the_readmes_flat_folder_commands_split_and_train(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The two READMEs' "Your own data" commands, run as written on a flat folder (the training line shrunk to a
+    tiny run by flags added after it)."""
+    split, train = "fgvc split ROOT", FLAT_TRAIN
+    for readme in (README, README_ZH):
+        assert {split, train} <= set(readme_commands(readme.read_text())), readme.name
     root = flat_folder(tmp_path / "photos", {"Spitfire Mk IX": 12, "Bf 109E": 12})
-    assert main(["split", str(root), "--val", "0.25", "--test", "0"]) == 0
-    assert "train 18, val 6; 0 duplicate group(s)" in capsys.readouterr().out
+    assert main(split.replace("ROOT", str(root)).split()[1:]) == 0
+    assert "test 4, train 16, val 4; 0 duplicate group(s)" in capsys.readouterr().out
     assert main(["split", str(root)]) == 2
     assert "never rewritten silently" in capsys.readouterr().err
-    run = fit(tiny_config(root, tmp_path / "run", dataset="imagefolder", train_split="train", eval_split="val",
-                          epochs=1, **SMALL), progress=False)
-    data = provenance.read_record(run)["sessions"][0]["data"]
-    assert (data["train"]["images"], data["eval"]["images"]) == (18, 6)
+    tiny = ["--epochs", "1", "--img-size", "32", "--batch-size", "4", "--workers", "0", "--precision", "fp32",
+            "--time-budget", "0", "--run-dir", str(tmp_path / "run"), "--no-progress"]
+    assert main([*train.replace("ROOT", str(root)).split()[1:], *tiny]) == 0
+    data = provenance.read_record(tmp_path / "run")["sessions"][0]["data"]
+    assert (data["train"]["images"], data["eval"]["images"]) == (16, 4)
     assert data["train"]["split_file_sha256"] == data["eval"]["split_file_sha256"] == file_sha256(root / "splits.csv")

@@ -21,7 +21,8 @@ listed but missing, or present but unlisted, is refused by name.
 
 An exclusion list (``fgvc audit`` writes one; ``fgvc split --exclude`` and ``fgvc train --exclude`` read it) is a
 text file of photos to leave out, one path relative to the data root per line (POSIX); blank lines and lines
-starting with ``#`` are skipped. Nothing is ever deleted or moved.
+starting with ``#`` are skipped, and a ``#`` after a path's whitespace starts a comment (``Bf 109E/007.jpg  # why``;
+a photo whose own name holds `` #`` still matches its whole line). Nothing is ever deleted or moved.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import csv
 import hashlib
 import logging
 import os
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -219,6 +221,8 @@ def read_exclusions(path: str | Path, root: str | Path) -> list[str]:
         entry = line.strip()
         if not entry or entry.startswith("#"):
             continue
+        if not (root / entry).is_file():
+            entry = re.split(r"\s+#", entry, maxsplit=1)[0]
         parts = PurePosixPath(entry).parts
         if PurePosixPath(entry).is_absolute() or ".." in parts or "\\" in entry:
             raise DatasetError(f"{path} line {number}: {entry!r}; expected a photo's path relative to {root}, "
