@@ -13,6 +13,7 @@
     fgvc check-data --data-root data                # list annotation lines and images that are bad
     fgvc split photos                               # photos/<class>/*.jpg -> photos/splits.csv, copies kept together
     fgvc prepare --data-root data --out data/prepared-448 --img-size 448   # once: faster training input
+    fgvc audit --dataset imagefolder --data-root ROOT --out audit   # copies across splits, doubtful labels, ...
     fgvc evaluate --checkpoint logs/<run>/last.pt --split test
     fgvc compare logs/<run-a> logs/<run-b>          # is B better than A? paired test on the same images
     fgvc study studies/warbirds20.yaml --data-root DATA --out logs/study   # recipes compared, table + figure
@@ -36,6 +37,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fgvc.config import (
+    AUDIT_FOLDS,
+    AUDIT_MAX_ASPECT,
+    AUDIT_MIN_SIDE,
+    AUDIT_SIMILARITY,
     CAM_BUDGET_S,
     CAM_METHODS,
     DATASETS,
@@ -178,6 +183,38 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--img-size", type=int, default=448, help="the largest training size it serves (default 448)")
     p.add_argument("--banner-px", type=int, default=20, help="rows of banner to cut (default 20)")
     p.set_defaults(func=_prepare)
+
+
+def _add_audit(sub: argparse._SubParsersAction, shared: dict[str, argparse.ArgumentParser]) -> None:
+    """fgvc audit: what is wrong with a data set."""
+    p = sub.add_parser("audit", help="find copies across splits and under two labels, doubtful labels, bad files",
+                       description="Audit a data set: exact and near copies across splits (leaks) and under two "
+                       "labels in one split (conflicts), labels a classifier on pretrained features doubts, files "
+                       "that do not decode, tiny or stretched photos, the classes of each split. Writes OUT/audit.md, "
+                       "audit.html (a contact sheet), audit.json and exclude.txt (suggested, for --exclude); no photo "
+                       "is moved or deleted.", parents=[shared["device"]])
+    p.add_argument("--data-root", default="data", help="folder holding fgvc-aircraft-2013b/ (or the imagefolder's "
+                   "splits; default data)")
+    p.add_argument("--dataset", default="fgvc-aircraft", choices=DATASETS)
+    p.add_argument("--out", required=True, help="folder for the report (and the cached embeddings)")
+    p.add_argument("--splits", nargs="+", metavar="SPLIT", help="the splits to audit (default: all; FGVC-Aircraft: "
+                   "train val test)")
+    p.add_argument("--near-bits", type=int, default=NEAR_BITS, help=f"near copies: 64-bit dHashes that differ in "
+                   f"at most this many bits (default {NEAR_BITS}, as fgvc split's)")
+    p.add_argument("--min-similarity", type=float, default=AUDIT_SIMILARITY, help=f"near copies: the cosine "
+                   f"similarity of two photos' pretrained features is at least this (default {AUDIT_SIMILARITY:g}; "
+                   f"finds crops, recolours and mirror images too)")
+    p.add_argument("--min-side", type=int, default=AUDIT_MIN_SIDE, help=f"flag photos whose short side is under "
+                   f"this many pixels (default {AUDIT_MIN_SIDE})")
+    p.add_argument("--max-aspect", type=float, default=AUDIT_MAX_ASPECT, help=f"flag photos whose long side is more "
+                   f"than this times the short one (default {AUDIT_MAX_ASPECT:g})")
+    p.add_argument("--folds", type=int, default=AUDIT_FOLDS, help=f"folds of the out-of-fold probabilities behind "
+                   f"the doubtful labels (default {AUDIT_FOLDS})")
+    p.add_argument("--top", type=int, default=50, help="doubtful labels shown in audit.md and audit.html "
+                   "(default 50; all are in audit.json)")
+    p.add_argument("--batch-size", type=int, default=32, help="photos per forward pass of the backbone (default 32)")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader workers decoding photos (default 0)")
+    p.set_defaults(func=_audit)
 
 
 def _add_split(sub: argparse._SubParsersAction) -> None:
@@ -380,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_data(sub)
     _add_split(sub)
+    _add_audit(sub, shared)
     _add_train(sub)
     _add_evaluation(sub, shared)
     _add_inference(sub, shared)
@@ -467,6 +505,18 @@ def _check_data(args: argparse.Namespace) -> int:
         print(problem)
     print(f"{checked} images checked under {args.data_root}: {len(problems)} problem(s)")
     return 1 if problems else 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from fgvc.audit import run_audit
+    from fgvc.audit_report import write_audit
+
+    audit = run_audit(args.data_root, args.dataset, args.out, args.splits, args.near_bits, args.min_similarity,
+                      args.min_side, args.max_aspect, args.folds, args.device, args.batch_size, args.workers)
+    paths = write_audit(audit, args.out, args.top)
+    print(paths[0].read_text(), end="")
+    print(f"\nwritten to {', '.join(str(path) for path in paths)}")
+    return 0
 
 
 def _prepare(args: argparse.Namespace) -> int:

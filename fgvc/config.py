@@ -27,6 +27,11 @@ LEVELS = ("variant", "family", "manufacturer")
 PARENT_LEVELS = LEVELS[1:]  # the coarser levels a class may have: family, manufacturer
 FGVC_SPLITS = ("train", "val", "trainval", "test")
 DIFFICULTIES = ("easy", "hard")  # fgvc synth's datasets (see fgvc.synthetic)
+# fgvc audit's defaults: near copies by the cosine similarity of pretrained Lite0 features (on warbirds20 every pair at
+# 0.90 or above that was looked at is one photo, cropped, recoloured or mirrored; copies go down to about 0.87,
+# look-alikes come in below 0.90); tiny photos (short side in px) and stretched ones (long side / short side); the
+# folds of the out-of-fold probabilities behind the doubtful labels
+AUDIT_SIMILARITY, AUDIT_MIN_SIDE, AUDIT_MAX_ASPECT, AUDIT_FOLDS = 0.90, 64, 3.0, 5
 OPTIMIZERS = ("sgd", "adamw")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
