@@ -20,6 +20,7 @@ from fgvc.cli import main
 from fgvc.config import make_config
 from fgvc.data.checks import check_data
 from fgvc.data.datasets import build_imagefolder, build_split
+from fgvc.data.hierarchy import dataset_hierarchy
 from fgvc.data.split import EXCLUDED, file_sha256, read_exclusions, read_split_file, split_folder
 from fgvc.errors import ConfigError, DatasetError, FolderError
 
@@ -140,6 +141,14 @@ def test_the_split_file_is_read_as_split_folders_are(tmp_path: Path) -> None:
             [(Path(p).relative_to(folders / split), y) for p, y in foldered.samples]
     with pytest.raises(DatasetError, match=r"split 'trainval' is not in .*train, val"):
         build_imagefolder(root, "trainval")
+    (root / "hierarchy.csv").write_text("class,manufacturer\nBf 109E,Messerschmitt\nSpitfire Mk IX,Supermarine\n")
+    cfg = make_config("demo", dataset="imagefolder", data_root=str(root))
+    with pytest.raises(DatasetError, match="no line for class 'a6m Zero'"):
+        dataset_hierarchy(cfg, "val")
+    with (root / "hierarchy.csv").open("a") as f:
+        f.write("a6m Zero,Mitsubishi\n")
+    assert dataset_hierarchy(cfg, "val")["manufacturer"][1] == ["Messerschmitt", "Mitsubishi", "Supermarine"]
+    assert check_data(root, "imagefolder") == (24, [])
 
 
 def test_an_exclusion_list_leaves_photos_out_and_names_a_bad_line(tmp_path: Path,
