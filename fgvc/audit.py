@@ -24,12 +24,13 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
+from torchvision.datasets.folder import IMG_EXTENSIONS
 from tqdm import tqdm
 
 from fgvc.config import AUDIT_FOLDS, AUDIT_MAX_ASPECT, AUDIT_MIN_SIDE, AUDIT_SIMILARITY, NEAR_BITS, SPLIT_FILE
 from fgvc.data.datasets import build_dataset, build_imagefolder
 from fgvc.data.duplicates import hash_photos, near_pairs
-from fgvc.data.split import imagefolder_splits
+from fgvc.data.split import imagefolder_splits, split_file_of
 from fgvc.data.transforms import eval_transform
 from fgvc.errors import ConfigError, DatasetError
 from fgvc.model import build_model, model_spec
@@ -112,6 +113,10 @@ def dataset_splits(root: str | Path, dataset: str) -> list[str]:
     (those of its split file, or its split folders)."""
     if dataset != "imagefolder":
         return list(FGVC_AUDIT_SPLITS)
+    flat = [p for p in Path(root).glob("*/*") if p.is_file() and p.name.lower().endswith(IMG_EXTENSIONS)]
+    if flat and split_file_of(root) is None:
+        raise DatasetError(f"{flat[0]} lies in a class folder with no split file: split the flat folder first "
+                           f"(`fgvc split {root}` writes {Path(root) / SPLIT_FILE}), then audit it")
     splits = imagefolder_splits(root)
     if not splits:
         raise DatasetError(f"no split file or split folders under {root}: expected {Path(root) / SPLIT_FILE} "
@@ -342,8 +347,8 @@ def strongest_first(pairs: Sequence[Pair]) -> list[Pair]:
 def exclusions(audit: Audit) -> list[tuple[str, str]]:
     """The photos an exclusion list suggests, each once with why: the files that do not decode; of each leak the
     later split's copy, of each conflict the copy whose label the classifier finds less likely (copies under one
-    label in one split are left alone), each with its strongest evidence; then the photos with a doubtful label,
-    likeliest mislabelled first."""
+    label in one split are left alone), each with its strongest evidence. Doubtful labels are not among them: most
+    of what confident learning flags on a weak classifier are hard photos, which a person must look at."""
     reasons: dict[str, str] = {}
     for photo, why in audit.bad:
         reasons.setdefault(photo.name, f"does not decode: {why}")
@@ -352,8 +357,10 @@ def exclusions(audit: Audit) -> list[tuple[str, str]]:
             keep = audit.photos[pair.keep]
             reasons.setdefault(audit.photos[pair.drop].name,
                                f"{pair.kind}: {evidence(pair)} of {keep.name} ({keep.split}, {keep.label})")
-    for doubt in audit.doubts:
-        photo = audit.photos[doubt.photo]
-        reasons.setdefault(photo.name, f"doubtful label: p({photo.label}) = {doubt.p_label:.2f}, likeliest "
-                                       f"{doubt.suggested} (p = {doubt.p_suggested:.2f})")
     return list(reasons.items())
+
+
+def doubt_reason(audit: Audit, doubt: Doubt) -> str:
+    """Why a label is doubtful, in words: its probability and the likeliest class's."""
+    return (f"doubtful label: p({audit.photos[doubt.photo].label}) = {doubt.p_label:.3f}, likeliest "
+            f"{doubt.suggested} (p = {doubt.p_suggested:.3f})")

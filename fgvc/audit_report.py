@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from fgvc.audit import Audit, Pair, Photo, evidence, exclusions, strongest_first
+from fgvc.audit import Audit, Pair, Photo, doubt_reason, evidence, exclusions, strongest_first
 
 THUMB_PX = 160  # the long side of a contact-sheet thumbnail
 SHEET_PAIRS = 200  # pairs of each kind shown on the contact sheet (all are in audit.json)
@@ -103,7 +103,10 @@ def format_markdown(audit: Audit, top: int) -> str:
     lines += ["", f"Copies under one label in one split: {same} pair(s) (audit.json; not suggested for exclusion).",
               "", "## Doubtful labels", "", audit.doubt_note + ".", ""]
     if audit.doubts:
-        lines += [f"{len(audit.doubts)} photos flagged; the {min(top, len(audit.doubts))} likeliest mislabelled:", ""]
+        lines += [f"cleanlab flags {len(audit.doubts)} photos ({100 * len(audit.doubts) / len(audit.photos):.1f} %); "
+                  f"the {min(top, len(audit.doubts))} likeliest mislabelled are below. The weaker the classifier, the "
+                  "more of the flagged photos are hard or unusual rather than mislabelled: look at each on the contact "
+                  "sheet before leaving it out.", ""]
         lines += _table(["rank", "photo", "split", "label", "p(label)", "likeliest class", "p(likeliest)"],
                         [[rank, audit.photos[d.photo].name, audit.photos[d.photo].split, audit.photos[d.photo].label,
                           f"{d.p_label:.3f}", d.suggested, f"{d.p_suggested:.3f}"]
@@ -125,19 +128,29 @@ def format_markdown(audit: Audit, top: int) -> str:
         present = [by[split] for by in counts.values() if by[split]]
         if present:
             lines.append(f"{split}: {min(present)} to {max(present)} photos a class.")
-    lines += ["", f"exclude.txt suggests {len(exclusions(audit))} photo(s), each with why: review it, then pass it "
-              "to `fgvc split --exclude` or `fgvc train --exclude`."]
+    lines += ["", f"exclude.txt suggests {len(exclusions(audit))} photo(s) (files that do not decode, leaks and "
+              f"conflicts), each with why, and holds the {min(top, len(audit.doubts))} likeliest mislabelled as "
+              "commented-out lines: review it, then pass it to `fgvc split --exclude` or `fgvc train --exclude`."]
     return "\n".join(lines) + "\n"
 
 
-def format_exclusions(audit: Audit) -> str:
-    """``exclude.txt``: one photo a line, relative to the data root, each with why."""
-    header = ["# Photos fgvc audit suggests leaving out, one a line (relative to the data root), each with why.",
-              "# Of a copy across splits the later split's is listed; of a copy under two labels, the one whose label",
-              "# the out-of-fold classifier finds less likely. Review the contact sheet (audit.html), delete or",
-              "# comment out a line to keep its photo, then pass the file to fgvc split --exclude or fgvc train",
-              "# --exclude. No photo has been moved or deleted."]
-    return "\n".join(header + [f"{name}  # {why}" for name, why in exclusions(audit)]) + "\n"
+def format_exclusions(audit: Audit, top: int) -> str:
+    """``exclude.txt``: one photo a line, relative to the data root, each with why; then the ``top`` likeliest
+    mislabelled photos as commented-out lines, to be looked at and uncommented one by one."""
+    listed = exclusions(audit)
+    names = {name for name, _ in listed}
+    doubts = [d for d in audit.doubts[:top] if audit.photos[d.photo].name not in names]
+    lines = ["# Photos fgvc audit suggests leaving out, one a line (relative to the data root), each with why.",
+             "# Of a copy across splits the later split's is listed; of a copy under two labels, the one whose label",
+             "# the out-of-fold classifier finds less likely. Review the contact sheet (audit.html), delete or",
+             "# comment out a line to keep its photo, then pass the file to fgvc split --exclude or fgvc train",
+             "# --exclude. No photo has been moved or deleted.",
+             *(f"{name}  # {why}" for name, why in listed)]
+    if doubts:
+        lines += ["", f"# The {len(doubts)} likeliest mislabelled photos (audit.md), left in: look at each on the "
+                  "contact sheet and", "# delete the leading '# ' of a line to leave its photo out.",
+                  *(f"# {audit.photos[d.photo].name}  # {doubt_reason(audit, d)}" for d in doubts)]
+    return "\n".join(lines) + "\n"
 
 
 def _photo_json(audit: Audit, index: int) -> dict[str, str]:
@@ -197,12 +210,11 @@ def format_html(audit: Audit, folder: Path, top: int) -> str:
     sections = []
     for kind, title in (("leak", "Copies across splits (leaks)"), ("conflict", "Copies under two labels (conflicts)")):
         pairs = strongest_first([p for p in audit.pairs if p.kind == kind])
-        cards = [_card(f"{evidence(p)}; listed in exclude.txt: the right one",
+        cards = [_card(f"{evidence(p)}; exclude.txt lists the right-hand photo",
                        [_figure(audit, p.keep, thumbs), _figure(audit, p.drop, thumbs)]) for p in pairs[:SHEET_PAIRS]]
         more = f"<p>{len(pairs) - SHEET_PAIRS} more in audit.json.</p>" if len(pairs) > SHEET_PAIRS else ""
         sections.append((f"{title}: {len(pairs)} pair(s)", "".join(cards) + more))
-    cards = [_card(f"#{rank}: p({audit.photos[d.photo].label}) = {d.p_label:.2f}; likeliest {d.suggested} "
-                   f"({d.p_suggested:.2f})", [_figure(audit, d.photo, thumbs)])
+    cards = [_card(f"#{rank}: {doubt_reason(audit, d)}", [_figure(audit, d.photo, thumbs)])
              for rank, d in enumerate(audit.doubts[:top], 1)]
     sections.append((f"Doubtful labels: the {len(cards)} likeliest of {len(audit.doubts)}",
                      f"<p>{html.escape(audit.doubt_note)}.</p>" + "".join(cards)))
@@ -223,7 +235,7 @@ def write_audit(audit: Audit, out: str | Path, top: int) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     texts = {"audit.md": format_markdown(audit, top), "audit.html": format_html(audit, folder, top),
              "audit.json": json.dumps(audit_json(audit), indent=1, ensure_ascii=False) + "\n",
-             "exclude.txt": format_exclusions(audit)}
+             "exclude.txt": format_exclusions(audit, top)}
     for name, text in texts.items():
         (folder / name).write_text(text, encoding="utf-8")
     return [folder / name for name in texts]
