@@ -14,6 +14,7 @@ sha256 and the model, so a second audit decodes only new photos.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -244,11 +245,16 @@ def doubtful_labels(labels: np.ndarray, probabilities: np.ndarray, classes: Sequ
                   float(probabilities[i, suggested[i]]), float(quality[i])) for i in ranked]
 
 
+def photo_classes(photos: Sequence[Photo]) -> list[str]:
+    """The class names of ``photos``, sorted: the columns of the out-of-fold probabilities."""
+    return sorted({photo.label for photo in photos})
+
+
 def rank_labels(photos: Sequence[Photo], features: np.ndarray, folds: int) -> tuple[np.ndarray | None, list[Doubt],
                                                                                       str]:
     """Out-of-fold probabilities of every photo's class (all splits pooled), the doubtful labels, and a line
     saying how they were found; ``None`` and no doubts, with the reason, where a class has too few photos."""
-    classes = sorted({photo.label for photo in photos})
+    classes = photo_classes(photos)
     labels = np.array([classes.index(photo.label) for photo in photos])
     counts = np.bincount(labels, minlength=len(classes))
     if len(classes) < 2 or counts.min() < 2:
@@ -267,8 +273,7 @@ def _label_probability(photos: Sequence[Photo], probabilities: np.ndarray | None
     """The out-of-fold probability of photo ``index``'s own label (0.5 where there are none)."""
     if probabilities is None:
         return 0.5
-    classes = sorted({photo.label for photo in photos})
-    return float(probabilities[index, classes.index(photos[index].label)])
+    return float(probabilities[index, photo_classes(photos).index(photos[index].label)])
 
 
 def merge_pairs(photos: Sequence[Photo], digests: Sequence[str], dhash: np.ndarray, near_bits: int,
@@ -277,10 +282,12 @@ def merge_pairs(photos: Sequence[Photo], digests: Sequence[str], dhash: np.ndarr
     across splits, the earlier split's photo is kept; in one split under two labels, the photo whose own label
     the out-of-fold classifier finds likelier; otherwise the first."""
     found: dict[tuple[int, int], dict[str, float]] = {}
-    first: dict[str, int] = {}
+    same: dict[str, list[int]] = {}
     for index, digest in enumerate(digests):
-        if first.setdefault(digest, index) != index:
-            found.setdefault((first[digest], index), {})["exact"] = 1.0
+        same.setdefault(digest, []).append(index)
+    for members in same.values():
+        for i, j in itertools.combinations(members, 2):
+            found.setdefault((i, j), {})["exact"] = 1.0
     for (i, j), bits in zip(*near_pairs(dhash, near_bits)):
         found.setdefault((int(i), int(j)), {})["bits"] = float(bits)
     for (i, j), cosine in zip(*similar_pairs(features, min_similarity)):
@@ -296,7 +303,7 @@ def merge_pairs(photos: Sequence[Photo], digests: Sequence[str], dhash: np.ndarr
             swap = kind == "conflict" and (_label_probability(photos, probabilities, i)
                                            < _label_probability(photos, probabilities, j))
         keep, drop = (j, i) if swap else (i, j)
-        bits = found[(i, j)].get("bits")
+        bits = ways.get("bits")
         pairs.append(Pair(keep, drop, kind, "exact" in ways, None if bits is None else int(bits), ways.get("cosine")))
     return pairs
 
