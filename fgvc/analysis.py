@@ -33,13 +33,14 @@ class Analysis:
 
 def analyse(scores: np.ndarray, targets: np.ndarray, classes: list[str],
             hierarchy: dict[str, tuple[np.ndarray, list[str]]] | None, out: str | Path, seed: int = 0,
-            extra: dict[str, Any] | None = None, files: list[str] | None = None) -> Analysis:
+            extra: dict[str, Any] | None = None, files: list[str] | None = None,
+            columns: dict[str, list[Any]] | None = None) -> Analysis:
     """Every metric of ``scores`` against ``targets``, written to ``out``.
 
     ``scores`` are softmax probabilities. Files: ``metrics.json`` (everything), ``per_class.csv`` (worst first),
     ``confusion.csv``, ``confusions.csv`` (most-confused pairs), ``confusion.png`` (grouped by family),
     ``reliability.png`` (the reliability diagram of the top-1 probability) and, given the image ``files`` in
-    score order, ``predictions.csv`` (``_prediction_rows``: each image's top 5).
+    score order, ``predictions.csv`` (``_prediction_rows``: each image's top 5, then the per-image ``columns``).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -55,7 +56,12 @@ def analyse(scores: np.ndarray, targets: np.ndarray, classes: list[str],
         writer.writerow(["true \\ predicted", *classes])
         writer.writerows([name, *row] for name, row in zip(classes, confusion.tolist()))
     if files is not None:
-        _write_csv(out / "predictions.csv", *_prediction_rows(scores, targets, classes, files, hierarchy or {}))
+        fields, rows = _prediction_rows(scores, targets, classes, files, hierarchy or {})
+        for name, values in (columns or {}).items():
+            fields.append(name)
+            for row, value in zip(rows, values, strict=True):
+                row[name] = value
+        _write_csv(out / "predictions.csv", fields, rows)
     plots.confusion_figure(confusion, classes, group_of).savefig(out / "confusion.png", dpi=110)
     plots.reliability_figure(report["reliability_bins"], report["ece"]).savefig(out / "reliability.png", dpi=110)
     return Analysis(report, confusion, classes, group_of)

@@ -9,8 +9,9 @@ A checkpoint holds what rebuilds and resumes a run: the training state (model, o
 scheduler and grad-scaler states, finished epochs, best top-1; with ``ema_decay`` also the EMA
 weights under ``ema``, a state dict of the same model, and the number of updates behind them under
 ``ema_updates``), what describes the model's outputs (the whole config, the class names with their
-families and manufacturers, the last metrics), and under ``PROVENANCE_KEY`` the run's record of what
-produced it (``fgvc.provenance``; checkpoints of older fgvc versions lack it and load all the same).
+families and manufacturers, the last metrics), after ``fgvc calibrate`` its temperature and unknown-type
+threshold for each inference setting (``fgvc.calibration.CALIBRATION_KEY``; a checkpoint without them predicts
+uncalibrated), and under ``PROVENANCE_KEY`` the run's record of what produced it (``fgvc.provenance``; checkpoints of older fgvc versions lack it and load all the same).
 It is written to a temporary file and renamed, so ``last.pt`` is always either the
 previous or the new checkpoint, never half of one. Loading never unpickles code: a file that
 needs more than tensors and plain containers is refused.
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import os
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
+from fgvc.calibration import Calibration, read_calibrations
 from fgvc.config import WEIGHTS, TrainConfig
 from fgvc.errors import CheckpointError, ConfigError
 
@@ -130,6 +132,7 @@ class Trained:
     hierarchy: dict[str, list[str]]  # e.g. {"family": [family of each class], "manufacturer": [...]}
     weights: str = "raw"  # which weights the model holds: "raw" or "ema"
     has_ema: bool = False  # whether the checkpoint also holds EMA weights
+    calibrations: dict[str, Calibration] = field(default_factory=dict)  # fgvc calibrate's, by inference setting
 
 
 def load_trained(path: str | Path, weights: str | None = None) -> Trained:
@@ -151,4 +154,5 @@ def load_trained(path: str | Path, weights: str | None = None) -> Trained:
     cfg = TrainConfig.from_dict(state["config"])
     model = build_model(cfg.arch, len(state["classes"]), pretrained=False)
     load_model_state(model, state, path, key="ema" if weights == "ema" else "model")
-    return Trained(model.eval(), cfg, list(state["classes"]), dict(state.get("hierarchy", {})), weights, has_ema)
+    return Trained(model.eval(), cfg, list(state["classes"]), dict(state.get("hierarchy", {})), weights, has_ema,
+                   read_calibrations(state))

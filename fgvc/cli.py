@@ -19,6 +19,7 @@
     fgvc study studies/warbirds20.yaml --data-root DATA --out logs/study   # recipes compared, table + figure
     fgvc evaluate --checkpoint logs/<run>/last.pt --weights raw   # not the EMA weights the run kept
     fgvc evaluate --checkpoint logs/<run>/last.pt --zoom          # a second look, zoomed on the object
+    fgvc calibrate --checkpoint logs/<run>/last.pt    # temperature and unknown-type threshold, fitted on val
     fgvc predict --checkpoint logs/<run>/last.pt photo.jpg --topk 5
     fgvc export --checkpoint logs/<run>/last.pt --onnx model.onnx   # ONNX, dynamic batch size
     fgvc predict --checkpoint model.onnx photos/    # the same predictions, run by ONNX Runtime
@@ -55,6 +56,9 @@ from fgvc.config import (
     QUEUE_SIZE,
     SPLIT_FILE,
     TEST_SHARE,
+    UNKNOWN_KEEP,
+    UNKNOWN_SCORE,
+    UNKNOWN_SCORES,
     VAL_SHARE,
     WEIGHTS,
     ZOOM_PAD,
@@ -113,6 +117,15 @@ def _shared_flags() -> dict[str, argparse.ArgumentParser]:
                                 "class (its activation map), cut from the photo at full resolution, and average the "
                                 "two views' logits (default: the run's eval_zoom, on in the cpu preset)")
     shared["device"].add_argument("--device", default="auto", choices=DEVICES)
+    shared["calibration"] = argparse.ArgumentParser(add_help=False)
+    shared["calibration"].add_argument(
+        "--calibrated", action=argparse.BooleanOptionalAction, default=None,
+        help="divide the logits by the temperature fgvc calibrate fitted for these settings (default: where the "
+        "checkpoint holds one; --calibrated requires it)")
+    shared["calibration"].add_argument(
+        "--unknown", action=argparse.BooleanOptionalAction, default=None,
+        help="answer 'unknown' for a photo whose score lies below the threshold fgvc calibrate fitted (default: "
+        "where the checkpoint holds one; --unknown requires it)")
     return shared
 
 
@@ -276,7 +289,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _add_evaluation(sub: argparse._SubParsersAction, shared: dict[str, argparse.ArgumentParser]) -> None:
     """fgvc evaluate, compare and study: how good a run is, and against which."""
     p = sub.add_parser("evaluate", help="full evaluation of a checkpoint: metrics, per-class, confusions",
-                       parents=[shared[name] for name in ("checkpoint", "view", "weights", "tta", "zoom", "device")])
+                       parents=[shared[name] for name in ("checkpoint", "view", "weights", "tta", "zoom", "device",
+                                                          "calibration")])
     p.add_argument("--data-root", help="dataset folder (default: the one the run trained on)")
     p.add_argument("--split", default="test", metavar="SPLIT",
                    help="split to evaluate: train, val, trainval, test, or an imagefolder split (default test)")
@@ -285,6 +299,25 @@ def _add_evaluation(sub: argparse._SubParsersAction, shared: dict[str, argparse.
     p.add_argument("--out", help="folder for the report (default: eval-<split>/ beside the checkpoint; -zoom "
                    "added with --zoom)")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("calibrate", help="fit a temperature and an unknown-type threshold on val, into the checkpoint",
+                       description="Fit, on a held-out split (val; never test), the temperature that makes the "
+                       "probabilities calibrated (lowest negative log-likelihood) and the threshold of an unknown-type "
+                       "score below which a photo is 'none of the types I know', for the inference setting the flags "
+                       "give (weights, view, size, --tta, --zoom). Both go into the checkpoint, which predict, "
+                       "evaluate, serve and export then use; calibration.json beside it lists them.",
+                       parents=[shared[name] for name in ("checkpoint", "view", "weights", "tta", "zoom", "device")])
+    p.add_argument("--data-root", help="dataset folder (default: the one the run trained on)")
+    p.add_argument("--split", default="val", metavar="SPLIT", help="the held-out split to fit on (default val; "
+                   "test is refused)")
+    p.add_argument("--img-size", type=int, help="evaluation resolution in pixels (default: the run's)")
+    p.add_argument("--unknown-score", default=UNKNOWN_SCORE, choices=(*UNKNOWN_SCORES, "none"),
+                   help=f"the unknown-type score: msp (top probability), energy (T x logsumexp(logits / T)), "
+                   f"mahalanobis (distance of the pooled features to the nearest class, fitted on a pass over the "
+                   f"training split), or none (default {UNKNOWN_SCORE})")
+    p.add_argument("--keep", type=float, default=UNKNOWN_KEEP, metavar="SHARE", help=f"the share of the split's "
+                   f"photos the threshold keeps as known (default {UNKNOWN_KEEP})")
+    p.set_defaults(func=_calibrate)
 
     p = sub.add_parser("compare", help="is run B better than run A? paired test on the same images",
                        description="Compare two evaluations of the same images image by image: the differences "
@@ -341,7 +374,7 @@ def _add_inference(sub: argparse._SubParsersAction, shared: dict[str, argparse.A
     p = sub.add_parser("predict", help="top-k variants of images (files or folders)",
                        description="--checkpoint may also be an .onnx file from fgvc export (run with ONNX Runtime "
                        "on the CPU).", parents=[shared[name] for name in ("checkpoint", "photos", "view", "weights",
-                                                                           "tta", "zoom", "device")])
+                                                                           "tta", "zoom", "device", "calibration")])
     p.add_argument("--topk", type=int, default=5)
     output = p.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -367,7 +400,8 @@ def _add_inference(sub: argparse._SubParsersAction, shared: dict[str, argparse.A
     p.set_defaults(func=_gradcam)
 
     p = sub.add_parser("serve", help="a web demo of a checkpoint: top-5 and Grad-CAM of a photo you drop in",
-                       parents=[shared[name] for name in ("checkpoint", "view", "zoom_settings", "device")])
+                       parents=[shared[name] for name in ("checkpoint", "view", "zoom_settings", "device",
+                                                          "calibration")])
     p.add_argument("--port", type=int, default=7860, help="port to listen on (default 7860)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine "
                    "only); 0.0.0.0 lets anyone who can reach this machine use the demo, with no password")
@@ -531,9 +565,21 @@ def _evaluate(args: argparse.Namespace) -> int:
     from fgvc.evaluation import evaluate_checkpoint
 
     analysis = evaluate_checkpoint(args.checkpoint, args.split, args.data_root, args.device, args.out, args.tta,
-                                   args.view, weights=args.weights, img_size=args.img_size, zoom=_zoom(args))
+                                   args.view, weights=args.weights, img_size=args.img_size, zoom=_zoom(args),
+                                   calibrated=args.calibrated, unknown=args.unknown)
     print("\n\n".join([format_report(analysis.report), format_worst(analysis.report),
                         format_confusions(analysis.report)]))
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from fgvc.evaluation import calibrate_checkpoint, format_calibration
+
+    setting, fitted = calibrate_checkpoint(args.checkpoint, args.split, args.data_root, args.device, args.tta,
+                                           args.view, args.weights, args.img_size, _zoom(args),
+                                           None if args.unknown_score == "none" else args.unknown_score, args.keep)
+    print(format_calibration(setting, fitted))
+    print(f"stored in {args.checkpoint} (and {Path(args.checkpoint).parent / 'calibration.json'})")
     return 0
 
 
@@ -577,13 +623,14 @@ def _predict(args: argparse.Namespace) -> int:
 
     predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision,
                                           view=args.view, tta=args.tta, batch_size=args.batch_size,
-                                          weights=args.weights, zoom=_zoom(args))
+                                          weights=args.weights, zoom=_zoom(args), calibrated=args.calibrated,
+                                          unknown=args.unknown)
     results = predictor.predict_files(args.images, args.topk, args.crop_banner)
     for result in results:
         if "error" in result:
             print(f"fgvc: error: {result['error']}", file=sys.stderr)
     sys.stdout.write(format_predictions(results, "json" if args.json else "csv" if args.csv else "text",
-                                        zoom=predictor.zoom is not None))
+                                        zoom=predictor.zoom is not None, unknown=predictor.unknown_check is not None))
     return 1 if any("error" in r for r in results) else 0
 
 
@@ -612,7 +659,7 @@ def _serve(args: argparse.Namespace) -> int:
     from fgvc.serve import serve
 
     serve(args.checkpoint, args.host, args.port, args.examples, args.device, args.view, _zoom_settings(args),
-          args.max_upload_mb, args.cam_budget, args.queue_size)
+          args.max_upload_mb, args.cam_budget, args.queue_size, args.calibrated, args.unknown)
     return 0
 
 

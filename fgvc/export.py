@@ -6,19 +6,24 @@
 The file takes a float32 NCHW batch of images, preprocessed as ``fgvc.data.eval_transform`` does, with
 any batch size, height and width, and returns the logits (batch, classes). Its metadata holds what
 inference needs: the run's config (size, arch and so normalisation, view, banner), the class names
-and their hierarchy (``fgvc.*`` keys, read back by ``load_onnx``), and the preprocessing spelled out
+and their hierarchy, the weights exported (``raw`` or ``ema``) and ``fgvc calibrate``'s temperatures and
+unknown-type thresholds for them (``fgvc.*`` keys, read back by ``load_onnx``; ``Predictor`` applies them as
+for the checkpoint), and the preprocessing spelled out
 for other runtimes (``img_size``, ``mean``, ``std``, ``interpolation``, ``eval_view``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from fgvc.calibration import Calibration
 from fgvc.checkpoint import Trained, load_trained
 from fgvc.config import TrainConfig
 from fgvc.errors import CheckpointError
@@ -28,15 +33,31 @@ INPUT, OUTPUT = "images", "logits"
 FGVC_KEYS = ("fgvc.config", "fgvc.classes", "fgvc.hierarchy")
 
 
+def onnx_calibrations(trained: Trained) -> dict[str, dict[str, Any]]:
+    """The calibrations an exported file carries (``fgvc.calibration``'s summaries, by setting): those of the
+    exported weights, without a ``mahalanobis`` threshold (the file gives no features to score with)."""
+    carried = {}
+    for name, calibration in trained.calibrations.items():
+        if name.split(" ")[0] != trained.weights:
+            continue
+        if calibration.score == "mahalanobis":
+            calibration = dataclasses.replace(calibration, score=None, threshold=None, keep=None, mahalanobis=None)
+        carried[name] = calibration.summary()
+    return carried
+
+
 def onnx_metadata(trained: Trained) -> dict[str, str]:
     """The metadata an exported file carries (every value a string, as ONNX stores them)."""
     cfg, norm = trained.cfg, model_spec(trained.cfg.arch).norm
     return {"fgvc.config": json.dumps(cfg.to_dict()), "fgvc.classes": json.dumps(trained.classes),
-            "fgvc.hierarchy": json.dumps(trained.hierarchy),
+            "fgvc.hierarchy": json.dumps(trained.hierarchy), "fgvc.weights": trained.weights,
+            "fgvc.calibration": json.dumps(onnx_calibrations(trained)),
             "img_size": str(cfg.eval_size), "mean": json.dumps(norm.mean), "std": json.dumps(norm.std),
             "interpolation": norm.interpolation.value, "eval_view": cfg.eval_view,
             "input": f"{INPUT}: float32 (batch, 3, height, width), RGB scaled to [0, 1], then (x - mean) / std",
-            "output": f"{OUTPUT}: float32 (batch, classes); their softmax gives the probabilities"}
+            "output": f"{OUTPUT}: float32 (batch, classes); their softmax gives the probabilities, calibrated after "
+                      f"dividing them by the temperature of fgvc.calibration's setting (its first word the weights, "
+                      f"then view, size, tta, zoom) where it holds one"}
 
 
 def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
@@ -89,5 +110,8 @@ def load_onnx(path: str | Path) -> Trained:
     missing = [key for key in FGVC_KEYS if key not in model.metadata]
     if missing:
         raise CheckpointError(f"{path} lacks the metadata {missing}: expected a file written by `fgvc export`")
+    calibrations = json.loads(model.metadata.get("fgvc.calibration", "{}"))  # absent from older exports
     return Trained(model.eval(), TrainConfig.from_dict(json.loads(model.metadata["fgvc.config"])),
-                   json.loads(model.metadata["fgvc.classes"]), json.loads(model.metadata["fgvc.hierarchy"]))
+                   json.loads(model.metadata["fgvc.classes"]), json.loads(model.metadata["fgvc.hierarchy"]),
+                   model.metadata.get("fgvc.weights", "raw"),
+                   calibrations={name: Calibration.from_record(record) for name, record in calibrations.items()})

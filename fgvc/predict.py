@@ -21,6 +21,7 @@ prepare``d copy), and says so on stderr; from nothing else. ``True`` cuts it fro
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import functools
@@ -41,6 +42,7 @@ from torchvision import transforms
 from tqdm.auto import tqdm
 
 from fgvc import metrics
+from fgvc.calibration import Calibration, calibrated, known_scores, log_probabilities, setting_name
 from fgvc.checkpoint import load_trained
 from fgvc.config import PARENT_LEVELS, TrainConfig, validate
 from fgvc.data.images import load_image
@@ -146,12 +148,20 @@ def coarse_cells(coarse: dict[str, dict[str, Any]]) -> list[str]:
             ((coarse[level]["name"], f"{coarse[level]['probability']:.6f}") if level in coarse else ("", ""))]
 
 
-def format_predictions(results: Sequence[dict[str, Any]], output: str = "text", zoom: bool = False) -> str:
+def format_unknown(entry: dict[str, Any]) -> str:
+    """The line of ``fgvc predict``'s text output for a photo below the unknown-type threshold (``unknown_entry``),
+    e.g. "  unknown: none of the types it knows (energy 3.21, below 4.05)"."""
+    return f"  unknown: none of the types it knows ({entry['score']} {entry['value']:.4g}, below {entry['threshold']:.4g})"
+
+
+def format_predictions(results: Sequence[dict[str, Any]], output: str = "text", zoom: bool = False,
+                       unknown: bool = False) -> str:
     """What ``fgvc predict`` prints of ``predict_files``' results: ``text`` (each file, then a line per guess, the
-    top family and manufacturer where the checkpoint has them and, with ``zoom``, the box of the second look),
-    ``json`` (every entry, errors too) or ``csv`` (file, rank, class, probability, family, manufacturer,
-    ``COARSE_FIELDS`` and, with ``zoom``, zoom_box). Text and CSV leave an ``error`` entry out: the CLI prints it
-    on stderr."""
+    top family and manufacturer where the checkpoint has them, with ``zoom`` the box of the second look and, with
+    ``unknown``, ``format_unknown``'s line for a photo below the threshold), ``json`` (every entry, errors too) or
+    ``csv`` (file, rank, class, probability, family, manufacturer, ``COARSE_FIELDS``, with ``zoom`` zoom_box and
+    with ``unknown`` the columns unknown (0 or 1) and unknown_score). Text and CSV leave an ``error`` entry out:
+    the CLI prints it on stderr."""
     if output == "json":
         return json.dumps(list(results), indent=2) + "\n"
     found = [result for result in results if "error" not in result]
@@ -161,15 +171,18 @@ def format_predictions(results: Sequence[dict[str, Any]], output: str = "text", 
             lines += [result["file"], *(format_guess(rank, guess) for rank, guess in enumerate(result["top"], 1))]
             lines += [format_coarse(result["coarse"])] if result["coarse"] else []
             lines += [f"  {format_box(tuple(result['box']))}"] if zoom else []
+            lines += [format_unknown(result["unknown"])] if unknown and result["unknown"]["flagged"] else []
         return "".join(line + "\n" for line in lines)
     text = io.StringIO()
     writer = csv.writer(text)
     writer.writerow(["file", "rank", "class", "probability", "family", "manufacturer", *COARSE_FIELDS,
-                     *(["zoom_box"] if zoom else [])])
+                     *(["zoom_box"] if zoom else []), *(["unknown", "unknown_score"] if unknown else [])])
     for result in found:
         box = [" ".join(map(str, result["box"]))] if zoom else []
+        flag = [int(result["unknown"]["flagged"]), f"{result['unknown']['value']:.6g}"] if unknown else []
         writer.writerows([result["file"], rank, guess["class"], f"{guess['probability']:.6f}",
-                          guess.get("family", ""), guess.get("manufacturer", ""), *coarse_cells(result["coarse"]), *box]
+                          guess.get("family", ""), guess.get("manufacturer", ""), *coarse_cells(result["coarse"]), *box,
+                          *flag]
                          for rank, guess in enumerate(result["top"], start=1))
     return text.getvalue()
 
@@ -178,8 +191,20 @@ def format_predictions(results: Sequence[dict[str, Any]], output: str = "text", 
 class Prediction:
     """What the predictor says of one photo."""
 
-    probabilities: np.ndarray  # (C,) softmax
+    probabilities: np.ndarray  # (C,) softmax (calibrated when the checkpoint holds a temperature for the setting)
     box: Box | None  # with zoom: the box of the second look, in the photo's pixels; else None
+    known: float | None = None  # with an unknown-type threshold: the photo's score (``Predictor.unknown_check``)
+    unknown: bool = False  # whether that score lies below the threshold: "none of the types I know"
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """What the network gives for a set of photos, before the probabilities are made of it."""
+
+    logits: torch.Tensor  # (V, N, C) fp32 on the CPU: V = 2 with TTA (the photo, its mirror); with zoom each view's
+    #                       logits are the mean of the whole view's and the zoomed box's
+    features: torch.Tensor | None  # (N, D): the pooled features of the whole view, when asked for
+    boxes: list[Box | None]  # with zoom: each photo's box; else None each
 
 
 @dataclass
@@ -196,17 +221,23 @@ class Predictor:
     hierarchy: dict[str, list[str]] = field(default_factory=dict)  # family / manufacturer of each class
     weights: str = "raw"  # "raw" (the trained weights) or "ema" (their moving average)
     zoom: Zoom | None = None  # a second look at the box around the top class's activation map (fgvc.zoom)
+    calibrations: dict[str, Calibration] = field(default_factory=dict)  # fgvc calibrate's, by inference setting
+    calibrated: bool = True  # divide by the temperature fitted for this setting, where there is one
+    unknown: bool = True  # answer "unknown" below the threshold fitted for this setting, where there is one
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, device: str = "auto", precision: str = "auto",
                         view: str | None = None, tta: bool = False, batch_size: int | None = None,
                         weights: str | None = None, channels_last: bool | None = None,
-                        img_size: int | None = None, zoom: Zoom | bool | None = None) -> Predictor:
+                        img_size: int | None = None, zoom: Zoom | bool | None = None, calibrated: bool | None = None,
+                        unknown: bool | None = None) -> Predictor:
         """Rebuild the model of ``checkpoint`` (a ``.pt``, or an ``.onnx`` from ``fgvc export``, run with ONNX
         Runtime); ``view``, ``batch_size``, ``channels_last`` and ``img_size`` default to the run's (its
         ``eval_size``); ``weights`` (``"ema"`` or ``"raw"``) to the EMA when the checkpoint holds one (a line on
         stderr says which); ``zoom`` (a ``Zoom``, ``True`` or ``False``) to the run's ``eval_zoom``: the second
-        look of ``fgvc.zoom``."""
+        look of ``fgvc.zoom``. ``calibrated`` and ``unknown`` (``fgvc calibrate``'s temperature and unknown-type
+        threshold for these settings): None uses them where the checkpoint holds them, False never, True
+        requires them."""
         onnx = Path(checkpoint).suffix == ".onnx"
         if onnx:
             from fgvc.export import load_onnx  # onnxruntime is imported only for ONNX files
@@ -232,9 +263,43 @@ class Predictor:
             other = "raw" if trained.weights == "ema" else "ema"
             print(f"fgvc: {checkpoint}: using its {WEIGHT_NAMES[trained.weights]} weights (for the "
                   f"{WEIGHT_NAMES[other]} ones: --weights {other})", file=sys.stderr)
-        return cls(runtime.prepare(trained.model).eval(), cfg, trained.classes, runtime, view, tta,
-                   batch_size or cfg.batch_size, trained.hierarchy, trained.weights,
-                   None if onnx else chosen_zoom(zoom, cfg.eval_zoom))
+        predictor = cls(runtime.prepare(trained.model).eval(), cfg, trained.classes, runtime, view, tta,
+                        batch_size or cfg.batch_size, trained.hierarchy, trained.weights,
+                        None if onnx else chosen_zoom(zoom, cfg.eval_zoom), trained.calibrations,
+                        calibrated is not False, unknown is not False)
+        predictor.check_calibration(checkpoint, calibrated, unknown)
+        return predictor
+
+    @property
+    def setting(self) -> str:
+        """The inference setting a calibration is fitted for (``fgvc.calibration.setting_name``)."""
+        return setting_name(self.weights, self.view, self.cfg.eval_size, self.tta, self.zoom and self.zoom.name)
+
+    @property
+    def temperature(self) -> float:
+        """The temperature this predictor divides by: its setting's, 1 without one or with ``calibrated`` off."""
+        calibration = self.calibrations.get(self.setting)
+        return calibration.temperature if self.calibrated and calibration else 1.0
+
+    @property
+    def unknown_check(self) -> Calibration | None:
+        """The calibration whose unknown-type threshold this predictor applies (None: it never says unknown)."""
+        calibration = self.calibrations.get(self.setting)
+        return calibration if self.unknown and calibration and calibration.score else None
+
+    def check_calibration(self, source: str | Path, calibrated: bool | None, unknown: bool | None) -> None:
+        """Refuse ``calibrated`` or ``unknown`` True where ``source`` holds no calibration for this setting; say on
+        stderr when it holds some, but for other settings only."""
+        calibration = self.calibrations.get(self.setting)
+        fitted = ", ".join(repr(name) for name in self.calibrations) or "none"
+        for asked, missing, what in ((calibrated, calibration is None, "temperature"),
+                                     (unknown, calibration is None or calibration.score is None, "unknown threshold")):
+            if asked and missing:
+                raise ConfigError(f"{source} holds no {what} for the setting {self.setting!r} (calibrated: {fitted}): "
+                                  f"run fgvc calibrate --checkpoint {source} with the same flags first")
+        if calibration is None and self.calibrations and calibrated is None:
+            print(f"fgvc: {source}: calibrated for {fitted}, not for {self.setting!r}: uncalibrated probabilities "
+                  f"(fgvc calibrate with these flags fits them)", file=sys.stderr)
 
     @property
     def transform(self) -> transforms.Compose:
@@ -246,31 +311,58 @@ class Predictor:
         return self.runtime.inputs(self.transform(image).unsqueeze(0))
 
     def predict(self, images: Sequence[Image.Image]) -> list[Prediction]:
-        """Softmax probabilities of each image, and with zoom the box of its second look."""
-        probabilities, boxes = self._predict(images)
-        return [Prediction(p, box) for p, box in zip(probabilities, boxes, strict=True)]
+        """Softmax probabilities of each image, with zoom the box of its second look, and with an unknown-type
+        threshold its score and whether it lies below."""
+        outputs = self.outputs(images)
+        probabilities, known = self.answer(outputs)
+        if known is None:
+            return [Prediction(p, box) for p, box in zip(probabilities, outputs.boxes, strict=True)]
+        threshold = self.unknown_check.threshold
+        return [Prediction(p, box, float(score), bool(score < threshold))
+                for p, box, score in zip(probabilities, outputs.boxes, known, strict=True)]
 
     def scores(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Softmax probabilities (N, C) of ``images`` (see ``predict``)."""
-        return self._predict(images)[0]
+        return self.answer(self.outputs(images))[0]
+
+    def answer(self, outputs: Outputs) -> tuple[np.ndarray, np.ndarray | None]:
+        """The probabilities (N, C) of ``outputs``, with this setting's temperature (``fgvc.calibration.calibrated``;
+        without one, each view's softmax averaged, as always), and with an unknown-type threshold each photo's
+        score (``fgvc.calibration.known_scores``; else None)."""
+        if self.temperature == 1.0:
+            probabilities = outputs.logits.softmax(dim=2).mean(dim=0).numpy()
+        else:
+            probabilities = calibrated(log_probabilities(outputs.logits), self.temperature)
+        check = self.unknown_check
+        known = None if check is None else known_scores(check.score, outputs.logits, self.temperature,
+                                                        outputs.features, check.mahalanobis)
+        return probabilities, known
+
+    @property
+    def needs_features(self) -> bool:
+        """Whether the unknown-type score needs the pooled features (``mahalanobis``)."""
+        return self.unknown_check is not None and self.unknown_check.score == "mahalanobis"
 
     @torch.no_grad()
-    def _predict(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, list[Box | None]]:
-        """Probabilities (N, C) and boxes (with zoom) of ``images``; those of one input shape are batched
-        ``batch_size`` at a time."""
+    def outputs(self, images: Sequence[Image.Image], features: bool = False) -> Outputs:
+        """What the network gives for ``images`` (with ``features``, or where the unknown score needs them, the
+        pooled features too); those of one input shape are batched ``batch_size`` at a time."""
         self.model.eval()
+        features = features or self.needs_features
         tensors = [self.transform(image) for image in images]
-        probabilities = np.zeros((len(tensors), len(self.classes)), dtype=np.float32)
+        logits = torch.zeros((1 + self.tta, len(tensors), len(self.classes)))
+        pooled: torch.Tensor | None = None
         boxes: list[Box | None] = [None] * len(tensors)
         for chunk in _shape_batches(tensors, self.batch_size):
-            batch = self.runtime.inputs(torch.stack([tensors[i] for i in chunk]))
-            if self.zoom is None:
-                probabilities[chunk] = _probabilities(self.model, batch, self.runtime, self.tta).cpu().numpy()
-            else:
-                probabilities[chunk], chunk_boxes = self._zoomed(batch, [images[i] for i in chunk])
-                for index, box in zip(chunk, chunk_boxes, strict=True):
-                    boxes[index] = box
-        return probabilities, boxes
+            batch = self._outputs(self.runtime.inputs(torch.stack([tensors[i] for i in chunk])),
+                                  [images[i] for i in chunk], features)
+            logits[:, chunk] = batch.logits
+            if batch.features is not None:
+                pooled = torch.zeros((len(tensors), batch.features.shape[1])) if pooled is None else pooled
+                pooled[chunk] = batch.features
+            for index, box in zip(chunk, batch.boxes, strict=True):
+                boxes[index] = box
+        return Outputs(logits, pooled if features else None, boxes)
 
     @property
     def dataset_transform(self) -> Callable[[Image.Image], Any]:
@@ -279,34 +371,42 @@ class Predictor:
         return self.transform if self.zoom is None else functools.partial(_with_photo, self.transform)
 
     def loader(self, dataset: Dataset, workers: int) -> DataLoader:
-        """In-order batches of a dataset built with ``dataset_transform``, for ``loader_scores``."""
+        """In-order batches of a dataset built with ``dataset_transform``, for ``loader_outputs``."""
         return eval_loader(dataset, self.batch_size, self.view, workers,
                            collate_fn=None if self.zoom is None else collate_with_photos)
 
     @torch.no_grad()
-    def loader_scores(self, loader: DataLoader, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Scores and targets over a loader from ``loader``."""
-        if self.zoom is None:
-            return predict_scores(self.model, loader, self.runtime, self.tta, progress)
+    def loader_outputs(self, loader: DataLoader, progress: bool = False, features: bool = False
+                       ) -> tuple[Outputs, np.ndarray]:
+        """``outputs`` and targets over a loader from ``loader``."""
         self.model.eval()
-        all_scores, all_targets = [], []
-        for (inputs, photos), targets in tqdm(loader, desc="eval", leave=False, disable=not progress):
-            all_scores.append(self._zoomed(self.runtime.inputs(inputs), photos)[0])
+        features = features or self.needs_features
+        parts, all_targets = [], []
+        for batch, targets in tqdm(loader, desc="eval", leave=False, disable=not progress):
+            inputs, photos = batch if self.zoom is not None else (batch, None)
+            parts.append(self._outputs(self.runtime.inputs(inputs), photos, features))
             all_targets.append(targets.numpy())
-        return np.concatenate(all_scores), np.concatenate(all_targets)
+        return Outputs(torch.cat([part.logits for part in parts], dim=1),
+                       torch.cat([part.features for part in parts]) if features else None,
+                       [box for part in parts for box in part.boxes]), np.concatenate(all_targets)
 
     def _logits(self, inputs: torch.Tensor) -> list[torch.Tensor]:
         """The fp32 logits of ``inputs``, then with TTA those of their mirror."""
         with self.runtime.autocast():
             return [self.model(batch).float() for batch in ([inputs, inputs.flip(3)] if self.tta else [inputs])]
 
-    def _zoomed(self, inputs: torch.Tensor, photos: Sequence[Image.Image]) -> tuple[np.ndarray, list[Box]]:
-        """Probabilities (N, C) of the whole views ``inputs`` of ``photos`` and of each photo's zoomed box (logits
-        averaged, then the softmax; with TTA, the softmax of each mirror averaged), and the boxes."""
-        with captured_features(self.model, self.cfg.arch) as features:
+    def _outputs(self, inputs: torch.Tensor, photos: Sequence[Image.Image] | None, features: bool) -> Outputs:
+        """The ``Outputs`` of a batch of whole views ``inputs`` of ``photos``: with zoom, each view's logits are the
+        mean of the whole view's and those of the box around its top class (the box chosen on the whole views'
+        softmax averaged over the mirrors); the features are the whole view's."""
+        with captured_features(self.model, self.cfg.arch) if (
+                self.zoom is not None or features) else contextlib.nullcontext([]) as maps:
             whole = self._logits(inputs)
+        pooled = maps[0].float().mean(dim=(2, 3)).cpu() if features else None
+        if self.zoom is None:
+            return Outputs(torch.stack(whole).cpu(), pooled, [None] * len(inputs))
         top = torch.stack([logits.softmax(dim=1) for logits in whole]).mean(dim=0).argmax(dim=1)
-        maps = top_class_maps(features[0], head_layer(self.model, self.cfg.arch).weight, top)
+        maps = top_class_maps(maps[0], head_layer(self.model, self.cfg.arch).weight, top)
         input_size = (inputs.shape[3], inputs.shape[2])
         boxes = [photo_box(view_box(cam, input_size, self.zoom.threshold), input_size, photo.size, self.view,
                            self.zoom.pad) for cam, photo in zip(maps, photos, strict=True)]
@@ -316,8 +416,7 @@ class Predictor:
             batch = self.runtime.inputs(torch.stack([crops[i] for i in chunk]))
             for view_logits, logits in zip(zoomed, self._logits(batch), strict=True):
                 view_logits[chunk] = logits
-        probabilities = torch.stack([((a + b) / 2).softmax(dim=1) for a, b in zip(whole, zoomed, strict=True)])
-        return probabilities.mean(dim=0).cpu().numpy(), boxes
+        return Outputs(torch.stack([(a + b) / 2 for a, b in zip(whole, zoomed, strict=True)]).cpu(), pooled, boxes)
 
     @property
     def trained_without_banner(self) -> bool:
@@ -357,14 +456,23 @@ class Predictor:
             answer[level] = {"name": str(parents[best]), "probability": float(summed[best])}
         return answer
 
+    def unknown_entry(self, prediction: Prediction) -> dict[str, Any]:
+        """``{"unknown": {"flagged": ..., "score": name, "value": ..., "threshold": ...}}`` of a prediction made with
+        an unknown-type threshold; {} without one."""
+        check = self.unknown_check
+        if prediction.known is None or check is None:
+            return {}
+        return {"unknown": {"flagged": prediction.unknown, "score": check.score, "value": prediction.known,
+                            "threshold": check.threshold}}
+
     def predict_files(self, paths: Sequence[str | Path], topk: int = 5, crop_banner: bool | None = None
                       ) -> list[dict[str, Any]]:
         """Top-k classes of each image (folders are searched for images), ``batch_size`` files at a time.
 
         ``crop_banner`` cuts the run's FGVC-Aircraft banner (``cfg.banner_px`` rows) first: True from every
         image, False from none, None (auto) from the dataset's own photos (``banner_rows``; stderr says how
-        many). Each result holds the ``file``, its ``top`` guesses (``Predictor.top``) and its ``coarse`` answer
-        (``Predictor.coarse``); an unreadable file gets an ``error`` entry naming it, and the others are still
+        many). Each result holds the ``file``, its ``top`` guesses (``Predictor.top``), its ``coarse`` answer
+        (``Predictor.coarse``) and with an unknown-type threshold its ``unknown`` entry (``unknown_entry``); an unreadable file gets an ``error`` entry naming it, and the others are still
         predicted.
         """
         files = expand_images(paths)
@@ -380,7 +488,8 @@ class Predictor:
             predictions = self.predict([image for _, image in loaded])
             results.extend({"file": str(path), "top": self.top(prediction.probabilities, topk),
                             "coarse": self.coarse(prediction.probabilities),
-                            **({} if prediction.box is None else {"box": list(prediction.box)})}
+                            **({} if prediction.box is None else {"box": list(prediction.box)}),
+                            **self.unknown_entry(prediction)}
                            for (path, _), prediction in zip(loaded, predictions))
         order = {str(path): i for i, path in enumerate(files)}
         return sorted(results, key=lambda result: order[result["file"]])

@@ -6,7 +6,9 @@
 Drop in a photo: the page shows the top-5 variants with their family and manufacturer, the very
 lines ``fgvc predict`` prints (the same ``Predictor``), and a CAM overlay for the top class or for
 any class picked from a menu, with a choice of CAM method, a switch that cuts the FGVC-Aircraft
-banner first and one that looks twice (``fgvc predict --zoom``: the zoomed box is drawn on the photo).
+banner first and one that looks twice (``fgvc predict --zoom``: the zoomed box is drawn on the photo). With
+``fgvc calibrate``'s temperature and unknown-type threshold in the checkpoint, the probabilities are calibrated
+and a photo below the threshold is answered "unknown" (``fgvc predict``'s line) with its score.
 A file that is not a usable image gets the one-line message of the command line, and the server keeps
 serving. Safe to share: an upload over ``max_upload_mb`` is refused by the page (and by the server, before
 it fills the disk); ScoreCAM and AblationCAM, one forward pass per channel of the target layer, are refused
@@ -37,7 +39,7 @@ from fgvc.data.layout import is_original_name
 from fgvc.data.transforms import visible_box, visible_part
 from fgvc.errors import BadImageError, ConfigError
 from fgvc.gradcam import CAM_BATCH, CamCost, explain, per_channel_cost
-from fgvc.predict import Predictor, expand_images, format_predictions, lineage
+from fgvc.predict import Predictor, expand_images, format_predictions, format_unknown, lineage
 from fgvc.zoom import Zoom, draw_box, format_box
 
 TOP_CLASS = "the top class"  # the explain menu's first choice
@@ -111,21 +113,26 @@ def describe(predictor: Predictor, path: str | Path, crop_banner: bool | None = 
         image = load_image(path, rows)
     except BadImageError as err:
         return Shown(f"fgvc: error: {name}: {err.reason}", {}, "", None, None)
-    [prediction] = dataclasses.replace(predictor, zoom=zoom).predict([image])
+    looking = dataclasses.replace(predictor, zoom=zoom)  # its calibration: the one fitted with or without zoom
+    [prediction] = looking.predict([image])
     top = predictor.top(prediction.probabilities, TOPK)
     top_class = explain_class == TOP_CLASS
     target = int(np.argmax(prediction.probabilities)) if top_class else predictor.classes.index(explain_class)
     refusal = budget.refusal(method, budget.estimate(predictor, image)) if (
         budget is not None and method in PER_CHANNEL_METHODS) else None
     explanation = None if refusal else explain(predictor, image, target, method, prediction.probabilities)
-    result = {"file": name, "top": top, "coarse": predictor.coarse(prediction.probabilities), "box": prediction.box}
-    text = format_predictions([result], zoom=prediction.box is not None).rstrip("\n")  # fgvc predict's lines
+    unknown = looking.unknown_entry(prediction)
+    result = {"file": name, "top": top, "coarse": predictor.coarse(prediction.probabilities), "box": prediction.box,
+              **unknown}
+    text = format_predictions([result], zoom=prediction.box is not None, unknown=bool(unknown)).rstrip("\n")
     message = f"{name}: {method} for {predictor.classes[target]}" + (" (the top class)" if top_class else "")
     photo = np.asarray(visible_part(image, predictor.view).convert("RGB")) if explanation is None else explanation.image
     if prediction.box is not None:
         message += f"; {format_box(prediction.box)}"
         offset = visible_box(image.width, image.height, predictor.view)[:2]
         photo = np.asarray(draw_box(Image.fromarray(photo), prediction.box, offset))
+    if prediction.unknown:
+        message += f"; {format_unknown(unknown['unknown']).strip()}"
     if not rows and predictor.trained_without_banner and is_original_name(name):
         message += f"; {BANNER_NOTE}"
     if refusal:
@@ -225,14 +232,17 @@ def check_limits(max_upload_mb: float, cam_budget: float, queue_size: int) -> No
 
 def serve(checkpoint: str | Path, host: str = "127.0.0.1", port: int = 7860, examples: Sequence[str | Path] = (),
           device: str = "auto", view: str | None = None, zoom: Zoom = DEFAULT_ZOOM,
-          max_upload_mb: float = MAX_UPLOAD_MB, cam_budget: float = CAM_BUDGET_S, queue_size: int = QUEUE_SIZE) -> None:
+          max_upload_mb: float = MAX_UPLOAD_MB, cam_budget: float = CAM_BUDGET_S, queue_size: int = QUEUE_SIZE,
+          calibrated: bool | None = None, unknown: bool | None = None) -> None:
     """Serve the demo page of ``checkpoint`` on ``host:port`` until Ctrl-C; ``zoom``: the settings of its zoom
     checkbox; uploads over ``max_upload_mb`` MB, per-channel CAMs estimated over ``cam_budget`` seconds and clicks
-    beyond ``queue_size`` waiting are refused."""
+    beyond ``queue_size`` waiting are refused; ``calibrated`` and ``unknown`` as ``Predictor.from_checkpoint``
+    takes them."""
     check_limits(max_upload_mb, cam_budget, queue_size)
     check_port_free(host, port)
     files = example_files(examples)
-    predictor = Predictor.from_checkpoint(checkpoint, device=device, view=view)
+    predictor = Predictor.from_checkpoint(checkpoint, device=device, view=view, calibrated=calibrated,
+                                          unknown=unknown)
     app = build_app(predictor, files, title=f"fgvc: {Path(checkpoint).parent.name} "
                     f"({predictor.cfg.arch}, {len(predictor.classes)} classes)", zoom=zoom, cam_budget=cam_budget,
                     queue_size=queue_size)
