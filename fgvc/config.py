@@ -208,10 +208,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     # - arch, pretrained: Lite0 from the ImageNet weights its pip package installs (no squeeze-and-excitation,
     #   ReLU6: cheap on CPUs; no download). Rows lite1 and lite2 have not run: Lite0 is not yet chosen against them.
     # - img_size 224: row 224px, +6.8 points over 160 px at equal epochs (p < 0.001); 192 px matched it.
-    # - eval_img_size 256: row 224px-eval-256px, +3.0 over evaluating at 224 (FixRes).
+    # - eval_img_size 256: row 224px-eval-256px, +3.0 over evaluating at 224 (FixRes); over 3 seeds at 25 photos per
+    #   type (studies/warbirds20-small-eval.yaml) row eval-224px -2.2 (-3.8 to -0.7, p = 0.008), row eval-288px -0.4.
+    # - eval_zoom off (its default): row zoom of that study, +0.6 (-0.7 to +2.0, p = 0.44); +0.6 on all 2,000 photos.
     # - epochs None, schedule_steps 400 in [5, 40] epochs (their defaults), time_budget 15: the length follows the
-    #   data (studies/warbirds20-small.yaml, 25 photos per type, 2 seeds: the rule's 27 epochs beat the old fixed
-    #   6 by +18.4 points val, +14.1 test, p < 0.001, in 14.7 minutes; on all 2,000 photos it gives 7 epochs, 14
+    #   data (studies/warbirds20-small.yaml, 25 photos per type, 3 seeds: the rule's 27 epochs beat the old fixed
+    #   6 by +17.7 points val, +13.5 test, p < 0.001, in 14.7 minutes; on all 2,000 photos it gives 7 epochs, 14
     #   minutes; 20 epochs beat 6 on 476 airliner photos), and the promise is 15 minutes on a laptop.
     # - lr 1e-3 (AdamW, one rate for the whole network): rows lr-3e-4 (-9.0), lr-3e-3 (-13.4), head-lr-x10 (-3.4).
     # - precision bf16 (CPUs with avx512_bf16 or AMX; elsewhere pass --precision fp32): row eval-fp32 shows bf16
