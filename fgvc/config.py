@@ -210,7 +210,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # - img_size 224: row 224px, +6.8 points over 160 px at equal epochs (p < 0.001); 192 px matched it.
     # - eval_img_size 256: row 224px-eval-256px, +3.0 over evaluating at 224 (FixRes); over 3 seeds at 25 photos per
     #   type (studies/warbirds20-small-eval.yaml) row eval-224px -2.2 (-3.8 to -0.7, p = 0.008), row eval-288px -0.4.
-    # - eval_zoom off (its default): row zoom of that study, +0.6 (-0.7 to +2.0, p = 0.44); +0.6 on all 2,000 photos.
+    # - eval_zoom off (its default): row zoom of that study, +0.6 (-0.7 to +2.0, p = 0.44); on all 2,000 photos (val)
+    #   -0.4 (p = 0.87).
     # - epochs None, schedule_steps 400 in [5, 40] epochs (their defaults), time_budget 15: the length follows the
     #   data (studies/warbirds20-small.yaml, 25 photos per type, 3 seeds: the rule's 27 epochs beat the old fixed
     #   6 by +17.7 points val, +13.5 test, p < 0.001, in 14.7 minutes; on all 2,000 photos it gives 7 epochs, 14
