@@ -28,10 +28,11 @@ import numpy as np
 from PIL import Image
 
 from fgvc import calibration, metrics
+from fgvc.config import UNKNOWN_SCORES
 from fgvc.data.datasets import build_split, keep_samples, per_class_subset
 from fgvc.data.images import load_image
 from fgvc.evaluation import calibrate_checkpoint
-from fgvc.predict import Outputs, Predictor, expand_images
+from fgvc.predict import Outputs, Predictor
 
 HERE = Path(__file__).resolve().parent
 WORK = Path("logs/calibration-warbirds20")
@@ -99,22 +100,24 @@ def _skimage_photos() -> list[Image.Image]:
     return photos
 
 
-def measure_unknown(name: str, checkpoint: str, unseen: str) -> Path:
+def measure_unknown(name: str, checkpoint: str, unseen: str, scores: tuple[str, ...]) -> Path:
     copy = _copy(name, checkpoint)
     predictor = Predictor.from_checkpoint(copy, calibrated=False, unknown=False)
     val, val_targets, _ = _split_outputs(predictor, "val", features=True)
-    train, train_targets, _ = _split_outputs(predictor, predictor.cfg.train_split, features=True, subset=True)
+    stats = None
+    if "mahalanobis" in scores:
+        train, train_targets, _ = _split_outputs(predictor, predictor.cfg.train_split, features=True, subset=True)
+        stats = calibration.fit_mahalanobis(train.features.numpy(), train_targets, len(predictor.classes))
     test, _, test_files = _split_outputs(predictor, "test", features=True)
-    unseen_files = expand_images([Path(unseen) / "test"])
+    unseen_files = sorted((Path(unseen) / "test").glob("*/*"))  # its type folders are links, which rglob skips
     unseen_out = predictor.outputs([load_image(path) for path in unseen_files], features=True)
     skimage_out = predictor.outputs(_skimage_photos(), features=True)
     temperature = calibration.fit_temperature(calibration.log_probabilities(val.logits), val_targets)
-    stats = calibration.fit_mahalanobis(train.features.numpy(), train_targets, len(predictor.classes))
     record: dict = {"checkpoint": checkpoint, "temperature": temperature, "images": {
-        "val": len(val_targets), "train": len(train_targets), "test_known": len(test_files),
+        "val": len(val_targets), "test_known": len(test_files),
         "test_unseen": len(unseen_files), "skimage": len(SKIMAGE_PHOTOS)}, "scores": {}}
     rows = {}
-    for score in calibration.UNKNOWN_SCORES:
+    for score in scores:
         def scored(outputs: Outputs, score: str = score) -> np.ndarray:
             return calibration.known_scores(score, outputs.logits, temperature, outputs.features, stats)
 
@@ -135,8 +138,8 @@ def measure_unknown(name: str, checkpoint: str, unseen: str) -> Path:
     sets += [("skimage", "", photo) for photo in SKIMAGE_PHOTOS]
     with (HERE / f"{name}-unknown-scores.csv").open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["set", "type", "file", *calibration.UNKNOWN_SCORES])
-        writer.writerows([*entry, *(f"{rows[score][i]:.6g}" for score in calibration.UNKNOWN_SCORES)]
+        writer.writerow(["set", "type", "file", *scores])
+        writer.writerows([*entry, *(f"{rows[score][i]:.6g}" for score in scores)]
                          for i, entry in enumerate(sets))
     return HERE / f"{name}-unknown.json"
 
@@ -172,11 +175,12 @@ def main() -> None:
     parser.add_argument("--zoom", action="store_true")
     parser.add_argument("--weights", choices=("raw", "ema"))
     parser.add_argument("--unseen", help="the held-out types' imagefolder (its test/ is read)")
+    parser.add_argument("--scores", nargs="+", default=list(UNKNOWN_SCORES), choices=UNKNOWN_SCORES)
     args = parser.parse_args()
     if args.what == "calibration":
         print(f"wrote {measure_calibration(args.name, args.checkpoint, args.zoom, args.weights)}")
     elif args.what == "unknown":
-        print(f"wrote {measure_unknown(args.name, args.checkpoint, args.unseen)}")
+        print(f"wrote {measure_unknown(args.name, args.checkpoint, args.unseen, tuple(args.scores))}")
     else:
         print(f"wrote {reliability_figure(args.name)}")
 
