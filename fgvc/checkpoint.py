@@ -11,7 +11,8 @@ weights under ``ema``, a state dict of the same model, and the number of updates
 ``ema_updates``), what describes the model's outputs (the whole config, the class names with their
 families and manufacturers, the last metrics), after ``fgvc calibrate`` its temperature and unknown-type
 threshold for each inference setting (``fgvc.calibration.CALIBRATION_KEY``; a checkpoint without them predicts
-uncalibrated), and under ``PROVENANCE_KEY`` the run's record of what produced it (``fgvc.provenance``; checkpoints of older fgvc versions lack it and load all the same).
+uncalibrated), and under ``PROVENANCE_KEY`` the run's record of what produced it (``fgvc.provenance``;
+checkpoints of older fgvc versions lack it and load all the same).
 It is written to a temporary file and renamed, so ``last.pt`` is always either the
 previous or the new checkpoint, never half of one. Loading never unpickles code: a file that
 needs more than tensors and plain containers is refused.

@@ -151,7 +151,8 @@ def coarse_cells(coarse: dict[str, dict[str, Any]]) -> list[str]:
 def format_unknown(entry: dict[str, Any]) -> str:
     """The line of ``fgvc predict``'s text output for a photo below the unknown-type threshold (``unknown_entry``),
     e.g. "  unknown: none of the types it knows (energy 3.21, below 4.05)"."""
-    return f"  unknown: none of the types it knows ({entry['score']} {entry['value']:.4g}, below {entry['threshold']:.4g})"
+    return (f"  unknown: none of the types it knows ({entry['score']} {entry['value']:.4g}, "
+            f"below {entry['threshold']:.4g})")
 
 
 def format_predictions(results: Sequence[dict[str, Any]], output: str = "text", zoom: bool = False,
@@ -472,8 +473,8 @@ class Predictor:
         ``crop_banner`` cuts the run's FGVC-Aircraft banner (``cfg.banner_px`` rows) first: True from every
         image, False from none, None (auto) from the dataset's own photos (``banner_rows``; stderr says how
         many). Each result holds the ``file``, its ``top`` guesses (``Predictor.top``), its ``coarse`` answer
-        (``Predictor.coarse``) and with an unknown-type threshold its ``unknown`` entry (``unknown_entry``); an unreadable file gets an ``error`` entry naming it, and the others are still
-        predicted.
+        (``Predictor.coarse``) and with an unknown-type threshold its ``unknown`` entry (``unknown_entry``); an
+        unreadable file gets an ``error`` entry naming it, and the others are still predicted.
         """
         files = expand_images(paths)
         self.say_auto_cropped(files, crop_banner)

@@ -107,7 +107,8 @@ def test_calibrate_stores_the_temperature_and_keeps_everything_else(held_out_run
     [(setting, record)] = after[CALIBRATION_KEY].items()
     assert setting == "raw squash 64px" and 0.05 < record["temperature"] < 20 and record["temperature"] != 1
     assert record["facts"]["split"] == "val" and record["score"] == "energy"
-    assert json.loads((calibrated_run / "calibration.json").read_text())[setting]["temperature"] == record["temperature"]
+    stored = json.loads((calibrated_run / "calibration.json").read_text())
+    assert stored[setting]["temperature"] == record["temperature"]
 
 
 def test_every_inference_path_divides_by_the_stored_temperature(calibrated_run: Path, tmp_path: Path,

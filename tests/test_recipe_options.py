@@ -11,13 +11,13 @@ import torch
 from helpers import tiny_config
 from PIL import Image
 
+from fgvc.checkpoint import load_checkpoint
 from fgvc.cli import main
 from fgvc.config import make_config
 from fgvc.data import batch_augmentation
 from fgvc.engine import fit
 from fgvc.errors import ConfigError
 from fgvc.model import build_model
-from fgvc.checkpoint import load_checkpoint
 from fgvc.optim import build_optimizer, build_scheduler
 from fgvc.predict import Predictor
 

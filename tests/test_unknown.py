@@ -1,7 +1,7 @@
 """"None of the types I know": on synthetic data, the classes of a family left out of training score as unknown
-far more often than the trained classes (after ``fgvc calibrate`` fits the threshold on val); predict, evaluate and the web demo
-say so with the score; with the option off their outputs are those of a checkpoint without a threshold; the
-scores and the AUROC behave as defined."""
+far more often than the trained classes (after ``fgvc calibrate`` fits the threshold on val); predict, evaluate
+and the web demo say so with the score; with the option off their outputs are those of a checkpoint without a
+threshold; the scores and the AUROC behave as defined."""
 
 from __future__ import annotations
 
@@ -145,7 +145,7 @@ def test_with_the_option_off_the_outputs_are_those_without_a_threshold(without_o
         for output in ([], ["--json"], ["--csv"]):
             capsys.readouterr()
             assert main(["predict", "--checkpoint", str(checkpoint), *map(str, photos), *flags, *output]) == 0
-            printed[checkpoint, *output] = capsys.readouterr().out
+            printed[(checkpoint, *output)] = capsys.readouterr().out
     for output in ((), ("--json",), ("--csv",)):
-        assert printed[without_one_family, *output] == printed[tmp_path / "plain.pt", *output]
+        assert printed[(without_one_family, *output)] == printed[(tmp_path / "plain.pt", *output)]
     assert "unknown" not in printed[without_one_family, "--json"]

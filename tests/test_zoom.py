@@ -163,7 +163,8 @@ def test_a_split_through_a_dataloader_gets_the_same_zoom_as_photos(small_cues: t
     photos, labels, _ = small_cues
     predictor = stripe_predictor("squash", Zoom())
     loader = predictor.loader(Photos(photos, labels, predictor.dataset_transform), workers=1)  # photos cross processes
-    scores, targets = predictor.loader_scores(loader)
+    outputs, targets = predictor.loader_outputs(loader)
+    scores = predictor.answer(outputs)[0]
     np.testing.assert_allclose(scores, predictor.scores(photos), rtol=0, atol=PROBABILITY_TOLERANCE)
     assert targets.tolist() == labels and loader.batch_size == 8
 
@@ -198,7 +199,8 @@ def test_zoom_off_changes_nothing(small_cues: tuple) -> None:
     assert all(look.box is None for look in predictor.predict(photos))
     assert predictor.dataset_transform(photos[0]).shape == (3, 64, 64)
     labels = [0, 1, 2, 3, 0]
-    scores, _ = predictor.loader_scores(predictor.loader(Photos(photos, labels, predictor.dataset_transform), 0))
+    outputs, _ = predictor.loader_outputs(predictor.loader(Photos(photos, labels, predictor.dataset_transform), 0))
+    scores = predictor.answer(outputs)[0]
     plain = DataLoader(Photos(photos, labels, predictor.transform), batch_size=3)
     assert np.array_equal(scores, predict_scores(model, plain, CPU)[0])
 
