@@ -142,9 +142,18 @@ def test_every_inference_path_divides_by_the_stored_temperature(calibrated_run: 
     shown = describe(predictor, files[0])
     assert abs(max(shown.confidences.values()) - expected[0].max()) <= PROBABILITY_TOLERANCE
 
+
+@pytest.mark.slow  # exporting takes seconds; test_export proves the graph in the fast tier
+def test_an_onnx_file_exported_afterwards_divides_by_the_stored_temperature(calibrated_run: Path,
+                                                                            tmp_path: Path) -> None:
+    checkpoint = calibrated_run / "last.pt"
+    temperature = Predictor.from_checkpoint(checkpoint, device="cpu", unknown=False).temperature
+    dataset = load_split_images(Predictor.from_checkpoint(checkpoint, device="cpu").cfg, "test")
+    images = [dataset[i][0] for i in range(len(dataset))]
     onnx = Predictor.from_checkpoint(export_onnx(checkpoint, tmp_path / "model.onnx"), unknown=False)
     assert onnx.temperature == temperature
-    assert np.abs(onnx.scores(images) - expected).max() <= PROBABILITY_TOLERANCE
+    assert np.abs(onnx.scores(images) - expected_probabilities(checkpoint, images, temperature)).max() <= (
+        PROBABILITY_TOLERANCE)
 
 
 def test_a_checkpoint_without_a_temperature_predicts_as_before(held_out_run: Path) -> None:
