@@ -141,7 +141,8 @@ class TrainConfig:
                               "0.999; 0: off); each epoch evaluates both, and evaluate, predict and gradcam use "
                               "the EMA")
     # execution
-    precision: str = _field("auto", "auto: bf16 (or fp16) on GPUs, fp32 on the CPU", PRECISIONS)
+    precision: str = _field("auto", "auto: bf16 (or fp16) on GPUs; on the CPU fp32, except bf16 for training on a "
+                            "CPU with bf16 arithmetic (AVX512-BF16 or AMX)", PRECISIONS)
     sync_bn: bool = _field(False, "synchronise batch-norm statistics across the GPUs of a torchrun run")
     channels_last: bool = _field(True, "NHWC memory layout (faster on recent GPUs)")
     compile: bool = _field(False, "torch.compile the training model (compiling takes minutes; BENCHMARKS.md "
@@ -217,8 +218,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     #   6 by +17.7 points val, +13.5 test, p < 0.001, in 14.7 minutes; on all 2,000 photos it gives 7 epochs, 14
     #   minutes; 20 epochs beat 6 on 476 airliner photos), and the promise is 15 minutes on a laptop.
     # - lr 1e-3 (AdamW, one rate for the whole network): rows lr-3e-4 (-9.0), lr-3e-3 (-13.4), head-lr-x10 (-3.4).
-    # - precision bf16 (CPUs with avx512_bf16 or AMX; elsewhere pass --precision fp32): row eval-fp32 shows bf16
-    #   costs nothing measurable at inference; row fp32 (training) has not run.
+    # - precision auto, channels_last: bf16 autocast where the CPU has bf16 arithmetic (AVX512-BF16, AMX: B0's step
+    #   1.53x with channels_last, BENCHMARKS.md), fp32 elsewhere (on an AVX2-only CPU bf16 is emulated: Lite0's step
+    #   0.54x, while channels_last makes fp32 2.09x faster; fgvc bench train). Row eval-fp32 shows bf16 costs
+    #   nothing measurable at inference.
     # - weight_decay 0.05, warmup_epochs 1, min_crop_scale 0.35, label smoothing 0.1, BN momentum: not measured
     #   (rows crop-0.6, no-label-smoothing, bn-momentum-0.1 have not run).
     # Add --dataset imagefolder --data-root ROOT --train-split train --eval-split val for your photos (fgvc split ROOT).
@@ -235,8 +238,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "weight_decay": 0.05,
         "warmup_epochs": 1,
         "min_crop_scale": 0.35,
-        "precision": "bf16",
-        "channels_last": False,
+        "precision": "auto",
+        "channels_last": True,
         "device": "cpu",
         "workers": 2,
     },

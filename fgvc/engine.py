@@ -29,7 +29,7 @@ from torch import nn
 from fgvc import distributed, memory, provenance
 from fgvc.analysis import analyse, format_report
 from fgvc.checkpoint import TrainState, load_checkpoint, save_checkpoint, unwrap
-from fgvc.config import PRESETS, TrainConfig, resume_config, validate
+from fgvc.config import PRESETS, TrainConfig, flag, resume_config, validate
 from fgvc.data.datasets import image_files
 from fgvc.data.hierarchy import hierarchy_names
 from fgvc.data.loaders import Loaders, build_loaders
@@ -52,7 +52,7 @@ from fgvc.model import build_model, model_spec
 from fgvc.optim import build_optimizer, build_scheduler
 from fgvc.plots import curves_figure, samples_figure
 from fgvc.preemption import preemption_signals, uninterrupted
-from fgvc.runtime import Runtime
+from fgvc.runtime import Runtime, cpu_computes_bf16
 from fgvc.schedule import Pace, choose_schedule, measure_pace, write_schedule
 from fgvc.tracking import (
     EMA_PREFIX,
@@ -176,7 +176,11 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
                loaders: Loaders | None) -> Path:
     """The body of ``fit`` once the run folder is held: build, restore, loop, finish (``clock``: this session's;
     ``loaders``: the caller's, or None to build them)."""
-    runtime = Runtime.create(cfg.device, cfg.precision, cfg.channels_last, ranks)
+    runtime = Runtime.create(cfg.device, cfg.precision, cfg.channels_last, ranks, training=True)
+    if runtime.device.type == "cpu" and runtime.dtype == torch.bfloat16 and not cpu_computes_bf16():
+        log.warning("%s bf16 on a CPU without bf16 arithmetic (no AVX512-BF16 or AMX): PyTorch emulates it, several "
+                    "times slower than fp32 here; %s auto trains in fp32 on this CPU", flag("precision"),
+                    flag("precision"))
     memory.check_fits(cfg, runtime)  # before a step the OOM killer would end without a word
     if loaders is None:
         loaders = build_loaders(cfg, model_spec(cfg.arch).norm, ranks)

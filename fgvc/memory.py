@@ -166,7 +166,7 @@ def explain_out_of_memory(cfg: TrainConfig, run_dir: Path) -> Iterator[None]:
         if not is_out_of_memory(err):
             raise
         device = resolve_device(cfg.device)
-        precision = Runtime(device, resolve_precision(cfg.precision, device)).precision_name
+        precision = Runtime(device, resolve_precision(cfg.precision, device, training=True)).precision_name
         half_batch = max((b for b in batches(cfg) if b <= cfg.batch_size // 2), default=0)
         last = run_dir / "last.pt"
         kept = (f"{last} keeps the last finished epoch" if last.is_file()

@@ -6,9 +6,12 @@
         logits = model(runtime.inputs(images))
 
 ``auto`` picks CUDA, then MPS, then the CPU; and bf16 autocast where the GPU has it, fp16 (with a
-GradScaler while training) on older GPUs, fp32 elsewhere. On CUDA, ``create`` also lets cuDNN pick
-the fastest convolution algorithms for the fixed input size (``cudnn.benchmark``) and lets fp32
-matrix products use TF32 (``BENCHMARKS.md`` gives the measured reasons).
+GradScaler while training) on older GPUs, fp32 elsewhere, except for training on a CPU that computes bf16
+natively (AVX512-BF16 or AMX): there bf16 autocast made B0's training step 1.46x faster, while a CPU without it
+(AVX2 only) emulates bf16 and ran Lite0's step at 0.54x of fp32 (BENCHMARKS.md). Inference on a CPU stays fp32,
+so that ``fgvc predict``, ``evaluate`` and ONNX give the same numbers on any CPU. On CUDA, ``create`` also lets
+cuDNN pick the fastest convolution algorithms for the fixed input size (``cudnn.benchmark``) and lets fp32 matrix
+products use TF32 (``BENCHMARKS.md`` gives the measured reasons).
 """
 
 from __future__ import annotations
@@ -37,12 +40,19 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``name`` on ``device``; ``None`` means plain fp32."""
+def cpu_computes_bf16() -> bool:
+    """Whether this CPU has bf16 arithmetic (AVX512-BF16 or AMX), as oneDNN, which runs bf16 convolutions on
+    CPUs, sees it; elsewhere PyTorch emulates bf16 through fp32, slower than fp32 itself."""
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_precision(name: str, device: torch.device, training: bool = False) -> torch.dtype | None:
+    """The autocast dtype for ``name`` on ``device``; ``None`` means plain fp32. ``auto`` on a CPU: bf16 for
+    ``training`` on a CPU that computes it natively, else fp32."""
     if name == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if training and device.type == "cpu" and cpu_computes_bf16() else None
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
 
 
@@ -57,16 +67,16 @@ class Runtime:
 
     @classmethod
     def create(cls, device: str = "auto", precision: str = "auto", channels_last: bool = False,
-               ranks: Dist = SINGLE) -> Runtime:
-        """Resolve ``auto`` device and precision names for this machine (under torchrun, ``cuda`` is this
-        rank's GPU)."""
+               ranks: Dist = SINGLE, training: bool = False) -> Runtime:
+        """Resolve ``auto`` device and precision names for this machine, for ``training`` or inference (under
+        torchrun, ``cuda`` is this rank's GPU)."""
         torch_device = resolve_device(device)
         if torch_device.type == "cuda":
             torch_device = torch.device("cuda", torch.cuda.current_device())
             torch.backends.cudnn.benchmark = True  # every batch has the same shape: tune once, reuse
             torch.backends.cuda.matmul.fp32_precision = "tf32"  # fp32 layers under autocast and --precision fp32
             torch.backends.cudnn.conv.fp32_precision = "tf32"
-        return cls(torch_device, resolve_precision(precision, torch_device), channels_last, ranks)
+        return cls(torch_device, resolve_precision(precision, torch_device, training), channels_last, ranks)
 
     @property
     def precision_name(self) -> str:

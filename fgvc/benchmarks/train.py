@@ -17,7 +17,7 @@ from torch import nn
 
 from fgvc.benchmarks import Row, measure, table
 from fgvc.model import build_model
-from fgvc.runtime import Runtime, resolve_device, resolve_precision
+from fgvc.runtime import Runtime, cpu_computes_bf16, resolve_device, resolve_precision
 
 ARCHS = ("efficientnet-b0", "efficientnet-b4", "tv_efficientnet_b0", "tv_efficientnet_b4")
 TRAINVAL_IMAGES = 6667  # FGVC-Aircraft's trainval split: one epoch
@@ -91,10 +91,12 @@ def run(*, repeats: int, device: str, img_size: int | None = None, batch_size: i
     archs = archs or (("efficientnet-b0",) if quick else ARCHS)
     with_compile = gpu if with_compile is None else with_compile
     speedups = {k: v for k, v in SPEEDUPS.items() if (with_compile and not quick) or not v[2]}
+    where = (torch_device.type if torch_device.type != "cpu"
+             else f"cpu {'with' if cpu_computes_bf16() else 'without'} bf16 arithmetic")
     reports = []
     for arch in archs:
         rows = [_row(name, arch, flags, torch_device, img_size, batch_size, repeats)
                 for name, flags in speedups.items()]
-        reports.append(table(f"Training step, {arch}, {img_size} px, batch {batch_size}, {torch_device.type}",
+        reports.append(table(f"Training step, {arch}, {img_size} px, batch {batch_size}, {where}",
                              _payback(rows, batch_size)))
     return "\n\n".join(reports)

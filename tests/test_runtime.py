@@ -1,0 +1,45 @@
+"""The precision a run computes in: ``auto`` trains in bf16 only on a CPU with bf16 arithmetic, inference on a CPU
+stays fp32 on any CPU, and bf16 asked for on a CPU that would emulate it is named as slow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import SMALL, tiny_config
+
+import fgvc.engine
+import fgvc.runtime
+from fgvc.config import make_config
+from fgvc.engine import fit
+from fgvc.runtime import Runtime, resolve_precision
+
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize("bf16_arithmetic", [True, False])
+def test_auto_trains_in_bf16_only_on_a_cpu_with_bf16_arithmetic(bf16_arithmetic: bool,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fgvc.runtime, "cpu_computes_bf16", lambda: bf16_arithmetic)
+    training = Runtime.create("cpu", "auto", training=True)
+    assert training.precision_name == ("bf16" if bf16_arithmetic else "fp32")
+    assert Runtime.create("cpu", "auto").precision_name == "fp32"  # inference: the same numbers on any CPU
+    for name, dtype in {"fp32": None, "bf16": torch.bfloat16}.items():  # a named precision is kept
+        assert resolve_precision(name, CPU, training=True) is dtype
+
+
+def test_the_cpu_preset_leaves_precision_to_the_cpu_and_trains_channels_last() -> None:
+    cfg = make_config("cpu")
+    assert (cfg.precision, cfg.channels_last) == ("auto", True)
+
+
+@pytest.mark.parametrize("bf16_arithmetic", [True, False])
+def test_bf16_on_a_cpu_that_would_emulate_it_is_named_as_slow(bf16_arithmetic: bool, tiny_root: Path,
+                                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fgvc.engine, "cpu_computes_bf16", lambda: bf16_arithmetic)
+    run_dir = fit(tiny_config(tiny_root, tmp_path / "run", **SMALL, epochs=1, precision="bf16"), progress=False)
+    said = (run_dir / "train.log").read_text()
+    assert "bf16 precision" in said  # what was asked for is what runs
+    warned = "--precision bf16 on a CPU without bf16 arithmetic" in said
+    assert warned != bf16_arithmetic
