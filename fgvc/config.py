@@ -102,6 +102,9 @@ class TrainConfig:
     eval_zoom: bool = _field(False, "evaluation and inference look twice by default (fgvc.zoom: the box around "
                              "the top class's activation map is cut from the photo, classified, and its logits "
                              "averaged with the whole view's); evaluate and predict take --no-zoom")
+    calibrate: bool = _field(True, "after the last epoch, fit the temperature and the unknown-type threshold on the "
+                             "evaluation split as fgvc calibrate does, where that split is held out (not test, "
+                             "no training photo)")
     # optimisation
     epochs: int | None = _field(50, "epochs to train (None: chosen from the data by schedule_steps)")
     schedule_steps: int = _field(400, "with epochs unset: train about this many optimizer steps, whatever the "

@@ -28,6 +28,7 @@ from torch import nn
 
 from fgvc import distributed, memory, provenance
 from fgvc.analysis import analyse, format_report
+from fgvc.calibration import NEVER_FITTED_ON
 from fgvc.checkpoint import TrainState, load_checkpoint, save_checkpoint, unwrap
 from fgvc.config import PRESETS, TrainConfig, flag, resume_config, validate
 from fgvc.data.datasets import image_files
@@ -37,7 +38,7 @@ from fgvc.data.transforms import batch_augmentation, normalize
 from fgvc.distributed import Dist
 from fgvc.ema import ema_model
 from fgvc.errors import ConfigError, NonFiniteLossError, Preempted
-from fgvc.evaluation import evaluate_checkpoint
+from fgvc.evaluation import calibrate_checkpoint, evaluate_checkpoint, format_calibration
 from fgvc.loop import (
     EvalResult,
     RunProgress,
@@ -238,6 +239,8 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
                         log.info("final model (%s weights%s):\n%s", "EMA" if weights == "ema" else "raw",
                                  ", zoomed second look" if cfg.eval_zoom else "", format_report(analysis.report))
                         run_log.image("confusion", out / "confusion.png", epoch * len(loaders.train))
+                        if cfg.calibrate:
+                            _calibrate(run_dir / "last.pt", cfg)
                         run_log.end_session(epoch * len(loaders.train))
     finally:
         if run_log is not None:
@@ -245,6 +248,22 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
         if record is not None:
             provenance.write_record(run_dir, provenance.update_record(record, clock, ended=True))
     return run_dir
+
+
+def _calibrate(checkpoint: Path, cfg: TrainConfig) -> None:
+    """``fgvc calibrate`` with its defaults on the run's evaluation split, where that split is held out; else say
+    why not and how."""
+    if cfg.eval_split == NEVER_FITTED_ON:
+        log.info("not calibrated: the evaluation split is %s, which nothing is fitted on; fgvc calibrate --checkpoint "
+                 "%s --split SPLIT fits on a split the run did not train on", cfg.eval_split, checkpoint)
+        return
+    try:
+        setting, fitted = calibrate_checkpoint(checkpoint, cfg.eval_split, cfg.data_root, cfg.device)
+    except ConfigError as err:  # the split shares photos with the training split
+        log.info("not calibrated: %s", err)
+        return
+    log.info("%s (stored in %s: predict, evaluate, serve and export use it; --no-calibrated turns it off)",
+             format_calibration(setting, fitted), checkpoint)
 
 
 def _choose_schedule(cfg: TrainConfig, steps_per_epoch: int, loaders: Loaders, runtime: Runtime,

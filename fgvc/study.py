@@ -56,6 +56,9 @@ EVALUATE = "evaluate"  # the key that makes a recipe evaluation-only
 EVAL_OPTIONS = ("img_size", "tta", "view", "weights", "zoom")  # what an evaluation-only recipe may set
 TIMING_FILE = "timing.json"  # an evaluation-only recipe's seconds and images
 SEEDS = "seeds"  # the study file's key: each recipe runs once per seed
+# recipes are compared as trained, as each run's own final analysis sees them: without the temperature and the
+# unknown-type threshold that the end of training fits on the same split
+AS_TRAINED = {"calibrated": False, "unknown": False}
 
 
 @dataclass(frozen=True)
@@ -236,7 +239,7 @@ def train_recipe(cfg: TrainConfig) -> Path:
     else:
         fit(cfg)
     if not (evaluation / "predictions.csv").is_file():  # the run had finished before the final analysis
-        evaluate_checkpoint(last, cfg.eval_split, cfg.data_root, cfg.device, evaluation)
+        evaluate_checkpoint(last, cfg.eval_split, cfg.data_root, cfg.device, evaluation, **AS_TRAINED)
     return evaluation
 
 
@@ -265,7 +268,8 @@ def evaluate_recipe(recipe: Recipe, checkpoint: Path, split: str, data_root: str
         log.info("study: %s is done", out)
         return out
     started = time.perf_counter()
-    analysis = evaluate_checkpoint(checkpoint, split, data_root, device, out, **evaluation_options(recipe))
+    analysis = evaluate_checkpoint(checkpoint, split, data_root, device, out,
+                                   **{**AS_TRAINED, **evaluation_options(recipe)})
     seconds = time.perf_counter() - started
     (out / TIMING_FILE).write_text(json.dumps({"seconds": seconds, "images": analysis.report["num_samples"]}) + "\n")
     return out

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import NUM_CLASSES, PROBABILITY_TOLERANCE, tiny_config
+from helpers import NUM_CLASSES, PROBABILITY_TOLERANCE, SMALL, tiny_config
 
 from fgvc import metrics
 from fgvc.calibration import (
@@ -73,12 +73,14 @@ def test_a_temperature_never_changes_the_top1_class(views: int) -> None:
 @pytest.fixture(scope="module")
 def held_out_run(make_dataset: object, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two epochs of Lite0 at 64 px trained on the ``train`` split alone (10 photos per class), so that ``val`` is
-    held out: a model that has learnt something, so its temperature lies well inside the searched range."""
+    held out: a model that has learnt something, so its temperature lies well inside the searched range; left
+    uncalibrated (``calibrate=False``) for ``fgvc calibrate`` to fit."""
     from fgvc.engine import fit
 
     data = make_dataset(NUM_CLASSES, 30, size=(128, 116))
     run = fit(tiny_config(data, tmp_path_factory.mktemp("runs") / "held-out", epochs=2, batch_size=8,
-                          arch="efficientnet-lite0", pretrained=True, train_split="train", eval_split="val"),
+                          arch="efficientnet-lite0", pretrained=True, train_split="train", eval_split="val",
+                          calibrate=False),
               progress=False)
     return run
 
@@ -195,3 +197,26 @@ def test_a_temperature_fitted_with_zoom_is_not_used_without(calibrated_run: Path
     capsys.readouterr()
     Predictor.from_checkpoint(tmp_path / "last.pt", tta=True)
     assert "not for 'raw squash 64px tta'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("eval_split", ["val", "test"])
+def test_training_ends_by_calibrating_on_a_held_out_evaluation_split_only(eval_split: str, make_dataset: object,
+                                                                         tmp_path: Path) -> None:
+    from fgvc.engine import fit
+
+    data = make_dataset(NUM_CLASSES, 30, size=(128, 116))
+    run = fit(tiny_config(data, tmp_path / "run", **SMALL, epochs=1, train_split="train", eval_split=eval_split),
+              progress=False)
+    said = (run / "train.log").read_text()
+    stored = load_checkpoint(run / "last.pt").get(CALIBRATION_KEY, {})
+    if eval_split == "val":
+        [(setting, record)] = stored.items()
+        assert record["facts"]["split"] == "val" and record["score"] == "energy"
+        assert f"setting {setting!r}: temperature {record['temperature']:.4f}, fitted on val" in said
+        assert json.loads((run / "calibration.json").read_text())[setting]["temperature"] == record["temperature"]
+    else:  # never fitted on test
+        assert not stored and not (run / "calibration.json").exists()
+        assert "not calibrated: the evaluation split is test" in said
+    off = fit(tiny_config(data, tmp_path / "off", **SMALL, epochs=1, train_split="train", eval_split=eval_split,
+                          calibrate=False), progress=False)
+    assert CALIBRATION_KEY not in load_checkpoint(off / "last.pt")
