@@ -8,6 +8,8 @@ SYNTH_MARK := $(SYNTH)/fgvc-aircraft-2013b/data/variants.txt
 RUN_ID := $(shell date +%Y%m%d-%H%M%S)
 DEMO_DIR ?= logs/$(RUN_ID)-demo
 PAPERMILL := $(PY) -m papermill --log-output --no-progress-bar
+# the tests in parallel processes (pytest-xdist), one per core up to 4; each shares out the cores (tests/conftest.py)
+PYTEST := $(PY) -m pytest -n auto --maxprocesses 4
 
 .PHONY: setup run demo test test-fast lint figures bench browser serve-screenshot
 
@@ -58,10 +60,10 @@ browser:
 # Every test; test-fast leaves out the ones marked slow (training that must learn, torchrun, job scripts,
 # notebooks, the browser): every module is still tested, in a fraction of the time.
 test: setup browser
-	$(PY) -m pytest
+	$(PYTEST)
 
 test-fast: setup
-	$(PY) -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: setup
 	$(PY) -m ruff check fgvc tests

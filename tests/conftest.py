@@ -10,6 +10,12 @@ import pytest
 
 matplotlib.use("Agg")
 os.environ.setdefault("TORCH_HOME", "/nonexistent-fgvc-test-torch-home")  # a test must never download weights
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:  # make test runs pytest-xdist's workers: share the cores among them
+    _threads = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ["OMP_NUM_THREADS"] = str(_threads)  # the processes a test starts
+    import torch
+
+    torch.set_num_threads(_threads)
 
 from helpers import NUM_CLASSES, MakeDataset, learning_config, tiny_config
 

@@ -12,7 +12,7 @@ from fgvc.cli import main
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("benchmark", ["data", "train"])
+@pytest.mark.parametrize("benchmark", [pytest.param("data", marks=pytest.mark.slow), "train"])  # data: writes photos
 def test_a_benchmark_prints_its_table_against_a_same_run_baseline(benchmark: str, tmp_path: Path, capsys) -> None:
     out = tmp_path / "bench.md"
     assert main(["bench", benchmark, "--quick", "--repeats", "1", "--device", "cpu", "--workdir", str(tmp_path),

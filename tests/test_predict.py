@@ -101,6 +101,7 @@ def test_crop_view_loses_the_ends_of_a_wide_photo_and_the_default_does_not() -> 
     assert accuracy["crop"] <= 0.7  # the centre square holds no evidence: about chance
 
 
+@pytest.mark.slow  # a fresh Python process: about 15 s
 def test_inference_does_not_load_the_training_stack(short_run: Path, synthetic_root: Path) -> None:
     image = next((synthetic_root / FGVC_FOLDER / "data" / "images").glob("*.jpg"))
     script = ("import sys; from fgvc.cli import main; code = main(['predict', '--checkpoint', sys.argv[1], "

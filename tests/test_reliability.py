@@ -159,6 +159,7 @@ def test_preemption_keeps_last_pt_says_how_to_resume_and_asks_for_a_requeue(long
     assert [r["epoch"] for r in read_rows(run / "epochs.csv")] == [1, 2]
 
 
+@pytest.mark.slow  # a Jupyter kernel in its own process
 def test_ctrl_c_in_jupyter_raises_one_short_keyboard_interrupt(tiny_root: Path, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     append_row = tracking.append_row

@@ -197,6 +197,7 @@ def test_serve_refuses_a_limit_of_zero_or_no_limit(checkpoint: Path, flag: str, 
     assert f"{flag} {value}: expected a finite number above 0" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a web server and its clients
 def test_one_photo_at_a_time_behind_a_bounded_queue(predictor: Predictor, photos: list[Path], tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """The first click works while the second waits; a third finds the queue (of 1) full; an upload over the
