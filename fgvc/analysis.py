@@ -152,7 +152,11 @@ def read_report(folder: str | Path) -> dict[str, Any]:
 def read_confusion(folder: str | Path) -> tuple[np.ndarray, list[str], list[str] | None]:
     """The confusion matrix, class names and family of each class that ``analyse`` wrote into ``folder``:
     the arguments of ``plots.confusion_figure``."""
-    with (Path(folder) / "confusion.csv").open(newline="") as f:
+    path = Path(folder) / "confusion.csv"
+    if not path.is_file():
+        raise FgvcError(f"{path} not found: expected an evaluation folder as fgvc evaluate writes it (metrics.json, "
+                        f"predictions.csv and confusion.csv, which gives the class order)")
+    with path.open(newline="") as f:
         rows = list(csv.reader(f))
     classes = rows[0][1:]
     confusion = np.array([[int(v) for v in row[1:]] for row in rows[1:]], dtype=np.int64)

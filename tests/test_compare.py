@@ -277,6 +277,10 @@ def test_cli_prints_writes_and_refuses_with_exit_code_2(tmp_path: Path, capsys: 
     assert err.startswith("fgvc: error: ") and str(tmp_path) in err and "Traceback" not in err
     assert main(["compare", str(a), str(b), "--alpha", "5"]) == 2
     assert "alpha must be in (0, 1), got 5.0" in capsys.readouterr().err
+    (b / "confusion.csv").unlink()  # a folder of records that kept metrics.json and predictions.csv alone
+    assert main(["compare", str(a), str(b)]) == 2
+    err = capsys.readouterr().err
+    assert f"{b / 'confusion.csv'} not found" in err and "Traceback" not in err
 
 
 # --- a real run ----------------------------------------------------------------------------
