@@ -51,7 +51,9 @@ MIN_IMG_SIZE = 32  # EfficientNets downsample 32x: a smaller input leaves no spa
 SPLIT_FILE, VAL_SHARE, TEST_SHARE, NEAR_BITS = "splits.csv", 0.15, 0.15, 6
 ZOOM_THRESHOLD, ZOOM_PAD = 0.3, 0.1  # the defaults of fgvc.zoom.Zoom, the zoomed second look
 UNKNOWN_SCORES = ("msp", "energy", "mahalanobis")  # fgvc.calibration's scores of "none of the types I know"
-UNKNOWN_SCORE, UNKNOWN_KEEP = "energy", 0.95  # fgvc calibrate's defaults: the score, the share of val photos kept
+# fgvc calibrate's defaults: the score (the best against warbirds20 types held out of training, README), the share
+# of val photos kept
+UNKNOWN_SCORE, UNKNOWN_KEEP = "energy", 0.95
 
 
 def _field(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
