@@ -22,6 +22,7 @@ import dataclasses
 import json
 import logging
 import math
+import statistics
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -31,7 +32,13 @@ from fgvc.config import TrainConfig, flag, validate
 
 log = logging.getLogger("fgvc")
 SCHEDULE_FILE = "schedule.json"
-PROBE_BATCHES = 3  # timed training batches before the schedule starts (the first one, which warms up, is left out)
+# the batches timed before the schedule starts, of training and of evaluation; the first few of each warm up (workers
+# start, oneDNN builds its kernels) and are left out, and the median of the rest resists a stall. On warbirds20 with 2
+# AVX2 cores the preset's first 12 training batches took 4.4, 3.1, 2.8, 2.8, 2.3, 2.8, 2.3, 2.0, 2.0, 2.2, 2.1 and
+# 2.5 s; the mean of batches 2-3 alone projected 251 s an epoch, against 145 to 184 s trained, and cut the
+# preset's 7 epochs to 3 where 5 fitted. Batches after the warm-up still varied by a third from one start to the
+# next there, so a projection stays an estimate.
+PROBE_BATCHES, PROBE_EVAL_BATCHES, WARMUP_BATCHES = 8, 3, 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,15 +113,16 @@ def write_schedule(run_dir: str | Path, record: dict[str, Any]) -> None:
 
 def measure_pace(train_loader: Iterable[Any], eval_loader: Iterable[Any], train_step: Callable[[Any], None],
                  eval_step: Callable[[Any], None], evaluations: int) -> Pace:
-    """Time ``PROBE_BATCHES`` batches of ``train_loader`` through ``train_step`` and two of ``eval_loader``
-    through ``eval_step``, loading included, leaving out the first of each (it warms up)."""
-    return Pace(_seconds_per_batch(train_loader, train_step, PROBE_BATCHES), _seconds_per_batch(eval_loader,
-                eval_step, 2), len(train_loader), len(eval_loader), evaluations)
+    """Time ``PROBE_BATCHES`` batches of ``train_loader`` through ``train_step`` and ``PROBE_EVAL_BATCHES`` of
+    ``eval_loader`` through ``eval_step``, loading included, leaving out the warm-up."""
+    return Pace(_seconds_per_batch(train_loader, train_step, PROBE_BATCHES),
+                _seconds_per_batch(eval_loader, eval_step, PROBE_EVAL_BATCHES), len(train_loader), len(eval_loader),
+                evaluations)
 
 
 def _seconds_per_batch(loader: Iterable[Any], work: Callable[[Any], None], batches: int) -> float:
-    """Mean seconds of loading and working on batches 2..``batches`` of ``loader`` (the first warms up), or of
-    the first when the loader holds only one."""
+    """Median seconds of loading and working on the first ``batches`` batches of ``loader`` after its first
+    ``WARMUP_BATCHES`` (fewer where the probe or the loader is short: at least one batch is timed)."""
     times, started = [], time.perf_counter()
     for index, batch in enumerate(loader):
         work(batch)
@@ -123,4 +131,4 @@ def _seconds_per_batch(loader: Iterable[Any], work: Callable[[Any], None], batch
         started = now
         if index + 1 >= batches:
             break
-    return sum(times[1:]) / len(times[1:]) if len(times) > 1 else times[0]
+    return statistics.median(times[min(WARMUP_BATCHES, len(times) - 1):])

@@ -4,6 +4,7 @@ by a resume; and the seeded, stratified training subset (``train_per_class``) th
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 from collections import Counter
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 from helpers import SMALL, tiny_config
 
-from fgvc import provenance
+from fgvc import provenance, schedule
 from fgvc.checkpoint import load_checkpoint
 from fgvc.config import PRESETS, make_config
 from fgvc.data.datasets import per_class_subset, training_split
@@ -120,3 +121,11 @@ def test_the_subset_cuts_the_training_split_alone_and_changes_its_fingerprint(ma
 
     assert digest(cut) != digest(whole)
     assert digest(cut) == digest(training_split(tiny_config(root, Path("unused"), train_per_class=4)))
+
+
+@pytest.mark.parametrize(("seconds", "expected"), [([5, 4, 3, 2, 2, 9, 2, 2], 2), ([5, 3], 3), ([4], 4)])
+def test_the_probe_leaves_out_the_warm_up_and_a_stall(seconds: list[float], expected: float,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = iter(itertools.accumulate([0, *seconds]))  # the probe's clock: one reading before, one after each batch
+    monkeypatch.setattr(schedule.time, "perf_counter", lambda: next(clock))
+    assert schedule._seconds_per_batch(range(len(seconds)), lambda _batch: None, schedule.PROBE_BATCHES) == expected
