@@ -28,7 +28,6 @@ from torch import nn
 
 from fgvc import distributed, memory, provenance
 from fgvc.analysis import analyse, format_report
-from fgvc.calibration import NEVER_FITTED_ON
 from fgvc.checkpoint import TrainState, load_checkpoint, save_checkpoint, unwrap
 from fgvc.config import PRESETS, TrainConfig, flag, resume_config, validate
 from fgvc.data.datasets import image_files
@@ -252,14 +251,10 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
 
 def _calibrate(checkpoint: Path, cfg: TrainConfig) -> None:
     """``fgvc calibrate`` with its defaults on the run's evaluation split, where that split is held out; else say
-    why not and how."""
-    if cfg.eval_split == NEVER_FITTED_ON:
-        log.info("not calibrated: the evaluation split is %s, which nothing is fitted on; fgvc calibrate --checkpoint "
-                 "%s --split SPLIT fits on a split the run did not train on", cfg.eval_split, checkpoint)
-        return
+    why not."""
     try:
         setting, fitted = calibrate_checkpoint(checkpoint, cfg.eval_split, cfg.data_root, cfg.device)
-    except ConfigError as err:  # the split shares photos with the training split
+    except ConfigError as err:  # the split is test, or shares photos with the training split
         log.info("not calibrated: %s", err)
         return
     log.info("%s (stored in %s: predict, evaluate, serve and export use it; --no-calibrated turns it off)",

@@ -269,7 +269,7 @@ def evaluate_recipe(recipe: Recipe, checkpoint: Path, split: str, data_root: str
         return out
     started = time.perf_counter()
     analysis = evaluate_checkpoint(checkpoint, split, data_root, device, out,
-                                   **{**AS_TRAINED, **evaluation_options(recipe)})
+                                   **AS_TRAINED, **evaluation_options(recipe))
     seconds = time.perf_counter() - started
     (out / TIMING_FILE).write_text(json.dumps({"seconds": seconds, "images": analysis.report["num_samples"]}) + "\n")
     return out

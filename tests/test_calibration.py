@@ -216,7 +216,7 @@ def test_training_ends_by_calibrating_on_a_held_out_evaluation_split_only(eval_s
         assert json.loads((run / "calibration.json").read_text())[setting]["temperature"] == record["temperature"]
     else:  # never fitted on test
         assert not stored and not (run / "calibration.json").exists()
-        assert "not calibrated: the evaluation split is test" in said
+        assert "not calibrated: --split test is refused: a temperature or threshold is never fitted on test" in said
     off = fit(tiny_config(data, tmp_path / "off", **SMALL, epochs=1, train_split="train", eval_split=eval_split,
                           calibrate=False), progress=False)
     assert CALIBRATION_KEY not in load_checkpoint(off / "last.pt")
