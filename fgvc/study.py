@@ -289,7 +289,19 @@ def run_curve(run_dir: Path) -> list[tuple[float, float]]:
 
 
 def _training_speed(run_dir: Path) -> float:
-    return statistics.median(row["images_per_s"] for row in read_rows(run_dir / "steps.csv"))
+    """The median of the logged steps' images/s; NaN (unknown) for a run folder restored from a study's
+    committed records without its ``steps.csv``: the study then goes on with the rows it has."""
+    steps = run_dir / "steps.csv"
+    return statistics.median(row["images_per_s"] for row in read_rows(steps)) if steps.is_file() else math.nan
+
+
+def _speed(images_per_s: float) -> str:
+    return "-" if math.isnan(images_per_s) else f"{images_per_s:.0f}"
+
+
+def _known(value: float) -> float | None:
+    """``value`` for ``study.json``, which holds no NaN."""
+    return None if math.isnan(value) else value
 
 
 def recipe_row(recipe: Recipe, folder: Path, reference: Path, out: Path, alpha: float) -> Row:
@@ -330,7 +342,7 @@ def format_table(rows: list[Row], split: str) -> str:
         p = "" if reference else _p(row.mcnemar_p)
         lines.append(f"| {row.recipe.name} | {row.recipe.describe()} | {100 * row.top1:.1f} "
                      f"({100 * row.top1_ci[0]:.1f}-{100 * row.top1_ci[1]:.1f}) | {diff} | {p} | {row.minutes:.1f} | "
-                     f"{row.images_per_s:.0f} |")
+                     f"{_speed(row.images_per_s)} |")
     return "\n".join(lines)
 
 
@@ -358,7 +370,7 @@ def format_seeds_table(rows: list[SeedsRow], split: str) -> str:
         lines.append(f"| {row.recipe.name} | {row.recipe.describe()} | {100 * top1['mean']:.1f} ± "
                      f"{100 * top1['sd']:.1f} ({100 * top1['min']:.1f}-{100 * top1['max']:.1f}) | {diff} | {diffs} | "
                      f"{p} | {statistics.fmean(run.minutes for run in row.runs):.1f} | "
-                     f"{statistics.fmean(run.images_per_s for run in row.runs):.0f} |")
+                     f"{_speed(statistics.fmean(run.images_per_s for run in row.runs))} |")
     return "\n".join(lines)
 
 
@@ -450,7 +462,7 @@ def _run_seed(study: Study, data_root: str | Path, out: Path, device: str | None
 def _record(row: Row) -> dict[str, Any]:
     """A row as ``study.json`` holds it."""
     return {"top1": row.top1, "top1_ci": row.top1_ci, "diff": row.diff, "diff_ci": row.diff_ci,
-            "mcnemar_p": row.mcnemar_p, "minutes": row.minutes, "images_per_s": row.images_per_s, "curve": row.curve}
+            "mcnemar_p": row.mcnemar_p, "minutes": row.minutes, "images_per_s": _known(row.images_per_s), "curve": row.curve}
 
 
 def _seeds_record(row: SeedsRow, seeds: tuple[int, ...]) -> dict[str, Any]:
@@ -463,7 +475,7 @@ def _seeds_record(row: SeedsRow, seeds: tuple[int, ...]) -> dict[str, Any]:
             "diff": paired["top1_diff"], "diff_ci": paired["top1_diff_ci"], "p": paired["p"],
             **{f"diff_{key}": value for key, value in diffs.items() if key != "mean"},
             "minutes": statistics.fmean(run.minutes for run in row.runs),
-            "images_per_s": statistics.fmean(run.images_per_s for run in row.runs),
+            "images_per_s": _known(statistics.fmean(run.images_per_s for run in row.runs)),
             "seeds": [{"seed": seed, **_record(run)} for seed, run in zip(seeds, row.runs, strict=True)]}
 
 

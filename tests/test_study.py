@@ -111,6 +111,24 @@ def test_a_second_call_trains_and_evaluates_nothing(finished_study: tuple[Path, 
     assert {p: p.stat().st_mtime_ns for p in out.rglob("predictions.csv")} == stamps
 
 
+def test_a_study_restored_from_its_committed_records_trains_nothing_again(
+        finished_study: tuple[Path, Path], tiny_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """studies/results keeps each run's config, epochs and evaluation, not its checkpoints or steps.csv: a later
+    session restores that into the study folder, and the study goes on, its speed unknown for those runs."""
+    study, out = finished_study
+    restored = tmp_path / "out"
+    for path in out.rglob("*"):
+        kept = path.suffix in (".json", ".csv") and path.name != "steps.csv"
+        if path.is_file() and kept:
+            (restored / path.relative_to(out)).parent.mkdir(parents=True, exist_ok=True)
+            (restored / path.relative_to(out)).write_bytes(path.read_bytes())
+    monkeypatch.setattr(engine, "fit", lambda *a, **k: pytest.fail("a recorded recipe was trained again"))
+    run_study(study, tiny_root, restored)
+    rows, record = table_rows((restored / "study.md").read_text()), json.loads((restored / "study.json").read_text())
+    assert rows["fast-lr"][3:5] == table_rows((out / "study.md").read_text())["fast-lr"][3:5]
+    assert rows["base"][-1] == "-" and record["recipes"][0]["images_per_s"] is None
+
+
 def test_a_stopped_recipe_resumes_from_its_last_checkpoint(tiny_root: Path, tmp_path: Path) -> None:
     study = write_study(tmp_path / "s.yaml", {"base": {}}, epochs=2)
     cfg = recipe_config(read_study(study), read_study(study).recipes[0], tiny_root, tmp_path / "out")
