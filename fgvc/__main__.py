@@ -2,6 +2,6 @@
 
 import sys
 
-from fgvc.cli import main
+from fgvc.apps.cli import main
 
 sys.exit(main())

@@ -19,7 +19,7 @@ if "PYTEST_XDIST_WORKER_COUNT" in os.environ:  # make test runs pytest-xdist's w
 
 from helpers import NUM_CLASSES, MakeDataset, learning_config, tiny_config
 
-from fgvc.synthetic import write_synthetic_dataset
+from fgvc.data.synthetic import write_synthetic_dataset
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +58,7 @@ def short_run(make_dataset: MakeDataset, tmp_path_factory: pytest.TempPathFactor
     classes of 12 images (6 steps of 8 an epoch): a real run folder and a checkpoint whose scores depend on the
     image, with clear winners (no near-ties between classes), for the tests of what comes after training and of
     the step log; its folder."""
-    from fgvc.engine import fit
+    from fgvc.training.engine import fit
 
     run_dir = tmp_path_factory.mktemp("runs") / "short"
     data = make_dataset(NUM_CLASSES, 12, size=(128, 116))
@@ -70,6 +70,6 @@ def short_run(make_dataset: MakeDataset, tmp_path_factory: pytest.TempPathFactor
 def trained_run(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``learning_config``'s run, for the tests that need learning (test_engine.py) or compare with it
     (test_pretrained.py). (Training from random weights learns too, slowly: test_gradcam.py shows it.) Its folder."""
-    from fgvc.engine import fit
+    from fgvc.training.engine import fit
 
     return fit(learning_config(synthetic_root, tmp_path_factory.mktemp("runs") / "trained"), progress=False)

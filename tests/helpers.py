@@ -13,11 +13,11 @@ import papermill
 import torch
 from torch.utils.data import DataLoader
 
-from fgvc.checkpoint import TrainState
-from fgvc.config import TrainConfig, make_config
-from fgvc.loop import train_one_epoch
-from fgvc.optim import build_optimizer, build_scheduler
-from fgvc.runtime import Runtime
+from fgvc.core.config import TrainConfig, make_config
+from fgvc.core.runtime import Runtime
+from fgvc.models.checkpoint import TrainState
+from fgvc.training.loop import train_one_epoch
+from fgvc.training.optim import build_optimizer, build_scheduler
 
 ROOT = Path(__file__).resolve().parents[1]
 NUM_CLASSES = 6  # the classes of conftest's ``synthetic_root``

@@ -7,7 +7,7 @@ import argparse
 import re
 from pathlib import Path
 
-from fgvc.cli import build_parser
+from fgvc.apps.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

@@ -18,12 +18,12 @@ from PIL import Image, ImageEnhance
 from readme_checks import README, README_ZH, readme_commands
 from skimage import data
 
-from fgvc import audit as audit_module
-from fgvc.audit import Audit, run_audit, split_order
-from fgvc.cli import main
-from fgvc.config import SPLIT_FILE
+from fgvc.apps import audit as audit_module
+from fgvc.apps.audit import Audit, run_audit, split_order
+from fgvc.apps.cli import main
+from fgvc.core.config import SPLIT_FILE
+from fgvc.core.errors import DatasetError
 from fgvc.data.split import read_exclusions, read_split_file, split_folder
-from fgvc.errors import DatasetError
 
 BASES = {"astronaut": data.astronaut, "coffee": data.coffee, "chelsea": data.chelsea, "rocket": data.rocket}
 PER_CLASS = 6

@@ -14,10 +14,10 @@ import pytest
 from helpers import PROBABILITY_TOLERANCE, same_top1
 from PIL import Image
 
-from fgvc.cli import main
+from fgvc.apps.cli import main
+from fgvc.apps.serve import BANNER_NOTE, describe
 from fgvc.data.layout import FGVC_FOLDER, PREPARED_MARKER, image_path, is_original_image
-from fgvc.predict import Predictor
-from fgvc.serve import BANNER_NOTE, describe
+from fgvc.models.predict import Predictor
 
 NOTE = "FGVC-Aircraft banner from"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fgvc.cli import main
+from fgvc.apps.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,7 +24,7 @@ def test_a_benchmark_prints_its_table_against_a_same_run_baseline(benchmark: str
     assert "cores" in printed and out.read_text().strip() == printed.strip()
 
 
-@pytest.mark.parametrize("script", ["fgvc/benchmarks/gpu.sh", "fgvc/benchmarks/gpu_ddp.sh", "slurm/train.sbatch"])
+@pytest.mark.parametrize("script", ["fgvc/apps/benchmarks/gpu.sh", "fgvc/apps/benchmarks/gpu_ddp.sh", "slurm/train.sbatch"])
 def test_the_shell_scripts_parse(script: str) -> None:
     """The GPU benchmarks and the job script run where no test here can run them (GPUs, SLURM): bash must at
     least read them whole."""

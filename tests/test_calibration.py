@@ -15,20 +15,20 @@ import pytest
 import torch
 from helpers import NUM_CLASSES, PROBABILITY_TOLERANCE, SMALL, tiny_config
 
-from fgvc import metrics
-from fgvc.calibration import (
+from fgvc.apps.cam_examples import load_split_images
+from fgvc.apps.cli import main
+from fgvc.apps.serve import describe
+from fgvc.evaluation import metrics
+from fgvc.models.calibration import (
     CALIBRATION_KEY,
     calibrated,
     fit_temperature,
     log_probabilities,
     negative_log_likelihood,
 )
-from fgvc.cam_examples import load_split_images
-from fgvc.checkpoint import load_checkpoint
-from fgvc.cli import main
-from fgvc.export import export_onnx
-from fgvc.predict import Predictor
-from fgvc.serve import describe
+from fgvc.models.checkpoint import load_checkpoint
+from fgvc.models.export import export_onnx
+from fgvc.models.predict import Predictor
 
 
 def overconfident(count: int = 3000, classes: int = 10, sharpen: float = 3.0, seed: int = 0
@@ -75,7 +75,7 @@ def held_out_run(make_dataset: object, tmp_path_factory: pytest.TempPathFactory)
     """Two epochs of Lite0 at 64 px trained on the ``train`` split alone (10 photos per class), so that ``val`` is
     held out: a model that has learnt something, so its temperature lies well inside the searched range; left
     uncalibrated (``calibrate=False``) for ``fgvc calibrate`` to fit."""
-    from fgvc.engine import fit
+    from fgvc.training.engine import fit
 
     data = make_dataset(NUM_CLASSES, 30, size=(128, 116))
     run = fit(tiny_config(data, tmp_path_factory.mktemp("runs") / "held-out", epochs=2, batch_size=8,
@@ -202,7 +202,7 @@ def test_a_temperature_fitted_with_zoom_is_not_used_without(calibrated_run: Path
 @pytest.mark.parametrize("eval_split", ["val", "test"])
 def test_training_ends_by_calibrating_on_a_held_out_evaluation_split_only(eval_split: str, make_dataset: object,
                                                                          tmp_path: Path) -> None:
-    from fgvc.engine import fit
+    from fgvc.training.engine import fit
 
     data = make_dataset(NUM_CLASSES, 30, size=(128, 116))
     run = fit(tiny_config(data, tmp_path / "run", **SMALL, epochs=1, train_split="train", eval_split=eval_split),

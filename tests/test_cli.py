@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from fgvc.cli import _config_overrides, build_parser, main
-from fgvc.config import TrainConfig, flag, make_config
+from fgvc.apps.cli import _config_overrides, build_parser, main
+from fgvc.core.config import TrainConfig, flag, make_config
 from fgvc.data import FGVC_FOLDER
-from fgvc.tracking import read_rows
+from fgvc.runs.tracking import read_rows
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -166,9 +166,9 @@ def test_a_bug_keeps_its_traceback_while_a_user_error_gets_one_line(
 def test_annotation_files_are_checked_before_any_image_is_decoded(tiny_root: Path, tmp_path: Path) -> None:
     import shutil
 
+    from fgvc.core.errors import DatasetError
     from fgvc.data import build_loaders
-    from fgvc.errors import DatasetError
-    from fgvc.model import IMAGENET
+    from fgvc.models.backbones import IMAGENET
 
     copy = tmp_path / "copy"
     shutil.copytree(tiny_root, copy)
@@ -183,12 +183,13 @@ def test_annotation_files_are_checked_before_any_image_is_decoded(tiny_root: Pat
 def test_light_commands_import_only_what_they_need() -> None:
     """``fgvc --help`` answers at once, ``fgvc synth`` and the run-folder module need no torch, and ``fgvc status``
     (which the SLURM job script asks between runs) reads a checkpoint with torch alone."""
-    script = ("import sys; from fgvc.cli import build_parser, main; build_parser(); "
+    script = ("import sys; from fgvc.apps.cli import build_parser, main; build_parser(); "
               "print('HELP', sorted(m for m in ('torch', 'numpy', 'PIL') if m in sys.modules)); "
-              "import fgvc.synthetic, fgvc.tracking; print('SYNTH, RUN FOLDER', sorted(m for m in ('torch', 'cv2') "
-              "if m in sys.modules)); "
+              "import fgvc.data.synthetic, fgvc.runs.tracking; "
+              "print('SYNTH, RUN FOLDER', sorted(m for m in ('torch', 'cv2') if m in sys.modules)); "
               "main(['status', 'nowhere']); print('STATUS', sorted(m for m in "
-              "('torchvision', 'efficientnet_pytorch', 'fgvc.model', 'fgvc.data.loaders') if m in sys.modules))")
+              "('torchvision', 'efficientnet_pytorch', 'fgvc.models.backbones', 'fgvc.data.loaders') "
+              "if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["HELP []", "SYNTH, RUN FOLDER []", "STATUS []"]

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from helpers import NUM_CLASSES, MakeDataset, tiny_config
 
-from fgvc import metrics
-from fgvc.analysis import analyse
-from fgvc.cli import main
-from fgvc.compare import compare, default_out, evaluation_folder, format_comparison, verdict
-from fgvc.errors import ComparisonError
-from fgvc.evaluation import evaluate_checkpoint
+from fgvc.apps.cli import main
+from fgvc.core.errors import ComparisonError
+from fgvc.evaluation import metrics
+from fgvc.evaluation.analysis import analyse
+from fgvc.evaluation.compare import compare, default_out, evaluation_folder, format_comparison, verdict
+from fgvc.evaluation.evaluate import evaluate_checkpoint
 
 CLASSES = ["707-320", "727-200", "A300B4", "F/A-18"]  # names with a slash and a dash, as in FGVC-Aircraft
 
@@ -289,7 +289,7 @@ def test_cli_prints_writes_and_refuses_with_exit_code_2(tmp_path: Path, capsys: 
 @pytest.fixture(scope="module")
 def small_run(make_dataset: MakeDataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A one-epoch run on a tiny 6-class synthetic dataset (5 images a class, 32 px): real files, written in seconds."""
-    from fgvc.engine import fit
+    from fgvc.training.engine import fit
 
     root = make_dataset(NUM_CLASSES, 5, size=(48, 68))
     run_dir = tmp_path_factory.mktemp("runs") / "small"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fgvc.config import ConfigError, TrainConfig, make_config
+from fgvc.core.config import ConfigError, TrainConfig, make_config
 
 
 def test_b4_preset_is_the_fgvc_aircraft_recipe() -> None:

@@ -12,6 +12,7 @@ from helpers import MakeDataset
 from PIL import Image
 from torchvision import transforms
 
+from fgvc.core.errors import DatasetError
 from fgvc.data import (
     FGVC_FOLDER,
     FGVC_URL,
@@ -23,8 +24,7 @@ from fgvc.data import (
     normalize,
     read_hierarchy,
 )
-from fgvc.errors import DatasetError
-from fgvc.model import IMAGENET
+from fgvc.models.backbones import IMAGENET
 
 
 def annotation(root: Path, name: str) -> list[str]:

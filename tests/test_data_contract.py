@@ -23,10 +23,9 @@ import torch
 from helpers import MakeDataset, tiny_config
 from PIL import Image
 
-from fgvc.cam_examples import load_split_images
-from fgvc.checkpoint import load_checkpoint, load_trained
-from fgvc.cli import main
-from fgvc.config import LEVELS, make_config
+from fgvc.apps.cam_examples import load_split_images
+from fgvc.apps.cli import main
+from fgvc.core.config import LEVELS, make_config
 from fgvc.data import (
     AFFINE_SCALE,
     AFFINE_TRANSLATE,
@@ -41,11 +40,12 @@ from fgvc.data import (
     image_files,
     load_image,
 )
-from fgvc.engine import fit
-from fgvc.gradcam import explain
-from fgvc.model import model_spec
-from fgvc.predict import Predictor
-from fgvc.synthetic import BANNER_HEIGHT
+from fgvc.data.synthetic import BANNER_HEIGHT
+from fgvc.models.backbones import model_spec
+from fgvc.models.checkpoint import load_checkpoint, load_trained
+from fgvc.models.gradcam import explain
+from fgvc.models.predict import Predictor
+from fgvc.training.engine import fit
 
 MAGENTA = (255, 0, 255)
 # Real FGVC-Aircraft names that trip up naive code: a slash (a path separator), two slashes, a space.

@@ -17,16 +17,16 @@ import torch
 from helpers import PROBABILITY_TOLERANCE, MakeDataset, tiny_config, train
 from torch.utils.data import DataLoader, TensorDataset
 
-from fgvc.benchmarks import ddp as ddp_benchmark
-from fgvc.checkpoint import load_checkpoint
-from fgvc.cli import main
-from fgvc.config import make_config
+from fgvc.apps.benchmarks import ddp as ddp_benchmark
+from fgvc.apps.cli import main
+from fgvc.core.config import make_config
+from fgvc.core.distributed import wrap
+from fgvc.core.errors import ConfigError
 from fgvc.data import FGVC_FOLDER
-from fgvc.distributed import wrap
-from fgvc.engine import fit
-from fgvc.errors import ConfigError
-from fgvc.evaluation import evaluate_checkpoint
-from fgvc.tracking import read_rows
+from fgvc.evaluation.evaluate import evaluate_checkpoint
+from fgvc.models.checkpoint import load_checkpoint
+from fgvc.runs.tracking import read_rows
+from fgvc.training.engine import fit
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -202,14 +202,14 @@ def test_accumulating_k_batches_of_b_is_one_step_of_k_times_b() -> None:
 @pytest.mark.slow
 def test_the_ddp_benchmark_runs_and_reports_its_scaling(monkeypatch: pytest.MonkeyPatch,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    """fgvc/benchmarks/gpu_ddp.sh's Python part on 2 CPU processes: it runs and reports (the figures themselves belong
+    """fgvc/apps/benchmarks/gpu_ddp.sh's Python part on 2 CPU processes: it runs and reports (the figures themselves belong
     to BENCHMARKS.md, measured on GPUs, never asserted here)."""
     small = ["--device", "cpu", "--arch", "efficientnet-b0", "--img-size", "64", "--batch-size", "4", "--steps",
              "2", "--warmup", "1"]
     lines = []
     for processes in (1, 2):
         result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                 f"--nproc_per_node={processes}", "-m", "fgvc.benchmarks.ddp", *small], cwd=REPO,
+                                 f"--nproc_per_node={processes}", "-m", "fgvc.apps.benchmarks.ddp", *small], cwd=REPO,
                                 capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
         assert result.returncode == 0, result.stderr
         lines.append(result.stdout.strip().splitlines()[-1])

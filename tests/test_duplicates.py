@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from fgvc.core.errors import BadImageError
 from fgvc.data.duplicates import (
     duplicate_labels,
     group_labels,
@@ -19,7 +20,6 @@ from fgvc.data.duplicates import (
     near_pairs,
     perceptual_hash,
 )
-from fgvc.errors import BadImageError
 
 
 def real_photos(folder: Path) -> dict[str, Path]:

@@ -12,15 +12,15 @@ import torch
 from helpers import PROBABILITY_TOLERANCE, SMALL, MakeDataset, code_cells, execute, tiny_config
 from torch import nn
 
-from fgvc.checkpoint import load_checkpoint, load_trained
-from fgvc.cli import main
-from fgvc.config import resume_config
+from fgvc.apps.cli import main
+from fgvc.core.config import resume_config
+from fgvc.core.errors import CheckpointError, ConfigError
 from fgvc.data import FGVC_FOLDER
-from fgvc.ema import ema_model
-from fgvc.engine import fit
-from fgvc.errors import CheckpointError, ConfigError
-from fgvc.predict import Predictor
-from fgvc.tracking import EVAL_FIELDS, read_rows
+from fgvc.models.checkpoint import load_checkpoint, load_trained
+from fgvc.models.predict import Predictor
+from fgvc.runs.tracking import EVAL_FIELDS, read_rows
+from fgvc.training.ema import ema_model
+from fgvc.training.engine import fit
 
 DECAY = 0.9
 TINY = {**SMALL, "epochs": 2}

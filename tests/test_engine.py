@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from helpers import NUM_CLASSES, SMALL, tiny_config
 
-from fgvc import loop
-from fgvc.checkpoint import load_checkpoint
-from fgvc.engine import fit
-from fgvc.errors import FolderError
-from fgvc.loop import RunProgress
-from fgvc.optim import lr_factor
-from fgvc.tracking import read_rows
+from fgvc.core.errors import FolderError
+from fgvc.models.checkpoint import load_checkpoint
+from fgvc.runs.tracking import read_rows
+from fgvc.training import loop
+from fgvc.training.engine import fit
+from fgvc.training.loop import RunProgress
+from fgvc.training.optim import lr_factor
 
 
 @pytest.mark.slow
@@ -70,9 +70,9 @@ def test_warmup_then_cosine() -> None:
 def test_fit_trains_on_the_loaders_the_caller_built(tiny_root: Path, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """The notebook builds the loaders to show them; fit must train on those, not decode every image again."""
-    from fgvc import engine
     from fgvc.data import build_loaders
-    from fgvc.model import model_spec
+    from fgvc.models.backbones import model_spec
+    from fgvc.training import engine
 
     cfg = tiny_config(tiny_root, tmp_path / "run", epochs=1, batch_size=4)
     loaders = build_loaders(cfg, model_spec(cfg.arch).norm)

@@ -11,12 +11,19 @@ import torch
 from helpers import PROBABILITY_TOLERANCE
 from torch.utils.data import DataLoader, TensorDataset
 
-from fgvc.analysis import analyse, format_confusions, format_report, format_worst, read_confusion, read_report
-from fgvc.checkpoint import load_trained
+from fgvc.core.runtime import Runtime
 from fgvc.data import FGVC_FOLDER
-from fgvc.evaluation import evaluate_checkpoint
-from fgvc.predict import predict_scores
-from fgvc.runtime import Runtime
+from fgvc.evaluation.analysis import (
+    analyse,
+    format_confusions,
+    format_report,
+    format_worst,
+    read_confusion,
+    read_report,
+)
+from fgvc.evaluation.evaluate import evaluate_checkpoint
+from fgvc.models.checkpoint import load_trained
+from fgvc.models.predict import predict_scores
 
 REPORT_FILES = ("metrics.json", "per_class.csv", "confusion.csv", "confusions.csv", "confusion.png", "reliability.png")
 

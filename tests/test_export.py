@@ -11,14 +11,14 @@ import pytest
 import torch
 from helpers import LOGIT_TOLERANCE, PROBABILITY_TOLERANCE, Ranked, agree, ranked
 
-from fgvc.benchmarks.predict import write_checkpoint
-from fgvc.checkpoint import load_trained
-from fgvc.cli import main
+from fgvc.apps.benchmarks.predict import write_checkpoint
+from fgvc.apps.cli import main
+from fgvc.core.errors import CheckpointError, ConfigError
 from fgvc.data import FGVC_FOLDER, load_image
-from fgvc.errors import CheckpointError, ConfigError
-from fgvc.export import export_onnx, load_onnx
-from fgvc.model import model_spec
-from fgvc.predict import Predictor
+from fgvc.models.backbones import model_spec
+from fgvc.models.checkpoint import load_trained
+from fgvc.models.export import export_onnx, load_onnx
+from fgvc.models.predict import Predictor
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def test_onnx_files_are_checked(exported: tuple[Path, Path], tmp_path: Path) -> 
         Predictor.from_checkpoint(exported[1], precision="bf16")
 
 
-@pytest.mark.slow  # every inference configuration timed: fgvc.benchmarks' fast tests are test_bench.py's
+@pytest.mark.slow  # every inference configuration timed: fgvc.apps.benchmarks' fast tests are test_bench.py's
 def test_bench_predict_prints_its_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "predict", "--quick", "--repeats", "1", "--device", "cpu", "--workdir", str(tmp_path)]) == 0
     out = capsys.readouterr().out

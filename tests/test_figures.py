@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from readme_checks import README, local_images
 
-from fgvc.cli import main
+from fgvc.apps.cli import main
 
 # Made elsewhere: the web demo's screenshot (make serve-screenshot), a study's and a learning curve's figures, and
 # warbirds20's reliability diagram (studies/results/calibration-warbirds20/measure.py figure).

@@ -11,11 +11,11 @@ from helpers import train
 from PIL import Image
 from torch.utils.data import DataLoader, TensorDataset
 
-from fgvc.config import make_config
+from fgvc.core.config import make_config
 from fgvc.data import FGVC_FOLDER
-from fgvc.gradcam import cam_peak, compute_cam
-from fgvc.heatmap import overlay_heatmap
-from fgvc.model import build_model, model_spec
+from fgvc.models.backbones import build_model, model_spec
+from fgvc.models.gradcam import cam_peak, compute_cam
+from fgvc.models.heatmap import overlay_heatmap
 
 SIZE, PART = 128, 32
 
@@ -98,7 +98,7 @@ def test_overlay_is_red_where_the_map_is_hot_and_has_the_image_size() -> None:
 
 def test_gradcam_command_writes_one_overlay_per_image(short_run: Path, synthetic_root: Path,
                                                       tmp_path: Path) -> None:
-    from fgvc.cli import main
+    from fgvc.apps.cli import main
 
     images = sorted((synthetic_root / FGVC_FOLDER / "data" / "images").glob("*.jpg"))[:2]
     assert main(["gradcam", "--checkpoint", str(short_run / "last.pt"), *map(str, images),

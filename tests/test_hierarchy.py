@@ -14,16 +14,16 @@ import numpy as np
 import pytest
 import torch
 
-from fgvc import metrics
-from fgvc.checkpoint import load_trained
-from fgvc.cli import main
-from fgvc.config import make_config
+from fgvc.apps.cli import main
+from fgvc.core.config import make_config
+from fgvc.core.errors import DatasetError
+from fgvc.core.runtime import Runtime
 from fgvc.data import check_data, dataset_hierarchy, hierarchy_names, read_hierarchy
 from fgvc.data.hierarchy import HIERARCHY_FILE, read_hierarchy_csv
 from fgvc.data.layout import image_path, read_labels
-from fgvc.errors import DatasetError
-from fgvc.predict import Predictor, coarse_cells, format_coarse
-from fgvc.runtime import Runtime
+from fgvc.evaluation import metrics
+from fgvc.models.checkpoint import load_trained
+from fgvc.models.predict import Predictor, coarse_cells, format_coarse
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["737-700", "737-800", "A320", "Spitfire Mk I"]
@@ -197,7 +197,7 @@ def test_train_evaluate_predict_roll_up_families_and_manufacturers(dataset: str,
     assert main(["predict", "--checkpoint", str(run / "last.pt"), str(photos[0])]) == 0
     assert re.search(r"family .+ \d+\.\d\d%, manufacturer .+ \d+\.\d\d%", capsys.readouterr().out)
 
-    from fgvc.serve import describe
+    from fgvc.apps.serve import describe
 
     shown = describe(Predictor.from_checkpoint(run / "last.pt"), photos[0])
     assert shown.text.splitlines()[-1].startswith("  family ")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from fgvc.cli import main
-from fgvc.errors import ConfigError
-from fgvc.learning_curve import CurvePoint, curve_study, format_curve
+from fgvc.apps.cli import main
+from fgvc.core.errors import ConfigError
+from fgvc.studies.learning_curve import CurvePoint, curve_study, format_curve
 
 TINY = ["--img-size", "32", "--batch-size", "4", "--workers", "0", "--epochs", "1", "--warmup-epochs", "0",
         "--arch", "efficientnet-b0", "--no-pretrained", "--no-tensorboard"]

@@ -11,14 +11,14 @@ import pytest
 import torch
 from helpers import tiny_config
 
-from fgvc import engine, memory
-from fgvc.checkpoint import load_checkpoint
-from fgvc.cli import main
-from fgvc.config import ARCHS, make_config
-from fgvc.engine import fit
-from fgvc.errors import NotEnoughMemoryError
-from fgvc.loop import format_duration
-from fgvc.runtime import Runtime
+from fgvc.apps.cli import main
+from fgvc.core.config import ARCHS, make_config
+from fgvc.core.errors import NotEnoughMemoryError
+from fgvc.core.runtime import Runtime
+from fgvc.models.checkpoint import load_checkpoint
+from fgvc.training import engine, memory
+from fgvc.training.engine import fit
+from fgvc.training.loop import format_duration
 
 CPU = Runtime(torch.device("cpu"))
 GIB = 2**30

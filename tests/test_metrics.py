@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from fgvc import metrics
-from fgvc.plots import confusion_figure, reliability_figure
+from fgvc.evaluation import metrics
+from fgvc.evaluation.plots import confusion_figure, reliability_figure
 
 # One hand example used throughout: 4 classes A, B, C, D; 9 samples.
 #   true A (3 samples): predicted A, A, C  -> 2/3 correct

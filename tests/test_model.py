@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from fgvc.errors import ConfigError
-from fgvc.model import WeightsError, build_model, cam_target_layer, model_spec
+from fgvc.core.errors import ConfigError
+from fgvc.models.backbones import WeightsError, build_model, cam_target_layer, model_spec
 
 
 @pytest.mark.parametrize("arch", ["efficientnet-b0", "efficientnet-b2", "tv_efficientnet_b0", "tv_efficientnet_b1"])

@@ -15,8 +15,8 @@ from PIL import Image
 from torchvision import transforms
 from torchvision.transforms import InterpolationMode, functional
 
-from fgvc.cli import main
-from fgvc.config import make_config
+from fgvc.apps.cli import main
+from fgvc.core.config import make_config
 from fgvc.data import (
     AFFINE_SCALE,
     AFFINE_TRANSLATE,
@@ -32,8 +32,8 @@ from fgvc.data import (
     prepared_info,
     prepared_short_side,
 )
-from fgvc.model import IMAGENET
-from fgvc.synthetic import BANNER_HEIGHT
+from fgvc.data.synthetic import BANNER_HEIGHT
+from fgvc.models.backbones import IMAGENET
 
 SIZE = 96
 

@@ -19,15 +19,15 @@ from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch.utils.data import DataLoader, TensorDataset
 
-from fgvc.cam_examples import load_split_images
-from fgvc.cam_files import write_overlays
-from fgvc.cli import main
-from fgvc.config import make_config
+from fgvc.apps.cam_examples import load_split_images
+from fgvc.apps.cam_files import write_overlays
+from fgvc.apps.cli import main
+from fgvc.core.config import make_config
+from fgvc.core.runtime import Runtime
 from fgvc.data import FGVC_FOLDER, eval_transform
-from fgvc.gradcam import compute_cam, explain
-from fgvc.model import build_model, model_spec
-from fgvc.predict import Predictor
-from fgvc.runtime import Runtime
+from fgvc.models.backbones import build_model, model_spec
+from fgvc.models.gradcam import compute_cam, explain
+from fgvc.models.predict import Predictor
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -104,9 +104,10 @@ def test_crop_view_loses_the_ends_of_a_wide_photo_and_the_default_does_not() -> 
 @pytest.mark.slow  # a fresh Python process: about 15 s
 def test_inference_does_not_load_the_training_stack(short_run: Path, synthetic_root: Path) -> None:
     image = next((synthetic_root / FGVC_FOLDER / "data" / "images").glob("*.jpg"))
-    script = ("import sys; from fgvc.cli import main; code = main(['predict', '--checkpoint', sys.argv[1], "
-              "sys.argv[2], '--json']); loaded = [m for m in ('matplotlib', 'fgvc.engine', 'fgvc.analysis', "
-              "'fgvc.plots', 'fgvc.gradcam', 'gradio', 'onnxruntime', 'onnx') if m in sys.modules]; "
+    script = ("import sys; from fgvc.apps.cli import main; code = main(['predict', '--checkpoint', sys.argv[1], "
+              "sys.argv[2], '--json']); loaded = [m for m in ('matplotlib', 'fgvc.training.engine', "
+              "'fgvc.evaluation.analysis', "
+              "'fgvc.evaluation.plots', 'fgvc.models.gradcam', 'gradio', 'onnxruntime', 'onnx') if m in sys.modules]; "
               "print('LOADED', loaded); sys.exit(code)")
     result = subprocess.run([sys.executable, "-c", script, str(short_run / "last.pt"), str(image)], cwd=REPO,
                             capture_output=True, text=True, timeout=300)

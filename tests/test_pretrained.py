@@ -16,8 +16,7 @@ from skimage import data
 from torchvision import models
 
 from fgvc.data import Normalization, eval_transform, to_rgb
-from fgvc.engine import fit
-from fgvc.model import (
+from fgvc.models.backbones import (
     IMAGENET,
     LITE_WEIGHTS_PACKAGES,
     WeightsError,
@@ -26,7 +25,8 @@ from fgvc.model import (
     model_spec,
     packaged_weights,
 )
-from fgvc.tracking import read_rows
+from fgvc.runs.tracking import read_rows
+from fgvc.training.engine import fit
 
 LITE = tuple(LITE_WEIGHTS_PACKAGES)
 # skimage.data photo -> the ImageNet classes that name what it shows.

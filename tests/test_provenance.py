@@ -20,12 +20,12 @@ import torch
 from helpers import tiny_config
 
 import fgvc
-from fgvc import provenance
-from fgvc.checkpoint import PROVENANCE_KEY, load_checkpoint, load_trained, save_checkpoint
-from fgvc.compare import compare
 from fgvc.data import build_dataset, build_imagefolder
-from fgvc.evaluation import evaluate_checkpoint
-from fgvc.tracking import EPOCH_FIELDS, keep_epochs_up_to, read_rows
+from fgvc.evaluation.compare import compare
+from fgvc.evaluation.evaluate import evaluate_checkpoint
+from fgvc.models.checkpoint import PROVENANCE_KEY, load_checkpoint, load_trained, save_checkpoint
+from fgvc.runs import provenance
+from fgvc.runs.tracking import EPOCH_FIELDS, keep_epochs_up_to, read_rows
 
 ANNOTATIONS = Path("fgvc-aircraft-2013b") / "data"
 
@@ -128,7 +128,7 @@ def test_library_versions_and_machine(monkeypatch: pytest.MonkeyPatch) -> None:
 def resumed_run(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, dict]:
     """A 3-epoch run on the tiny dataset, stopped after epoch 2 and resumed 2 s later: its folder, its
     provenance.json after the first session, and its checkpoint of epoch 2."""
-    from fgvc.engine import fit
+    from fgvc.training.engine import fit
 
     run = tmp_path_factory.mktemp("runs") / "resumed"
     fit(tiny_config(tiny_root, run, epochs=3, img_size=32, batch_size=6, tensorboard=False), progress=False,

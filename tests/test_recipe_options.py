@@ -11,15 +11,15 @@ import torch
 from helpers import tiny_config
 from PIL import Image
 
-from fgvc.checkpoint import load_checkpoint
-from fgvc.cli import main
-from fgvc.config import make_config
+from fgvc.apps.cli import main
+from fgvc.core.config import make_config
+from fgvc.core.errors import ConfigError
 from fgvc.data import batch_augmentation
-from fgvc.engine import fit
-from fgvc.errors import ConfigError
-from fgvc.model import build_model
-from fgvc.optim import build_optimizer, build_scheduler
-from fgvc.predict import Predictor
+from fgvc.models.backbones import build_model
+from fgvc.models.checkpoint import load_checkpoint
+from fgvc.models.predict import Predictor
+from fgvc.training.engine import fit
+from fgvc.training.optim import build_optimizer, build_scheduler
 
 
 @pytest.mark.parametrize("arch", ["efficientnet-b0", "tv_efficientnet_b0"])

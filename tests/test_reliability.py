@@ -24,22 +24,23 @@ import torch
 from helpers import SMALL, MakeDataset, tiny_config, without_timing
 from PIL import Image
 
-from fgvc import engine, tracking
-from fgvc.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
-from fgvc.cli import main
-from fgvc.config import ConfigError, flag
+from fgvc.apps.cli import main
+from fgvc.core.config import ConfigError, flag
+from fgvc.core.errors import BadImageError, DatasetError, FgvcError, FolderError
 from fgvc.data import FGVC_FOLDER, build_dataset, load_image
-from fgvc.engine import fit
-from fgvc.errors import BadImageError, DatasetError, FgvcError, FolderError
-from fgvc.model import WeightsError, build_model
-from fgvc.predict import Predictor
-from fgvc.tracking import claim_run_dir, new_run_dir, read_rows, release_run_dir
+from fgvc.models.backbones import WeightsError, build_model
+from fgvc.models.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
+from fgvc.models.predict import Predictor
+from fgvc.runs import tracking
+from fgvc.runs.tracking import claim_run_dir, new_run_dir, read_rows, release_run_dir
+from fgvc.training import engine
+from fgvc.training.engine import fit
 
 REPO = Path(__file__).resolve().parents[1]
 # The CLI in a child process, with Ctrl-C raising KeyboardInterrupt even if this process ignores SIGINT.
 CLI = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-       "from fgvc.cli import main; sys.exit(main(sys.argv[1:]))")
-HOLD = ("import sys, time; from fgvc.tracking import claim_run_dir\n"
+       "from fgvc.apps.cli import main; sys.exit(main(sys.argv[1:]))")
+HOLD = ("import sys, time; from fgvc.runs.tracking import claim_run_dir\n"
         "for d in sys.argv[1:]: claim_run_dir(d)\nprint('held', flush=True); time.sleep(600)")
 
 
@@ -181,7 +182,7 @@ def test_ctrl_c_in_jupyter_raises_one_short_keyboard_interrupt(tiny_root: Path, 
                                     f"resume with: fgvc train --resume {run / 'last.pt'}")
     assert interrupt.value.__suppress_context__  # no chain of inner tracebacks
     assert load_checkpoint(run / "last.pt")["epoch"] == 1
-    free = subprocess.run([sys.executable, "-c", "import sys; from fgvc.tracking import claim_run_dir; "
+    free = subprocess.run([sys.executable, "-c", "import sys; from fgvc.runs.tracking import claim_run_dir; "
                            "claim_run_dir(sys.argv[1])", str(run)], cwd=REPO, capture_output=True, text=True)
     assert free.returncode == 0, free.stderr  # the run folder was let go
 
@@ -312,7 +313,7 @@ class RunsCode:
 
 def test_every_torch_load_in_the_package_is_weights_only() -> None:
     calls = 0
-    for source in (REPO / "fgvc").glob("*.py"):
+    for source in (REPO / "fgvc").rglob("*.py"):
         for node in ast.walk(ast.parse(source.read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ("load", "load_state_dict_from_url") \
                     and ast.unparse(node.func).startswith("torch."):

@@ -9,11 +9,11 @@ import pytest
 import torch
 from helpers import SMALL, tiny_config
 
-import fgvc.engine
-import fgvc.runtime
-from fgvc.config import make_config
-from fgvc.engine import fit
-from fgvc.runtime import Runtime, resolve_precision
+import fgvc.core.runtime
+import fgvc.training.engine
+from fgvc.core.config import make_config
+from fgvc.core.runtime import Runtime, resolve_precision
+from fgvc.training.engine import fit
 
 CPU = torch.device("cpu")
 
@@ -21,7 +21,7 @@ CPU = torch.device("cpu")
 @pytest.mark.parametrize("bf16_arithmetic", [True, False])
 def test_auto_trains_in_bf16_only_on_a_cpu_with_bf16_arithmetic(bf16_arithmetic: bool,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fgvc.runtime, "cpu_computes_bf16", lambda: bf16_arithmetic)
+    monkeypatch.setattr(fgvc.core.runtime, "cpu_computes_bf16", lambda: bf16_arithmetic)
     preset = make_config("cpu")  # as the cpu preset trains: the precision this CPU computes fast, channels_last
     training = Runtime.create(preset.device, preset.precision, preset.channels_last, training=True)
     assert training.precision_name == ("bf16" if bf16_arithmetic else "fp32") and training.channels_last
@@ -33,7 +33,7 @@ def test_auto_trains_in_bf16_only_on_a_cpu_with_bf16_arithmetic(bf16_arithmetic:
 @pytest.mark.parametrize("bf16_arithmetic", [True, False])
 def test_bf16_on_a_cpu_that_would_emulate_it_is_named_as_slow(bf16_arithmetic: bool, tiny_root: Path,
                                                               tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fgvc.engine, "cpu_computes_bf16", lambda: bf16_arithmetic)
+    monkeypatch.setattr(fgvc.training.engine, "cpu_computes_bf16", lambda: bf16_arithmetic)
     run_dir = fit(tiny_config(tiny_root, tmp_path / "run", **SMALL, epochs=1, precision="bf16"), progress=False)
     said = (run_dir / "train.log").read_text()
     assert "bf16 precision" in said  # what was asked for is what runs

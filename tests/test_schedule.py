@@ -13,14 +13,15 @@ from pathlib import Path
 import pytest
 from helpers import SMALL, tiny_config
 
-from fgvc import provenance, schedule
-from fgvc.checkpoint import load_checkpoint
-from fgvc.config import PRESETS, make_config
+from fgvc.core.config import PRESETS, make_config
+from fgvc.core.errors import ConfigError
 from fgvc.data.datasets import per_class_subset, training_split
-from fgvc.engine import fit
-from fgvc.errors import ConfigError
-from fgvc.schedule import SCHEDULE_FILE, Pace, choose_schedule, fit_budget, rule_epochs
-from fgvc.tracking import read_rows, run_status
+from fgvc.models.checkpoint import load_checkpoint
+from fgvc.runs import provenance
+from fgvc.runs.tracking import read_rows, run_status
+from fgvc.training import schedule
+from fgvc.training.engine import fit
+from fgvc.training.schedule import SCHEDULE_FILE, Pace, choose_schedule, fit_budget, rule_epochs
 
 
 def rule_config(**overrides: object):

@@ -29,14 +29,14 @@ from PIL import Image
 from readme_checks import README, README_ZH, readme_commands
 from torch import nn
 
-from fgvc import serve
-from fgvc.cli import build_parser, main
-from fgvc.config import PER_CHANNEL_METHODS
+from fgvc.apps import serve
+from fgvc.apps.cli import build_parser, main
+from fgvc.apps.serve import BANNER_NOTE, TOP_CLASS, CamBudget, Shown, build_app, describe, label, launch
+from fgvc.core.config import PER_CHANNEL_METHODS
 from fgvc.data import FGVC_FOLDER
-from fgvc.gradcam import CAM_BATCH, compute_cam
-from fgvc.model import cam_target_layer
-from fgvc.predict import Predictor
-from fgvc.serve import BANNER_NOTE, TOP_CLASS, CamBudget, Shown, build_app, describe, label, launch
+from fgvc.models.backbones import cam_target_layer
+from fgvc.models.gradcam import CAM_BATCH, compute_cam
+from fgvc.models.predict import Predictor
 
 REPO = Path(__file__).resolve().parents[1]
 UPLOAD_MB, CAM_BUDGET = 1, 0.001  # the browser test's server: the example photos fit; no per-channel CAM does

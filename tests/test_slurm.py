@@ -21,12 +21,20 @@ import pytest
 import torch
 from helpers import MakeDataset
 
-from fgvc.checkpoint import load_checkpoint, save_checkpoint
-from fgvc.cli import REQUEUE_EXIT, UNFINISHED_EXIT, main
-from fgvc.config import make_config
-from fgvc.errors import Preempted
-from fgvc.preemption import preemption_signals, uninterrupted
-from fgvc.tracking import STOP_FILE, hold_for_resume, read_rows, record_stop, release_run_dir, start_run, stop_signal
+from fgvc.apps.cli import REQUEUE_EXIT, UNFINISHED_EXIT, main
+from fgvc.core.config import make_config
+from fgvc.core.errors import Preempted
+from fgvc.models.checkpoint import load_checkpoint, save_checkpoint
+from fgvc.runs.tracking import (
+    STOP_FILE,
+    hold_for_resume,
+    read_rows,
+    record_stop,
+    release_run_dir,
+    start_run,
+    stop_signal,
+)
+from fgvc.training.preemption import preemption_signals, uninterrupted
 
 REPO = Path(__file__).resolve().parents[1]
 JOB_SCRIPT = REPO / "slurm" / "train.sbatch"

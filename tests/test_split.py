@@ -15,14 +15,14 @@ from PIL import Image
 from readme_checks import README, README_ZH, readme_commands
 from torchvision import datasets
 
-from fgvc import provenance
-from fgvc.cli import main
-from fgvc.config import make_config
+from fgvc.apps.cli import main
+from fgvc.core.config import make_config
+from fgvc.core.errors import ConfigError, DatasetError, FolderError
 from fgvc.data.checks import check_data
 from fgvc.data.datasets import build_imagefolder, build_split
 from fgvc.data.hierarchy import dataset_hierarchy
 from fgvc.data.split import EXCLUDED, file_sha256, read_exclusions, read_split_file, split_folder
-from fgvc.errors import ConfigError, DatasetError, FolderError
+from fgvc.runs import provenance
 
 FLAT_TRAIN = "fgvc train --preset cpu --dataset imagefolder --data-root ROOT --train-split train --eval-split val"
 CLASSES = ("Spitfire Mk IX", "Bf 109E", "a6m Zero")  # sorted: "Bf 109E", "Spitfire Mk IX", "a6m Zero"

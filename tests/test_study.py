@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import yaml
 
-from fgvc import engine
-from fgvc.cli import main
-from fgvc.compare import compare, compare_over_seeds
-from fgvc.errors import ConfigError
-from fgvc.metrics import mcnemar_exact, paired_over_seeds
-from fgvc.study import read_study, recipe_config, run_study, study_figure
+from fgvc.apps.cli import main
+from fgvc.core.errors import ConfigError
+from fgvc.evaluation.compare import compare, compare_over_seeds
+from fgvc.evaluation.metrics import mcnemar_exact, paired_over_seeds
+from fgvc.studies.study import read_study, recipe_config, run_study, study_figure
+from fgvc.training import engine
 
 BASE = {"preset": "demo", "img_size": 64, "batch_size": 4, "workers": 0, "epochs": 1, "warmup_epochs": 0,
         "arch": "efficientnet-b0", "pretrained": False, "tensorboard": False, "train_split": "trainval",
@@ -105,7 +105,7 @@ def test_a_second_call_trains_and_evaluates_nothing(finished_study: tuple[Path, 
         raise AssertionError("a finished recipe was run again")
 
     monkeypatch.setattr(engine, "fit", refuse)
-    monkeypatch.setattr("fgvc.evaluation.evaluate_checkpoint", refuse)
+    monkeypatch.setattr("fgvc.evaluation.evaluate.evaluate_checkpoint", refuse)
     run_study(study, tiny_root, out)
     assert (out / "study.md").read_text() == before
     assert {p: p.stat().st_mtime_ns for p in out.rglob("predictions.csv")} == stamps
@@ -261,7 +261,7 @@ def test_the_seeds_figure_draws_each_seed_and_their_mean(seeded_study: Path, tin
         raise AssertionError("a finished seed was run again")
 
     monkeypatch.setattr(engine, "fit", refuse)
-    monkeypatch.setattr("fgvc.evaluation.evaluate_checkpoint", refuse)
+    monkeypatch.setattr("fgvc.evaluation.evaluate.evaluate_checkpoint", refuse)
     rows = run_study(seeded_study.parent / "tiny.yaml", tiny_root, seeded_study)
     axes = study_figure([row.runs for row in rows], "seeds").axes[0]
     assert len(axes.lines) == 3 * 3  # each recipe: a line (or marker) per seed and their mean

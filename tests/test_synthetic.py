@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 from torchvision.datasets import FGVCAircraft
 
-from fgvc.errors import ConfigError, FolderError
-from fgvc.synthetic import (
+from fgvc.core.errors import ConfigError, FolderError
+from fgvc.data.synthetic import (
     _CLOUD_RADIUS,
     BANNER_HEIGHT,
     MAX_CLASSES,

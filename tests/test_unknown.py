@@ -15,16 +15,16 @@ import pytest
 import torch
 from helpers import MakeDataset
 
-from fgvc.calibration import CALIBRATION_KEY, auroc, false_positive_rate, keep_threshold, known_scores
-from fgvc.checkpoint import load_checkpoint, save_checkpoint
-from fgvc.cli import main
-from fgvc.config import make_config
+from fgvc.apps.cli import main
+from fgvc.apps.serve import describe
+from fgvc.core.config import make_config
+from fgvc.core.runtime import Runtime
 from fgvc.data import build_split
 from fgvc.data.layout import image_path, read_labels
-from fgvc.model import build_model
-from fgvc.predict import Predictor, expand_images
-from fgvc.runtime import Runtime
-from fgvc.serve import describe
+from fgvc.models.backbones import build_model
+from fgvc.models.calibration import CALIBRATION_KEY, auroc, false_positive_rate, keep_threshold, known_scores
+from fgvc.models.checkpoint import load_checkpoint, save_checkpoint
+from fgvc.models.predict import Predictor, expand_images
 
 
 def test_the_auroc_and_the_false_positive_rate_follow_their_definitions() -> None:

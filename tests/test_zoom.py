@@ -19,16 +19,16 @@ from torch import nn
 from torch.nn import functional
 from torch.utils.data import DataLoader, Dataset
 
-from fgvc.checkpoint import save_checkpoint
-from fgvc.cli import main
-from fgvc.config import make_config
+from fgvc.apps.cli import main
+from fgvc.apps.serve import describe
+from fgvc.core.config import make_config
+from fgvc.core.errors import ConfigError
+from fgvc.core.runtime import Runtime
 from fgvc.data import build_dataset, build_split
-from fgvc.errors import ConfigError
-from fgvc.model import build_model, cam_target_layer
-from fgvc.predict import Predictor, predict_scores
-from fgvc.runtime import Runtime
-from fgvc.serve import describe
-from fgvc.zoom import (
+from fgvc.models.backbones import build_model, cam_target_layer
+from fgvc.models.checkpoint import save_checkpoint
+from fgvc.models.predict import Predictor, predict_scores
+from fgvc.models.zoom import (
     BOX_COLOUR,
     Zoom,
     captured_features,
@@ -323,7 +323,7 @@ def test_the_demo_draws_the_zoomed_box_on_the_photo(checkpoint: Path, tmp_path: 
 
 def test_a_run_with_eval_zoom_looks_twice_unless_told_not_to(tiny_root: Path, tmp_path: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
-    from fgvc.engine import fit
+    from fgvc.training.engine import fit
 
     run = fit(tiny_config(tiny_root, tmp_path / "run", batch_size=4, epochs=1, eval_zoom=True), progress=False)
     final = json.loads((run / "eval-test" / "metrics.json").read_text())

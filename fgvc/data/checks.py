@@ -11,13 +11,13 @@ from torch.utils.data import Dataset
 from torchvision import datasets
 from torchvision.datasets.folder import find_classes
 
-from fgvc.config import FGVC_SPLITS, LEVELS, TrainConfig
+from fgvc.core.config import FGVC_SPLITS, LEVELS, TrainConfig
+from fgvc.core.errors import BadImageError, DatasetError
 from fgvc.data.datasets import image_files, keep_samples
 from fgvc.data.hierarchy import HIERARCHY_FILE, read_hierarchy_csv
 from fgvc.data.images import find_bad_images, load_image
 from fgvc.data.layout import annotation_problems, data_dir, missing_message, prepared_info
 from fgvc.data.split import EXCLUDED, check_listing, find_photos, listed_classes, read_split_file, split_file_of
-from fgvc.errors import BadImageError, DatasetError
 
 log = logging.getLogger("fgvc")
 

@@ -23,13 +23,13 @@ import torch
 from torch.utils.data import Dataset
 from torchvision import datasets
 
-from fgvc.config import TrainConfig
+from fgvc.core.config import TrainConfig
+from fgvc.core.errors import DatasetError
 from fgvc.data.images import load_image
 from fgvc.data.layout import annotation_problems, check_files, image_path, prepared_info, read_classes, read_labels
 from fgvc.data.prepare import download_fgvc
 from fgvc.data.split import file_sha256, read_exclusions, split_file_of, split_samples
 from fgvc.data.transforms import Augment, prepared_short_side
-from fgvc.errors import DatasetError
 
 log = logging.getLogger("fgvc")
 

@@ -7,7 +7,7 @@
 The perceptual hash is ``imagehash``'s dHash of 64 bits (``hash_size=8``: the photo in greyscale at 9 x 8 px,
 one bit per horizontal neighbour pair, brighter or not): it survives resizing, recompression and small colour
 changes, not crops or flips. Two photos are near duplicates when their dHashes differ in at most
-``max_distance`` of the 64 bits; ``NEAR_BITS`` (6, in ``fgvc.config``) is the threshold measured on real web
+``max_distance`` of the 64 bits; ``NEAR_BITS`` (6, in ``fgvc.core.config``) is the threshold measured on real web
 photos (issue 29): within it are re-encoded and resized copies, and some look-alikes (the same aircraft from the
 same spot).
 Byte-identical files (same sha256) are always near duplicates: their dHashes are equal.
@@ -24,9 +24,9 @@ from pathlib import Path
 import imagehash
 import numpy as np
 
-from fgvc.config import NEAR_BITS
+from fgvc.core.config import NEAR_BITS
+from fgvc.core.errors import BadImageError
 from fgvc.data.images import load_image
-from fgvc.errors import BadImageError
 
 HASH_BITS = 64
 _SHRINK_TO = 64  # decode a large JPEG at 1/2 or 1/4 size: the 9 x 8 px dHash cannot tell, and it decodes faster

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from fgvc import metrics
-from fgvc.config import PARENT_LEVELS, TrainConfig
+from fgvc.core.config import PARENT_LEVELS, TrainConfig
+from fgvc.core.errors import DatasetError
 from fgvc.data.layout import read_hierarchy
 from fgvc.data.split import imagefolder_classes
-from fgvc.errors import DatasetError
+from fgvc.evaluation import metrics
 
 Hierarchy = dict[str, tuple[np.ndarray, list[str]]]  # {parent level: (parent index of each class, parent names)}
 HIERARCHY_FILE = "hierarchy.csv"  # beside an imagefolder's class or split folders

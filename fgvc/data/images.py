@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from fgvc.errors import BadImageError
+from fgvc.core.errors import BadImageError
 
 # What PIL raises for a file it cannot decode (missing, truncated, damaged, not an image, too many pixels).
 DECODE_ERRORS = (OSError, ValueError, EOFError, SyntaxError, Image.DecompressionBombError)

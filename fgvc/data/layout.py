@@ -1,6 +1,6 @@
 """FGVC-Aircraft 2013b on disk: its folder and file names, and reading and checking its annotation files.
 
-The one description of the layout: the datasets read it, ``fgvc.synthetic`` writes it and the benchmarks
+The one description of the layout: the datasets read it, ``fgvc.data.synthetic`` writes it and the benchmarks
 look for it through this module.
 
     root/fgvc-aircraft-2013b/data/images/<7-digit id>.jpg
@@ -19,16 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
-from fgvc import metrics
-from fgvc.config import LEVELS
-from fgvc.errors import DatasetError
+from fgvc.core.config import LEVELS
+from fgvc.core.errors import DatasetError
+from fgvc.evaluation import metrics
 
 FGVC_FOLDER = "fgvc-aircraft-2013b"
 FGVC_URL = "https://www.robots.ox.ac.uk/~vgg/data/fgvc-aircraft/archives/fgvc-aircraft-2013b.tar.gz"
 LEVEL_FILES = {"variant": "variants.txt", "family": "families.txt", "manufacturer": "manufacturers.txt"}
 BOX_FILE = "images_box.txt"
 PREPARED_MARKER = "prepared.json"  # beside data/: written by `fgvc prepare`
-SYNTHETIC_MARKER = "synthetic.txt"  # beside data/: written by fgvc.synthetic, with its arguments
+SYNTHETIC_MARKER = "synthetic.txt"  # beside data/: written by fgvc.data.synthetic, with its arguments
 IMAGE_NAME = re.compile(r"\d{7}\.jpg")  # an image file of images/: its 7-digit id, leading zeros kept
 
 
@@ -129,7 +129,7 @@ def is_original_image(path: str | Path) -> bool:
 
 
 def synthetic_info(root: str | Path) -> str | None:
-    """The arguments ``fgvc.synthetic`` recorded for the complete dataset it wrote under ``root``, or None."""
+    """The arguments ``fgvc.data.synthetic`` recorded for the complete dataset it wrote under ``root``, or None."""
     marker, classes = Path(root) / FGVC_FOLDER / SYNTHETIC_MARKER, data_dir(root) / LEVEL_FILES["variant"]
     return marker.read_text() if marker.is_file() and classes.is_file() else None
 

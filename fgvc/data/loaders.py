@@ -13,15 +13,15 @@ from dataclasses import dataclass, field
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from fgvc.config import TrainConfig
+from fgvc.core.config import TrainConfig
+from fgvc.core.distributed import SINGLE, Dist, ShardSampler
+from fgvc.core.errors import BadImageError, DatasetError
 from fgvc.data.checks import drop_bad_images
 from fgvc.data.datasets import augmented, build_split, training_split
 from fgvc.data.hierarchy import Hierarchy, dataset_hierarchy
 from fgvc.data.layout import prepared_info
 from fgvc.data.normalization import Normalization
 from fgvc.data.transforms import eval_transform
-from fgvc.distributed import SINGLE, Dist, ShardSampler
-from fgvc.errors import BadImageError, DatasetError
 
 log = logging.getLogger("fgvc")
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from torchvision import datasets
 
+from fgvc.core.errors import DatasetError
 from fgvc.data.images import fit_short_side, load_image
 from fgvc.data.layout import FGVC_FOLDER, FGVC_URL, PREPARED_MARKER, data_dir, missing_message, prepared_info
 from fgvc.data.transforms import prepared_short_side
-from fgvc.errors import DatasetError
 
 DOWNLOAD_TIMEOUT_S = 20.0
 

@@ -21,10 +21,10 @@ from PIL import Image
 from torchvision import transforms
 from torchvision.transforms import v2
 
-from fgvc.config import EVAL_VIEWS, TrainConfig
+from fgvc.core.config import EVAL_VIEWS, TrainConfig
+from fgvc.core.errors import ConfigError
 from fgvc.data.images import fit_short_side
 from fgvc.data.normalization import Normalization
-from fgvc.errors import ConfigError
 
 # The random affine's fixed ranges; its rotation (and half of it as shear) comes from the config.
 AFFINE_TRANSLATE = (0.05, 0.05)  # largest shift, as a fraction of the width and of the height

@@ -5,7 +5,7 @@
     python studies/results/calibration-warbirds20/measure.py figure NAME      # source/reliability-warbirds20.png
 
 ``calibration``: copies CHECKPOINT to logs/calibration-warbirds20/NAME/last.pt (the studies' own files stay as they
-are), fits its temperature on val with ``fgvc.evaluation.calibrate_checkpoint`` (what ``fgvc calibrate`` runs), then
+are), fits its temperature on val with ``fgvc.evaluation.evaluate.calibrate_checkpoint`` (what ``fgvc calibrate`` runs), then
 reads test once and writes NAME[-zoom][-raw].json here: top-1, ECE and Brier (95 % bootstrap intervals) before and
 after, the paired ECE difference, and a CSV of each test photo's top-1 probability before and after.
 
@@ -27,12 +27,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fgvc import calibration, metrics
-from fgvc.config import UNKNOWN_SCORES
+from fgvc.evaluation import metrics
+from fgvc.models import calibration
+from fgvc.core.config import UNKNOWN_SCORES
 from fgvc.data.datasets import build_split, keep_samples, per_class_subset
 from fgvc.data.images import load_image
-from fgvc.evaluation import calibrate_checkpoint
-from fgvc.predict import Outputs, Predictor
+from fgvc.evaluation.evaluate import calibrate_checkpoint
+from fgvc.models.predict import Outputs, Predictor
 
 HERE = Path(__file__).resolve().parent
 WORK = Path("logs/calibration-warbirds20")
@@ -145,9 +146,9 @@ def measure_unknown(name: str, checkpoint: str, unseen: str, scores: tuple[str, 
 
 
 def reliability_figure(name: str, out: Path = Path("source/reliability-warbirds20.png")) -> Path:
-    """Before and after side by side: ``fgvc.plots.reliability_figure`` (what ``fgvc evaluate`` draws) of the test
+    """Before and after side by side: ``fgvc.evaluation.plots.reliability_figure`` (what ``fgvc evaluate`` draws) of the test
     predictions recorded in NAME-test.csv."""
-    from fgvc import plots
+    from fgvc.evaluation import plots
 
     with (HERE / f"{name}-test.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))

@@ -1,0 +1,164 @@
+"""The full analysis of a set of predictions: metrics with intervals, per-class accuracy, confusions.
+
+    analysis = analyse(scores, targets, classes, hierarchy, out="logs/<run>/eval-test")
+    print(format_report(analysis.report)); print(format_worst(analysis.report))
+
+Used by ``fit`` once at the end of training and by ``fgvc evaluate`` on demand.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fgvc.core.errors import FgvcError
+from fgvc.data.hierarchy import hierarchy_names
+from fgvc.evaluation import metrics, plots
+
+
+@dataclass
+class Analysis:
+    """A full evaluation: the JSON report, the confusion matrix and what labels it."""
+
+    report: dict[str, Any]
+    confusion: np.ndarray  # (C, C), rows = true class
+    classes: list[str]
+    group_of: list[str] | None  # the family of each class, when the dataset has one
+
+
+def analyse(scores: np.ndarray, targets: np.ndarray, classes: list[str],
+            hierarchy: dict[str, tuple[np.ndarray, list[str]]] | None, out: str | Path, seed: int = 0,
+            extra: dict[str, Any] | None = None, files: list[str] | None = None,
+            columns: dict[str, list[Any]] | None = None) -> Analysis:
+    """Every metric of ``scores`` against ``targets``, written to ``out``.
+
+    ``scores`` are softmax probabilities. Files: ``metrics.json`` (everything), ``per_class.csv`` (worst first),
+    ``confusion.csv``, ``confusions.csv`` (most-confused pairs), ``confusion.png`` (grouped by family),
+    ``reliability.png`` (the reliability diagram of the top-1 probability) and, given the image ``files`` in
+    score order, ``predictions.csv`` (``_prediction_rows``: each image's top 5, then the per-image ``columns``).
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {**(extra or {}), **metrics.summarize(scores, targets, classes, hierarchy, seed=seed)}
+    confusion = metrics.confusion_matrix(scores.argmax(axis=1), targets, len(classes))
+    group_of = hierarchy_names(hierarchy)["family"] if hierarchy and "family" in hierarchy else None
+    report["family_of"] = group_of
+    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    _write_csv(out / "per_class.csv", ["class", "accuracy", "support"], report["per_class"])
+    _write_csv(out / "confusions.csv", ["true", "predicted", "count", "share"], report["confusions"])
+    with (out / "confusion.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["true \\ predicted", *classes])
+        writer.writerows([name, *row] for name, row in zip(classes, confusion.tolist()))
+    if files is not None:
+        fields, rows = _prediction_rows(scores, targets, classes, files, hierarchy or {})
+        for name, values in (columns or {}).items():
+            fields.append(name)
+            for row, value in zip(rows, values, strict=True):
+                row[name] = value
+        _write_csv(out / "predictions.csv", fields, rows)
+    plots.confusion_figure(confusion, classes, group_of).savefig(out / "confusion.png", dpi=110)
+    plots.reliability_figure(report["reliability_bins"], report["ece"]).savefig(out / "reliability.png", dpi=110)
+    return Analysis(report, confusion, classes, group_of)
+
+
+def _prediction_rows(scores: np.ndarray, targets: np.ndarray, classes: list[str], files: list[str],
+                     hierarchy: dict[str, tuple[np.ndarray, list[str]]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """The fields and rows of ``predictions.csv``: per image its ``id`` (the file name without extension, leading
+    zeros kept), ``file``, ``true`` class, then the top 5 classes (fewer when there are fewer classes) with their
+    probabilities, best first: ``predicted``, ``probability``, ``predicted_2``, ``probability_2``, ...; then per
+    level of ``hierarchy`` the likeliest parent by summed probability (``metrics.parent_scores``) and that sum:
+    ``top_family``, ``top_family_probability``, ``top_manufacturer``, ``top_manufacturer_probability``."""
+    top = metrics.top_classes(scores, 5)
+    columns = [("predicted", "probability")]
+    columns += [(f"predicted_{rank}", f"probability_{rank}") for rank in range(2, top.shape[1] + 1)]
+    summed = {level: (metrics.parent_scores(scores, parent_of, len(names)), names)
+              for level, (parent_of, names) in hierarchy.items()}
+    fields = ["id", "file", "true", *[name for pair in columns for name in pair],
+              *[name for level in summed for name in (f"top_{level}", f"top_{level}_probability")]]
+    rows = []
+    for index, (file, target, row_scores, row_top) in enumerate(zip(files, targets, scores, top, strict=True)):
+        row = {"id": Path(file).stem, "file": file, "true": classes[target]}
+        for (class_field, probability_field), c in zip(columns, row_top, strict=True):
+            row[class_field], row[probability_field] = classes[c], f"{row_scores[c]:.6f}"
+        for level, (parent_scores, names) in summed.items():
+            best = int(parent_scores[index].argmax())
+            row[f"top_{level}"], row[f"top_{level}_probability"] = names[best], f"{parent_scores[index, best]:.6f}"
+        rows.append(row)
+    return fields, rows
+
+
+def _write_csv(path: Path, fields: list[str], rows: list[dict[str, Any]]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """A few human-readable lines: the headline metrics with their 95 % intervals, and the hierarchy."""
+    weights = " (EMA weights)" if report.get("weights") == "ema" else ""
+    lines = [f"{report['split']} split, {report['num_samples']} images{weights}"]
+    for key, name in (("top1", "top-1"), ("top5", "top-5"), ("mean_class_acc", "mean per-class")):
+        low, high = report[f"{key}_ci"]
+        lines.append(f"  {name:<16} {100 * report[key]:6.2f}%  (95% CI {100 * low:.2f}-{100 * high:.2f}%)")
+    if "ece" in report:  # absent from reports written before calibration was measured
+        low, high = report["ece_ci"]
+        lines.append(f"  {'ECE':<16} {100 * report['ece']:6.2f}%  (95% CI {100 * low:.2f}-{100 * high:.2f}%; "
+                     f"0 = calibrated)")
+        low, high = report["brier_ci"]
+        lines.append(f"  {'Brier score':<16} {report['brier']:7.4f}  (95% CI {low:.4f}-{high:.4f}; lower is better)")
+    for level in ("family", "manufacturer"):
+        if f"{level}_top1" in report:
+            within = report[f"{level}_errors_within"]
+            share = "no errors" if within is None else f"{100 * within:.1f}% of variant errors stay in the {level}"
+            summed = report.get(f"{level}_top1_summed")  # absent from reports written before it existed
+            share = share if summed is None else f"{100 * summed:.2f}% by summed probability; {share}"
+            lines.append(f"  {level + ' top-1':<16} {100 * report[f'{level}_top1']:6.2f}%  ({share})")
+    return "\n".join(lines)
+
+
+def format_worst(report: dict[str, Any], count: int = 10) -> str:
+    """The ``count`` classes with the lowest accuracy."""
+    lines = [f"worst {count} classes:"]
+    for row in [r for r in report["per_class"] if r["accuracy"] is not None][:count]:
+        lines.append(f"  {100 * row['accuracy']:6.1f}%  {row['class']}  ({row['support']} images)")
+    return "\n".join(lines)
+
+
+def format_confusions(report: dict[str, Any], count: int = 10) -> str:
+    """The ``count`` most-confused (true, predicted) pairs."""
+    lines = ["most-confused pairs (true -> predicted):"]
+    for row in report["confusions"][:count]:
+        lines.append(f"  {row['count']:4d} x  {row['true']} -> {row['predicted']}  "
+                     f"({100 * row['share']:.0f}% of {row['true']})")
+    return "\n".join(lines)
+
+
+def read_report(folder: str | Path) -> dict[str, Any]:
+    """The ``metrics.json`` that ``analyse`` wrote into ``folder``."""
+    path = Path(folder) / "metrics.json"
+    if not path.is_file():
+        raise FgvcError(f"{path} not found: expected the eval-<split>/ folder of a finished run, or run "
+                                f"`fgvc evaluate --checkpoint <run>/last.pt --split <split>` first")
+    return json.loads(path.read_text())
+
+
+def read_confusion(folder: str | Path) -> tuple[np.ndarray, list[str], list[str] | None]:
+    """The confusion matrix, class names and family of each class that ``analyse`` wrote into ``folder``:
+    the arguments of ``plots.confusion_figure``."""
+    path = Path(folder) / "confusion.csv"
+    if not path.is_file():
+        raise FgvcError(f"{path} not found: expected an evaluation folder as fgvc evaluate writes it (metrics.json, "
+                        f"predictions.csv and confusion.csv, which gives the class order)")
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+    classes = rows[0][1:]
+    confusion = np.array([[int(v) for v in row[1:]] for row in rows[1:]], dtype=np.int64)
+    group_of = read_report(folder).get("family_of")
+    return confusion, classes, group_of

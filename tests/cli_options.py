@@ -1,0 +1,19 @@
+"""Every option of every `fgvc` subcommand (flags, dest, default, choices, nargs, help) as JSON: run it in two trees
+and diff the outputs to show that a change keeps the command line (PYTHONPATH=OLD_TREE python tests/cli_options.py)."""
+import argparse, json, sys
+try:
+    from fgvc.apps.cli import build_parser
+except ImportError:
+    from fgvc.cli import build_parser
+
+def describe(parser):
+    out = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            out["subcommands"] = {name: describe(sub) for name, sub in action.choices.items()}
+        elif not isinstance(action, argparse._HelpAction):
+            out[",".join(action.option_strings) or action.dest] = {
+                "dest": action.dest, "default": repr(action.default), "choices": repr(action.choices),
+                "nargs": repr(action.nargs), "required": action.required, "help": action.help, "type": repr(getattr(action.type, "__name__", action.type))}
+    return out
+json.dump(describe(build_parser()), sys.stdout, indent=1, sort_keys=True)
