@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from helpers import MakeDataset
 from PIL import Image, ImageEnhance
-from readme_checks import README, README_ZH, readme_commands
+from readme_checks import documented_commands
 from skimage import data
 
 from fgvc.apps import audit as audit_module
@@ -85,11 +85,11 @@ class Audited:
 
 @pytest.fixture(scope="module")
 def audited(tmp_path_factory: pytest.TempPathFactory) -> Audited:
-    """The planted folder audited once by the README's command (ROOT and the output folder put in)."""
+    """The planted folder audited once by the documented command (ROOT and the output folder put in)."""
     root, out = tmp_path_factory.mktemp("photos"), tmp_path_factory.mktemp("audit") / "audit"
     write_photos(root)
     before = folder_digest(root)
-    command = next(c for c in readme_commands() if c.startswith("fgvc audit "))
+    command = next(c for c in documented_commands() if c.startswith("fgvc audit "))
     name, *flags = command.split()[1:]
     assert main([name, *(str(root) if arg == "ROOT" else str(out) if arg == "audit" else arg for arg in flags),
                  "--device", "cpu"]) == 0
@@ -212,7 +212,6 @@ def test_a_flat_folder_without_a_split_file_is_sent_to_fgvc_split(tmp_path: Path
         run_audit(tmp_path, "imagefolder", tmp_path / "audit")
 
 
-def test_both_readmes_give_the_audit_command() -> None:
+def test_the_docs_give_the_audit_command() -> None:
     assert any(c.startswith("fgvc audit --dataset imagefolder --data-root ROOT --out audit")
-               for c in readme_commands(README_ZH.read_text()))
-    assert any(c.startswith("fgvc audit ") for c in readme_commands(README.read_text()))
+               for c in documented_commands())

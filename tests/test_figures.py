@@ -1,4 +1,5 @@
-"""`fgvc figures`: from a run folder it writes each README figure that `make figures` regenerates, and the cover."""
+"""`fgvc figures`: from a run folder it writes each figure of the README and docs/ that `make figures` regenerates,
+and the cover."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from readme_checks import README, local_images
+from readme_checks import english_documentation, shown_images
 
 from fgvc.apps.cli import main
 
@@ -20,7 +21,7 @@ def test_figures_writes_every_readme_figure_of_a_run_and_the_cover(short_run: Pa
     out, cover = tmp_path / "source", tmp_path / "cover.jpg"
     assert main(["figures", "--run", str(short_run), "--out", str(out), "--cover", str(cover)]) == 0
     written = sorted(p.name for p in out.iterdir())
-    shown = {Path(p).name for p in local_images(README.read_text()) if p.startswith("source/")}
+    shown = {Path(p).name for p in shown_images(english_documentation()) if p.startswith("source/")}
     assert written == sorted(shown - NOT_FROM_A_RUN)
     printed = capsys.readouterr().out
     for path in [*out.iterdir(), cover]:

@@ -1,5 +1,7 @@
-"""The Chinese README (README.zh-CN.md) is kept true like the English one, with readme_checks.py's helpers:
-its commands parse, its figures and links exist, and its results cannot disagree with the English README's.
+"""The Chinese README (README.zh-CN.md) is a full translation of the English README.md: the two link to each other
+at the top, and the Chinese one gives the same commands, shows every figure of the English one, and its results
+cannot disagree with the English README's. (Its commands, links and figures are checked with every other file of
+the documentation in ``test_readme.py``; the docs pages stay English.)
 
 "Results" are the Markdown table rows under a results heading: a heading whose text starts with ``Results``
 (English) or ``结果`` (Chinese), down to the next heading of the same or a higher level (its sub-headings
@@ -11,18 +13,7 @@ from __future__ import annotations
 
 import re
 
-import pytest
-from readme_checks import (
-    README,
-    README_ZH,
-    command_problems,
-    efficientnet_table,
-    link_problems,
-    local_images,
-    local_links,
-    readme_commands,
-    subparsers,
-)
+from readme_checks import README, README_ZH, commands_in, local_images
 
 RESULTS_HEADING = re.compile(r"^(#{1,6})\s+(?:Results|结果)", re.M)
 NUMBER = re.compile(r"(?<![A-Za-z0-9.,])\d+(?:,\d{3}(?!\d))*(?:\.\d+)?")
@@ -60,30 +51,6 @@ def results_problems(zh: str, en: str) -> list[str]:
 
 ZH = README_ZH.read_text()
 EN = README.read_text()
-COMMANDS = readme_commands(ZH)
-
-
-def test_the_chinese_readme_shows_every_subcommand() -> None:
-    assert len(COMMANDS) >= 15
-    assert {c.split()[1] for c in COMMANDS} == set(subparsers())
-
-
-@pytest.mark.parametrize("command", COMMANDS)
-def test_chinese_readme_command_is_accepted_by_the_parser(command: str) -> None:
-    assert not command_problems(command)
-
-
-def test_a_flag_that_does_not_exist_is_caught() -> None:
-    """The check above can fail: the Chinese README with its first flag misspelt everywhere, a value outside a
-    flag's choices, and a subcommand that does not exist."""
-    flag = next(token for command in COMMANDS for token in command.split() if token.startswith("--"))
-    bad = (re.sub(rf"{flag}(?![\w-])", flag + "x", ZH).replace("--preset b4", "--preset b5", 1)
-           .replace("fgvc serve", "fgvc server", 1))
-    assert flag + "x" in bad and "--preset b5" in bad and "fgvc server" in bad
-    problems = [p for command in readme_commands(bad) for p in command_problems(command)]
-    assert any(f"{flag}x is not a flag of fgvc" in p for p in problems), problems
-    assert any("b5 for --preset" in p for p in problems), problems
-    assert any("server is not a subcommand" in p for p in problems), problems
 
 
 def test_the_two_readmes_link_to_each_other_at_the_top() -> None:
@@ -91,16 +58,17 @@ def test_the_two_readmes_link_to_each_other_at_the_top() -> None:
     assert "[English](README.md)" in ZH.split("\n#", 1)[0]
 
 
-def test_the_chinese_readme_figures_and_links_exist() -> None:
-    assert not link_problems(ZH, README_ZH)
-    assert any(link.startswith("README.md#") for link in local_links(ZH))
+def test_the_chinese_readme_has_the_english_readmes_sections() -> None:
+    def levels(text: str) -> list[int]:
+        text = re.sub(r"```.*?```", "", text, flags=re.S)
+        return [len(hashes) for hashes in re.findall(r"^(#{1,6}) ", text, re.M)]
+
+    assert levels(ZH) == levels(EN)
 
 
-def test_a_missing_figure_or_section_is_caught() -> None:
-    bad = ZH.replace("source/scaling.png", "source/scaling.svg").replace("README.md#speed", "README.md#sped")
-    problems = link_problems(bad, README_ZH)
-    assert any("source/scaling.svg does not exist" in p for p in problems), problems
-    assert any("no heading #sped in README.md" in p for p in problems), problems
+def test_the_chinese_readme_gives_the_english_readmes_commands() -> None:
+    assert commands_in(EN) and sorted(commands_in(ZH)) == sorted(commands_in(EN))
+    assert re.findall(r"^make \S+", ZH, re.M) == re.findall(r"^make \S+", EN, re.M)
 
 
 def test_the_chinese_readme_shows_every_figure_of_the_english_one() -> None:
@@ -124,13 +92,3 @@ def test_a_differing_result_is_caught() -> None:
     zh_section = "\n## 结果：真实照片\n\n| 模型 | top-1 |\n| --- | --- |\n| B4 | 87.3 % |\n"
     assert not results_problems(ZH + zh_section, EN + new_section)
     assert not results_problems(ZH + "\n## 其他\n\n| a |\n| --- |\n| 12.5 % |\n", EN)
-
-
-def test_the_chinese_efficientnet_table_is_efficientnet_pytorchs() -> None:
-    from efficientnet_pytorch.utils import efficientnet_params
-
-    table = efficientnet_table(ZH)
-    assert sorted(table) == [f"B{i}" for i in range(8)]
-    for name, row in table.items():
-        assert row == efficientnet_params(f"efficientnet-{name.lower()}"), name
-    assert table == efficientnet_table(EN)

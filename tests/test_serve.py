@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from helpers import PRINTED, agree, ranked, read_printout
 from PIL import Image
-from readme_checks import README, README_ZH, readme_commands
+from readme_checks import documented_commands
 from torch import nn
 
 from fgvc.apps import serve
@@ -75,7 +75,7 @@ def cli_predict(checkpoint: Path, files: list[Path], crop_banner: bool, capsys: 
 
 @pytest.fixture(scope="module")
 def checkpoint(request: pytest.FixtureRequest) -> Path:
-    """The tiny trained run's checkpoint, or the one FGVC_SERVE_CHECKPOINT names (for the README's screenshot)."""
+    """The tiny trained run's checkpoint, or the one FGVC_SERVE_CHECKPOINT names (for the docs' screenshot)."""
     if os.environ.get("FGVC_SERVE_CHECKPOINT"):
         return Path(os.environ["FGVC_SERVE_CHECKPOINT"]).resolve()
     return request.getfixturevalue("short_run") / "last.pt"
@@ -252,11 +252,10 @@ def wait_for(condition: Callable[[], bool], what: str) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("readme", [README, README_ZH], ids=["en", "zh"])
-def test_the_readmes_show_the_demos_limits_with_their_defaults(readme: Path) -> None:
+def test_the_docs_show_the_demos_limits_with_their_defaults() -> None:
     limits = ("max_upload_mb", "cam_budget", "queue_size")
     flags = [f"--{limit.replace('_', '-')}" for limit in limits]
-    [command] = [c for c in readme_commands(readme.read_text()) if c.startswith("fgvc serve ") and
+    [command] = [c for c in documented_commands() if c.startswith("fgvc serve ") and
                  "[" not in c and all(flag in c.split() for flag in flags)]
     shown = build_parser().parse_args(command.split()[1:])
     defaults = build_parser().parse_args(["serve", "--checkpoint", "x"])

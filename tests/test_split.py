@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from readme_checks import README, README_ZH, readme_commands
+from readme_checks import documented_commands
 from torchvision import datasets
 
 from fgvc.apps.cli import main
@@ -208,12 +208,11 @@ def test_the_fingerprint_follows_the_split_file_and_the_exclusion_list(tmp_path:
     assert excluded["images"] == moved["images"] - 1 and "exclude_sha256" in excluded
 
 
-def test_the_readmes_flat_folder_commands_split_and_train(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The two READMEs' "Your own data" commands, run as written on a flat folder (the training line shrunk to a
+def test_the_docs_flat_folder_commands_split_and_train(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The documented "Your own data" commands, run as written on a flat folder (the training line shrunk to a
     tiny run by flags added after it)."""
     split, train = "fgvc split ROOT", FLAT_TRAIN
-    for readme in (README, README_ZH):
-        assert {split, train} <= set(readme_commands(readme.read_text())), readme.name
+    assert {split, train} <= set(documented_commands())
     root = flat_folder(tmp_path / "photos", {"Spitfire Mk IX": 12, "Bf 109E": 12})
     assert main(split.replace("ROOT", str(root)).split()[1:]) == 0
     assert "test 4, train 16, val 4; 0 duplicate group(s)" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""The measurements behind the README's "How sure is it?" on warbirds20 (run from the repository root).
+"""The measurements behind docs/calibration.md ("How sure is it?") on warbirds20 (run from the repository root).
 
     python studies/results/calibration-warbirds20/measure.py calibration NAME CHECKPOINT [--zoom] [--weights raw|ema]
     python studies/results/calibration-warbirds20/measure.py unknown NAME CHECKPOINT --unseen DIR
