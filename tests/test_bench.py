@@ -24,7 +24,8 @@ def test_a_benchmark_prints_its_table_against_a_same_run_baseline(benchmark: str
     assert "cores" in printed and out.read_text().strip() == printed.strip()
 
 
-@pytest.mark.parametrize("script", ["fgvc/apps/benchmarks/gpu.sh", "fgvc/apps/benchmarks/gpu_ddp.sh", "slurm/train.sbatch"])
+@pytest.mark.parametrize("script", ["fgvc/apps/benchmarks/gpu.sh", "fgvc/apps/benchmarks/gpu_ddp.sh",
+                                    "slurm/train.sbatch"])
 def test_the_shell_scripts_parse(script: str) -> None:
     """The GPU benchmarks and the job script run where no test here can run them (GPUs, SLURM): bash must at
     least read them whole."""

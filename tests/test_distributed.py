@@ -202,8 +202,8 @@ def test_accumulating_k_batches_of_b_is_one_step_of_k_times_b() -> None:
 @pytest.mark.slow
 def test_the_ddp_benchmark_runs_and_reports_its_scaling(monkeypatch: pytest.MonkeyPatch,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    """fgvc/apps/benchmarks/gpu_ddp.sh's Python part on 2 CPU processes: it runs and reports (the figures themselves belong
-    to BENCHMARKS.md, measured on GPUs, never asserted here)."""
+    """fgvc/apps/benchmarks/gpu_ddp.sh's Python part on 2 CPU processes: it runs and reports (the figures
+    themselves belong to BENCHMARKS.md, measured on GPUs, never asserted here)."""
     small = ["--device", "cpu", "--arch", "efficientnet-b0", "--img-size", "64", "--batch-size", "4", "--steps",
              "2", "--warmup", "1"]
     lines = []

@@ -30,7 +30,7 @@ from fgvc.models.calibration import Calibration
 from fgvc.models.checkpoint import Trained, load_trained
 
 INPUT, OUTPUT = "images", "logits"
-FGVC_KEYS = ("fgvc.core.config", "fgvc.classes", "fgvc.hierarchy")
+FGVC_KEYS = ("fgvc.config", "fgvc.classes", "fgvc.hierarchy")
 
 
 def onnx_calibrations(trained: Trained) -> dict[str, dict[str, Any]]:
@@ -49,9 +49,9 @@ def onnx_calibrations(trained: Trained) -> dict[str, dict[str, Any]]:
 def onnx_metadata(trained: Trained) -> dict[str, str]:
     """The metadata an exported file carries (every value a string, as ONNX stores them)."""
     cfg, norm = trained.cfg, model_spec(trained.cfg.arch).norm
-    return {"fgvc.core.config": json.dumps(cfg.to_dict()), "fgvc.classes": json.dumps(trained.classes),
+    return {"fgvc.config": json.dumps(cfg.to_dict()), "fgvc.classes": json.dumps(trained.classes),
             "fgvc.hierarchy": json.dumps(trained.hierarchy), "fgvc.weights": trained.weights,
-            "fgvc.models.calibration": json.dumps(onnx_calibrations(trained)),
+            "fgvc.calibration": json.dumps(onnx_calibrations(trained)),
             "img_size": str(cfg.eval_size), "mean": json.dumps(norm.mean), "std": json.dumps(norm.std),
             "interpolation": norm.interpolation.value, "eval_view": cfg.eval_view,
             "input": f"{INPUT}: float32 (batch, 3, height, width), RGB scaled to [0, 1], then (x - mean) / std",
@@ -110,8 +110,8 @@ def load_onnx(path: str | Path) -> Trained:
     missing = [key for key in FGVC_KEYS if key not in model.metadata]
     if missing:
         raise CheckpointError(f"{path} lacks the metadata {missing}: expected a file written by `fgvc export`")
-    calibrations = json.loads(model.metadata.get("fgvc.models.calibration", "{}"))  # absent from older exports
-    return Trained(model.eval(), TrainConfig.from_dict(json.loads(model.metadata["fgvc.core.config"])),
+    calibrations = json.loads(model.metadata.get("fgvc.calibration", "{}"))  # absent from older exports
+    return Trained(model.eval(), TrainConfig.from_dict(json.loads(model.metadata["fgvc.config"])),
                    json.loads(model.metadata["fgvc.classes"]), json.loads(model.metadata["fgvc.hierarchy"]),
                    model.metadata.get("fgvc.weights", "raw"),
                    calibrations={name: Calibration.from_record(record) for name, record in calibrations.items()})
