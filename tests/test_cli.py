@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from fgvc.apps.cli import _config_overrides, build_parser, main
+from fgvc.apps.cli import build_parser, main
+from fgvc.apps.cli.flags import config_overrides
 from fgvc.core.config import TrainConfig, flag, make_config
 from fgvc.data import FGVC_FOLDER
 from fgvc.runs.tracking import read_rows
@@ -106,7 +107,7 @@ def test_config_file_sets_fields_and_flags_override_it(tmp_path: Path, capsys: p
     yaml_file = tmp_path / "my.yaml"
     yaml_file.write_text("preset: demo\nimg_size: 96\nmin_crop_scale: 0.6\nmomentum: 0.8\n")
     args = build_parser().parse_args(["train", "--config", str(yaml_file), "--img-size", "64"])
-    cfg = make_config(args.preset, args.config, **_config_overrides(args))  # what `fgvc train` runs
+    cfg = make_config(args.preset, args.config, **config_overrides(args))  # what `fgvc train` runs
     assert (cfg.preset, cfg.img_size, cfg.min_crop_scale, cfg.momentum) == ("demo", 64, 0.6, 0.8)
     assert cfg.lr == make_config("demo").lr  # untouched fields keep the preset's value
     json_file = tmp_path / "config.json"  # the format every run folder holds

@@ -21,7 +21,8 @@ import pytest
 import torch
 from helpers import MakeDataset
 
-from fgvc.apps.cli import REQUEUE_EXIT, UNFINISHED_EXIT, main
+from fgvc.apps.cli import main
+from fgvc.apps.cli.train_commands import REQUEUE_EXIT, UNFINISHED_EXIT
 from fgvc.core.config import make_config
 from fgvc.core.errors import Preempted
 from fgvc.models.checkpoint import load_checkpoint, save_checkpoint
