@@ -15,7 +15,9 @@ from fgvc.apps.cli import main
 from fgvc.core.errors import ConfigError
 from fgvc.evaluation.compare import compare, compare_over_seeds
 from fgvc.evaluation.metrics import mcnemar_exact, paired_over_seeds
-from fgvc.studies.study import read_study, recipe_config, run_study, study_figure
+from fgvc.studies.study import run_study
+from fgvc.studies.study_file import read_study, recipe_config
+from fgvc.studies.study_report import study_figure
 from fgvc.training import engine
 
 BASE = {"preset": "demo", "img_size": 64, "batch_size": 4, "workers": 0, "epochs": 1, "warmup_epochs": 0,

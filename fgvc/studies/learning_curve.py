@@ -24,7 +24,8 @@ import yaml
 from matplotlib.figure import Figure
 
 from fgvc.core.errors import ConfigError
-from fgvc.studies.study import run_study, seed_folder
+from fgvc.studies.study import run_study
+from fgvc.studies.study_file import seed_folder
 
 CURVE_STUDY = "curve.yaml"
 WHOLE = "all"  # the recipe that trains on the whole training split
