@@ -18,8 +18,10 @@ from PIL import Image, ImageEnhance
 from readme_checks import documented_commands
 from skimage import data
 
-from fgvc.apps import audit as audit_module
-from fgvc.apps.audit import Audit, run_audit, split_order
+from fgvc.apps import audit_embeddings
+from fgvc.apps.audit import Audit, run_audit
+from fgvc.apps.audit_copies import Pair
+from fgvc.apps.audit_photos import split_order
 from fgvc.apps.cli import main
 from fgvc.core.config import SPLIT_FILE
 from fgvc.core.errors import DatasetError
@@ -96,7 +98,7 @@ def audited(tmp_path_factory: pytest.TempPathFactory) -> Audited:
     return Audited(root, out, run_audit(root, "imagefolder", out, device="cpu"), before)
 
 
-def named_pairs(audited: Audited) -> dict[tuple[str, str], audit_module.Pair]:
+def named_pairs(audited: Audited) -> dict[tuple[str, str], Pair]:
     """The audit's pairs by (kept photo, listed photo) names."""
     photos = audited.audit.photos
     return {(photos[p.keep].name, photos[p.drop].name): p for p in audited.audit.pairs}
@@ -176,7 +178,7 @@ def test_a_second_audit_reads_the_embeddings_from_the_cache(audited: Audited, mo
     def refuse(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("the backbone ran again")
 
-    monkeypatch.setattr(audit_module, "compute_embeddings", refuse)
+    monkeypatch.setattr(audit_embeddings, "compute_embeddings", refuse)
     again = run_audit(audited.root, "imagefolder", audited.out, device="cpu")
     assert [(p.keep, p.drop, p.kind) for p in again.pairs] == [(p.keep, p.drop, p.kind) for p in audited.audit.pairs]
 

@@ -16,7 +16,10 @@ from pathlib import Path
 
 from PIL import Image
 
-from fgvc.apps.audit import Audit, Pair, Photo, doubt_reason, evidence, exclusions, strongest_first
+from fgvc.apps.audit import Audit
+from fgvc.apps.audit_copies import Pair, evidence, strongest_first
+from fgvc.apps.audit_labels import Doubt
+from fgvc.apps.audit_photos import Photo
 
 THUMB_PX = 160  # the long side of a contact-sheet thumbnail
 SHEET_PAIRS = 200  # pairs of each kind shown on the contact sheet (all are in audit.json)
@@ -77,6 +80,29 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]
 def _method_header(audit: Audit) -> list[str]:
     return ["exact", f"dHash ≤ {audit.settings['dhash_near_bits']} bits",
             f"embedding ≥ {audit.settings['min_similarity']:g}", "any"]
+
+
+def exclusions(audit: Audit) -> list[tuple[str, str]]:
+    """The photos an exclusion list suggests, each once with why: the files that do not decode; of each leak the
+    later split's copy, of each conflict the copy whose label the classifier finds less likely (copies under one
+    label in one split are left alone), each with its strongest evidence. Doubtful labels are not among them: most
+    of what confident learning flags on a weak classifier are hard photos, which a person must look at."""
+    reasons: dict[str, str] = {}
+    for photo, why in audit.bad:
+        reasons.setdefault(photo.name, f"does not decode: {why}")
+    for pair in strongest_first(audit.pairs):
+        if pair.kind != "copy":
+            keep = audit.photos[pair.keep]
+            reasons.setdefault(audit.photos[pair.drop].name,
+                               f"{pair.kind}: {evidence(pair)} of {keep.name} ({keep.split}, {keep.label})")
+    return list(reasons.items())
+
+
+def doubt_reason(audit: Audit, doubt: Doubt) -> str:
+    """Why a label is doubtful, in words: its probability and the likeliest class's."""
+    return (f"doubtful label: p({audit.photos[doubt.photo].label}) = {doubt.p_label:.3f}, likeliest "
+            f"{doubt.suggested} (p = {doubt.p_suggested:.3f})")
+
 
 
 def format_markdown(audit: Audit, top: int) -> str:
