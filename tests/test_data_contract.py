@@ -40,7 +40,7 @@ from fgvc.data import (
     image_files,
     load_image,
 )
-from fgvc.data.synthetic import BANNER_HEIGHT
+from fgvc.data.synthetic_render import BANNER_HEIGHT
 from fgvc.models.backbones import model_spec
 from fgvc.models.checkpoint import load_checkpoint, load_trained
 from fgvc.models.gradcam import explain

@@ -32,7 +32,7 @@ from fgvc.data import (
     prepared_info,
     prepared_short_side,
 )
-from fgvc.data.synthetic import BANNER_HEIGHT
+from fgvc.data.synthetic_render import BANNER_HEIGHT
 from fgvc.models.backbones import IMAGENET
 
 SIZE = 96
