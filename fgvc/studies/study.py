@@ -49,7 +49,7 @@ from matplotlib.figure import Figure
 from fgvc.core.config import RESUMABLE, TrainConfig, make_config, read_config_file
 from fgvc.core.errors import ConfigError
 from fgvc.evaluation.compare import compare, compare_over_seeds, write_comparison
-from fgvc.runs.tracking import read_rows
+from fgvc.runs.csvlog import read_rows
 
 log = logging.getLogger("fgvc")
 EVALUATE = "evaluate"  # the key that makes a recipe evaluation-only

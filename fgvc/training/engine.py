@@ -41,17 +41,11 @@ from fgvc.evaluation.plots import curves_figure, samples_figure
 from fgvc.models.backbones import build_model, model_spec
 from fgvc.models.checkpoint import TrainState, load_checkpoint, save_checkpoint, unwrap
 from fgvc.runs import provenance
-from fgvc.runs.tracking import (
-    EMA_PREFIX,
-    RunLog,
-    hold_for_resume,
-    record_stop,
-    release_run_dir,
-    run_record,
-    setup_logging,
-    start_run,
-    write_config,
-)
+from fgvc.runs.csvlog import EMA_PREFIX
+from fgvc.runs.folders import hold_for_resume, release_run_dir, run_record, start_run, write_config
+from fgvc.runs.logs import setup_logging
+from fgvc.runs.runlog import RunLog
+from fgvc.runs.status import record_stop
 from fgvc.training import memory
 from fgvc.training.ema import ema_model
 from fgvc.training.loop import (
@@ -86,7 +80,7 @@ def fit(cfg: TrainConfig | None = None, *, resume: str | Path | None = None, ove
     eval split, only when that split is ``val``: choosing on ``test`` would leak it),
     ``curves.png``, after the last epoch the full analysis of the final model in
     ``eval-<split>/`` (see ``fgvc.evaluation.analysis``), TensorBoard events of the same metrics,
-    figures and config (``tracking.RunLog``; ``tensorboard=False`` leaves them out), and
+    figures and config (``fgvc.runs.runlog.RunLog``; ``tensorboard=False`` leaves them out), and
     ``provenance.json``: the code, libraries, machine, command, times and data fingerprints of
     each session (``fgvc.runs.provenance``; each checkpoint holds it too). ``epochs.csv``'s ``wall_s``
     counts the run's seconds from the start of ``fit`` to the end of each epoch, over every session.
@@ -95,7 +89,8 @@ def fit(cfg: TrainConfig | None = None, *, resume: str | Path | None = None, ove
     (also Jupyter's interrupt) leaves ``last.pt`` at the last finished epoch, exact to resume,
     and is re-raised as a ``KeyboardInterrupt`` whose one-line message says how to resume; SIGTERM
     and SIGUSR1 (a scheduler's preemption) do the same, raising ``Preempted``, and rank 0 records the signal in
-    the run folder (``tracking.record_stop``: ``fgvc status`` then asks for a requeue; the next session clears it).
+    the run folder (``fgvc.runs.status.record_stop``: ``fgvc status`` then asks for a requeue; the next session
+    clears it).
     A NaN or infinite loss raises ``NonFiniteLossError`` before that epoch's checkpoint is written.
 
     ``loaders`` are the ones ``build_loaders(cfg, model_spec(cfg.arch).norm)`` returns, when the caller built
