@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from fgvc.core.config import TrainConfig, validate
+from fgvc.core.config import TrainConfig
 from fgvc.core.errors import FolderError
 from fgvc.runs.logs import setup_logging
 from fgvc.runs.status import clear_stop
@@ -82,15 +82,14 @@ def new_run_dir(base: str | Path, name: str) -> Path:
 
 
 def start_run(cfg: TrainConfig, processes: int = 1) -> TrainConfig:
-    """Validate ``cfg``, claim its run folder, write ``config.json`` (for ``processes`` training processes) and
-    log to ``train.log``.
+    """Claim the run folder of ``cfg`` (validated where it was made: ``make_config``), write ``config.json`` (for
+    ``processes`` training processes) and log to ``train.log``.
 
     The folder is ``cfg.run_dir``, or a new ``logs/<time>-<preset>``; a folder that already
     holds a trained epoch is refused (resume it instead), and so is one that another process
     holds (``claim_run_dir``). Returns ``cfg`` with ``run_dir`` set. Calling it again
     on the returned config is harmless, so a notebook can start logging before ``fit``.
     """
-    validate(cfg)
     try:
         run_dir = new_run_dir("logs", cfg.preset) if cfg.run_dir is None else Path(cfg.run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)

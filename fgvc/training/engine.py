@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from fgvc.core import distributed
-from fgvc.core.config import PRESETS, TrainConfig, flag, resume_config, validate
+from fgvc.core.config import PRESETS, TrainConfig, flag, resume_config
 from fgvc.core.distributed import Dist
 from fgvc.core.errors import ConfigError, NonFiniteLossError, Preempted
 from fgvc.core.runtime import Runtime, cpu_computes_bf16
@@ -70,10 +70,10 @@ def fit(cfg: TrainConfig | None = None, *, resume: str | Path | None = None, ove
         progress: bool = True, stop_after: int | None = None, loaders: Loaders | None = None) -> Path:
     """Train ``cfg``, or resume the run of checkpoint ``resume``, to the last epoch; return the run folder.
 
-    A resumed run keeps its config except for ``overrides`` that can safely change (device,
-    workers, data_root, and a longer ``epochs`` with the learning-rate schedule recomputed); any
-    other override is refused with a ``ConfigError`` naming its flag. ``stop_after`` ends this
-    call after that many epochs (a cluster job with a time limit); resuming carries on.
+    ``cfg`` comes validated from ``make_config``. A resumed run keeps its config except for ``overrides`` that can
+    safely change (device, workers, data_root, and a longer ``epochs`` with the learning-rate schedule recomputed;
+    ``resume_config`` validates the result); any other override is refused with a ``ConfigError`` naming its flag.
+    ``stop_after`` ends this call after that many epochs (a cluster job with a time limit); resuming carries on.
 
     The run folder receives ``config.json``, ``train.log``, ``samples.png`` (augmented training
     images), ``steps.csv``, ``epochs.csv``, ``last.pt`` (every epoch), ``best.pt`` (best on the
@@ -112,7 +112,6 @@ def fit(cfg: TrainConfig | None = None, *, resume: str | Path | None = None, ove
     else:
         if cfg is None:
             raise ConfigError("fit needs a config (make_config(...)) or a checkpoint to resume")
-        validate(cfg)
         ranks = distributed.init(cfg.device)
         cfg = distributed.on_primary(lambda: start_run(cfg, ranks.world_size), ranks)
         run_dir = Path(cfg.run_dir)
