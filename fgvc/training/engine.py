@@ -31,12 +31,9 @@ from fgvc.core.config import PRESETS, TrainConfig, flag, resume_config
 from fgvc.core.distributed import Dist
 from fgvc.core.errors import ConfigError, NonFiniteLossError, Preempted
 from fgvc.core.runtime import Runtime, cpu_computes_bf16
-from fgvc.data.datasets import image_files
 from fgvc.data.hierarchy import hierarchy_names
 from fgvc.data.loaders import Loaders, build_loaders
 from fgvc.data.transforms import batch_augmentation, normalize
-from fgvc.evaluation.analysis import analyse, format_report
-from fgvc.evaluation.evaluate import calibrate_checkpoint, evaluate_checkpoint, format_calibration
 from fgvc.evaluation.plots import curves_figure, samples_figure
 from fgvc.models.backbones import build_model, model_spec
 from fgvc.models.checkpoint import TrainState, load_checkpoint, save_checkpoint, unwrap
@@ -60,6 +57,7 @@ from fgvc.training.loop import (
 )
 from fgvc.training.optim import build_optimizer, build_scheduler
 from fgvc.training.preemption import preemption_signals, uninterrupted
+from fgvc.training.report import final_report
 from fgvc.training.schedule import Pace, choose_schedule, measure_pace, write_schedule
 
 log = logging.getLogger("fgvc")
@@ -220,41 +218,13 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
                     result = _run_epoch(state, epoch, cfg, loaders, criterion, runtime, run_progress, run_log, records,
                                         clock, record)
                     if epoch == cfg.epochs and run_log is not None:
-                        out, weights = run_dir / f"eval-{cfg.eval_split}", "raw" if state.ema is None else "ema"
-                        if cfg.eval_zoom:  # what `fgvc evaluate` gives by default: the zoomed second look as well
-                            analysis = evaluate_checkpoint(run_dir / "last.pt", cfg.eval_split, cfg.data_root,
-                                                           cfg.device, out)
-                        else:
-                            analysis = analyse(result.scores, result.targets, loaders.classes, loaders.hierarchy, out,
-                                               cfg.seed, {"checkpoint": str(run_dir / "last.pt"),
-                                                          "split": cfg.eval_split, "tta": False, "view": cfg.eval_view,
-                                                          "weights": weights, **provenance.evaluation_facts(
-                                                              record, record["sessions"][-1]["data"]["eval"])},
-                                               files=image_files(loaders.eval.dataset))
-                        log.info("final model (%s weights%s):\n%s", "EMA" if weights == "ema" else "raw",
-                                 ", zoomed second look" if cfg.eval_zoom else "", format_report(analysis.report))
-                        run_log.image("confusion", out / "confusion.png", epoch * len(loaders.train))
-                        if cfg.calibrate:
-                            _calibrate(run_dir / "last.pt", cfg)
-                        run_log.end_session(epoch * len(loaders.train))
+                        final_report(cfg, state, loaders, result, record, run_log, epoch * len(loaders.train))
     finally:
         if run_log is not None:
             run_log.close()
         if record is not None:
             provenance.write_record(run_dir, provenance.update_record(record, clock, ended=True))
     return run_dir
-
-
-def _calibrate(checkpoint: Path, cfg: TrainConfig) -> None:
-    """``fgvc calibrate`` with its defaults on the run's evaluation split, where that split is held out; else say
-    why not."""
-    try:
-        setting, fitted = calibrate_checkpoint(checkpoint, cfg.eval_split, cfg.data_root, cfg.device)
-    except ConfigError as err:  # the split is test, or shares photos with the training split
-        log.info("not calibrated: %s", err)
-        return
-    log.info("%s (stored in %s: predict, evaluate, serve and export use it; --no-calibrated turns it off)",
-             format_calibration(setting, fitted), checkpoint)
 
 
 def _choose_schedule(cfg: TrainConfig, steps_per_epoch: int, loaders: Loaders, runtime: Runtime,
