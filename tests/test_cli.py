@@ -16,7 +16,7 @@ from fgvc.apps.cli import build_parser, main
 from fgvc.apps.cli.flags import config_overrides
 from fgvc.core.config import TrainConfig, flag, make_config
 from fgvc.data import FGVC_FOLDER
-from fgvc.runs.tracking import read_rows
+from fgvc.runs.csvlog import read_rows
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -186,7 +186,7 @@ def test_light_commands_import_only_what_they_need() -> None:
     (which the SLURM job script asks between runs) reads a checkpoint with torch alone."""
     script = ("import sys; from fgvc.apps.cli import build_parser, main; build_parser(); "
               "print('HELP', sorted(m for m in ('torch', 'numpy', 'PIL') if m in sys.modules)); "
-              "import fgvc.data.synthetic, fgvc.runs.tracking; "
+              "import fgvc.data.synthetic, fgvc.runs.folders, fgvc.runs.csvlog, fgvc.runs.runlog, fgvc.runs.status; "
               "print('SYNTH, RUN FOLDER', sorted(m for m in ('torch', 'cv2') if m in sys.modules)); "
               "main(['status', 'nowhere']); print('STATUS', sorted(m for m in "
               "('torchvision', 'efficientnet_pytorch', 'fgvc.models.backbones', 'fgvc.data.loaders') "

@@ -25,7 +25,7 @@ from fgvc.core.errors import ConfigError
 from fgvc.data import FGVC_FOLDER
 from fgvc.evaluation.evaluate import evaluate_checkpoint
 from fgvc.models.checkpoint import load_checkpoint
-from fgvc.runs.tracking import read_rows
+from fgvc.runs.csvlog import read_rows
 from fgvc.training.engine import fit
 
 REPO = Path(__file__).resolve().parents[1]

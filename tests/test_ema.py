@@ -18,7 +18,7 @@ from fgvc.core.errors import CheckpointError, ConfigError
 from fgvc.data import FGVC_FOLDER
 from fgvc.models.checkpoint import load_checkpoint, load_trained
 from fgvc.models.predict import Predictor
-from fgvc.runs.tracking import EVAL_FIELDS, read_rows
+from fgvc.runs.csvlog import EVAL_FIELDS, read_rows
 from fgvc.training.ema import ema_model
 from fgvc.training.engine import fit
 

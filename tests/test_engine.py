@@ -12,7 +12,7 @@ from helpers import NUM_CLASSES, SMALL, tiny_config
 
 from fgvc.core.errors import FolderError
 from fgvc.models.checkpoint import load_checkpoint
-from fgvc.runs.tracking import read_rows
+from fgvc.runs.csvlog import read_rows
 from fgvc.training import loop
 from fgvc.training.engine import fit
 from fgvc.training.loop import RunProgress

@@ -25,7 +25,7 @@ from fgvc.models.backbones import (
     model_spec,
     packaged_weights,
 )
-from fgvc.runs.tracking import read_rows
+from fgvc.runs.csvlog import read_rows
 from fgvc.training.engine import fit
 
 LITE = tuple(LITE_WEIGHTS_PACKAGES)

@@ -25,7 +25,7 @@ from fgvc.evaluation.compare import compare
 from fgvc.evaluation.evaluate import evaluate_checkpoint
 from fgvc.models.checkpoint import PROVENANCE_KEY, load_checkpoint, load_trained, save_checkpoint
 from fgvc.runs import provenance
-from fgvc.runs.tracking import EPOCH_FIELDS, keep_epochs_up_to, read_rows
+from fgvc.runs.csvlog import EPOCH_FIELDS, keep_epochs_up_to, read_rows
 
 ANNOTATIONS = Path("fgvc-aircraft-2013b") / "data"
 

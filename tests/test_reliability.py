@@ -31,8 +31,9 @@ from fgvc.data import FGVC_FOLDER, build_dataset, load_image
 from fgvc.models.backbones import WeightsError, build_model
 from fgvc.models.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
 from fgvc.models.predict import Predictor
-from fgvc.runs import tracking
-from fgvc.runs.tracking import claim_run_dir, new_run_dir, read_rows, release_run_dir
+from fgvc.runs import runlog
+from fgvc.runs.csvlog import read_rows
+from fgvc.runs.folders import claim_run_dir, new_run_dir, release_run_dir
 from fgvc.training import engine
 from fgvc.training.engine import fit
 
@@ -40,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 # The CLI in a child process, with Ctrl-C raising KeyboardInterrupt even if this process ignores SIGINT.
 CLI = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
        "from fgvc.apps.cli import main; sys.exit(main(sys.argv[1:]))")
-HOLD = ("import sys, time; from fgvc.runs.tracking import claim_run_dir\n"
+HOLD = ("import sys, time; from fgvc.runs.folders import claim_run_dir\n"
         "for d in sys.argv[1:]: claim_run_dir(d)\nprint('held', flush=True); time.sleep(600)")
 
 
@@ -163,14 +164,14 @@ def test_preemption_keeps_last_pt_says_how_to_resume_and_asks_for_a_requeue(long
 @pytest.mark.slow  # a Jupyter kernel in its own process
 def test_ctrl_c_in_jupyter_raises_one_short_keyboard_interrupt(tiny_root: Path, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    append_row = tracking.append_row
+    append_row = runlog.append_row
 
     def interrupt_in_epoch_2(path: Path, fields: tuple[str, ...], row: dict[str, float]) -> None:
         append_row(path, fields, row)
         if path.name == "steps.csv" and row["epoch"] == 2:
             signal.raise_signal(signal.SIGINT)  # what Jupyter's "interrupt kernel" sends
 
-    monkeypatch.setattr(tracking, "append_row", interrupt_in_epoch_2)
+    monkeypatch.setattr(runlog, "append_row", interrupt_in_epoch_2)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     run = tmp_path / "notebook"
     try:
@@ -182,11 +183,11 @@ def test_ctrl_c_in_jupyter_raises_one_short_keyboard_interrupt(tiny_root: Path, 
                                     f"resume with: fgvc train --resume {run / 'last.pt'}")
     assert interrupt.value.__suppress_context__  # no chain of inner tracebacks
     assert load_checkpoint(run / "last.pt")["epoch"] == 1
-    free = subprocess.run([sys.executable, "-c", "import sys; from fgvc.runs.tracking import claim_run_dir; "
+    free = subprocess.run([sys.executable, "-c", "import sys; from fgvc.runs.folders import claim_run_dir; "
                            "claim_run_dir(sys.argv[1])", str(run)], cwd=REPO, capture_output=True, text=True)
     assert free.returncode == 0, free.stderr  # the run folder was let go
 
-    monkeypatch.setattr(tracking, "append_row", append_row)
+    monkeypatch.setattr(runlog, "append_row", append_row)
     fit(resume=run / "last.pt", progress=False)
     assert [r["epoch"] for r in read_rows(run / "epochs.csv")] == [1, 2]
 

@@ -18,7 +18,8 @@ from fgvc.core.errors import ConfigError
 from fgvc.data.datasets import per_class_subset, training_split
 from fgvc.models.checkpoint import load_checkpoint
 from fgvc.runs import provenance
-from fgvc.runs.tracking import read_rows, run_status
+from fgvc.runs.csvlog import read_rows
+from fgvc.runs.status import run_status
 from fgvc.training import schedule
 from fgvc.training.engine import fit
 from fgvc.training.schedule import SCHEDULE_FILE, Pace, choose_schedule, fit_budget, rule_epochs

@@ -26,15 +26,9 @@ from fgvc.apps.cli.train_commands import REQUEUE_EXIT, UNFINISHED_EXIT
 from fgvc.core.config import make_config
 from fgvc.core.errors import Preempted
 from fgvc.models.checkpoint import load_checkpoint, save_checkpoint
-from fgvc.runs.tracking import (
-    STOP_FILE,
-    hold_for_resume,
-    read_rows,
-    record_stop,
-    release_run_dir,
-    start_run,
-    stop_signal,
-)
+from fgvc.runs.csvlog import read_rows
+from fgvc.runs.folders import hold_for_resume, release_run_dir, start_run
+from fgvc.runs.status import STOP_FILE, record_stop, stop_signal
 from fgvc.training.preemption import preemption_signals, uninterrupted
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ from helpers import SMALL, tiny_config
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata
 
-from fgvc.runs.tracking import EPOCH_FIELDS, STEP_FIELDS, read_rows
+from fgvc.runs.csvlog import EPOCH_FIELDS, STEP_FIELDS, read_rows
 from fgvc.training.engine import fit
 
 # 12 trainval images in batches of 4: 3 batches an epoch, a steps.csv row at batches 2 and 3 (the last).

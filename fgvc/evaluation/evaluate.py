@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 from fgvc.core.config import UNKNOWN_KEEP, UNKNOWN_SCORE, UNKNOWN_SCORES, TrainConfig
 from fgvc.core.errors import ConfigError, DatasetError
 from fgvc.data.datasets import build_split, image_files, keep_samples, per_class_subset
-from fgvc.data.hierarchy import dataset_hierarchy
+from fgvc.data.hierarchy import Hierarchy, dataset_hierarchy
 from fgvc.evaluation import metrics
 from fgvc.evaluation.analysis import Analysis, analyse
 from fgvc.models.calibration import (
@@ -62,23 +62,33 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", data_root: 
     predictor = Predictor.from_checkpoint(checkpoint, device=device, view=view, tta=tta, weights=weights,
                                           img_size=img_size, zoom=zoom, calibrated=calibrated, unknown=unknown)
     cfg, dataset = _split(predictor, checkpoint, split, data_root)
-    root = Path(cfg.data_root)
-    outputs, targets = predictor.loader_outputs(predictor.loader(dataset, min(cfg.workers, 4)), progress)
-    scores, known = predictor.answer(outputs)
     zoomed = "" if zoom is None else f"-{predictor.zoom.name}" if zoom else "-nozoom"
     suffix = ("-tta" if tta else "") + (f"-{view}" if view else "") + (f"-{weights}" if weights else "") + (
         f"-{img_size}px" if img_size else "") + zoomed + ("-uncalibrated" if calibrated is False else "")
-    extra = {"checkpoint": str(checkpoint), "split": split, "data_root": str(root), "tta": tta,
+    return evaluate_split(predictor, cfg, dataset, split, dataset_hierarchy(cfg, split), checkpoint,
+                          provenance.checkpoint_record(checkpoint),
+                          out or Path(checkpoint).parent / f"eval-{split}{suffix}", progress)
+
+
+def evaluate_split(predictor: Predictor, cfg: TrainConfig, dataset: Dataset, split: str,
+                   hierarchy: Hierarchy | None, checkpoint: str | Path, record: dict[str, Any] | None,
+                   out: str | Path, progress: bool = False) -> Analysis:
+    """``predictor`` on ``dataset`` (split ``split`` of ``cfg.data_root``, read with ``predictor.dataset_transform``,
+    its classes' families and manufacturers ``hierarchy``), its analysis written to ``out``; ``metrics.json`` names
+    ``checkpoint``, the weights, and records what trained them from the run's provenance ``record``."""
+    root = Path(cfg.data_root)
+    outputs, targets = predictor.loader_outputs(predictor.loader(dataset, min(cfg.workers, 4)), progress)
+    scores, known = predictor.answer(outputs)
+    extra = {"checkpoint": str(checkpoint), "split": split, "data_root": str(root), "tta": predictor.tta,
              "view": predictor.view, "weights": predictor.weights, "img_size": cfg.eval_size,
-             **provenance.evaluation_facts(provenance.checkpoint_record(checkpoint),
-                                           provenance.split_fingerprint(dataset, predictor.classes, root, split)),
+             **provenance.evaluation_facts(record, provenance.split_fingerprint(dataset, predictor.classes, root,
+                                                                                split)),
              **({"zoom": dataclasses.asdict(predictor.zoom)} if predictor.zoom else {}),
              "temperature": predictor.temperature, **unknown_facts(predictor, scores, targets, known)}
     columns = {} if known is None else {"unknown": (known < predictor.unknown_check.threshold).astype(int).tolist(),
                                         "unknown_score": [f"{value:.6g}" for value in known]}
-    return analyse(scores, targets, predictor.classes, dataset_hierarchy(cfg, split),
-                   out or Path(checkpoint).parent / f"eval-{split}{suffix}", cfg.seed, extra,
-                   files=image_files(dataset), columns=columns)
+    return analyse(scores, targets, predictor.classes, hierarchy, out, cfg.seed, extra, files=image_files(dataset),
+                   columns=columns)
 
 
 def unknown_facts(predictor: Predictor, scores: np.ndarray, targets: np.ndarray, known: np.ndarray | None

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from torch.utils.data import Dataset
 
 from fgvc.data.normalization import Normalization
-from fgvc.runs.tracking import read_rows
+from fgvc.runs.csvlog import read_rows
 
 if TYPE_CHECKING:
     from fgvc.models.gradcam import Explanation

@@ -46,7 +46,7 @@ from pathlib import Path
 from fgvc.core.config import RESUMABLE, TrainConfig, read_config_file
 from fgvc.core.errors import ConfigError
 from fgvc.evaluation.compare import compare, compare_over_seeds, write_comparison
-from fgvc.runs.tracking import read_rows
+from fgvc.runs.csvlog import read_rows
 from fgvc.studies.study_file import Recipe, Study, evaluation_options, read_study, recipe_config, seed_folder
 from fgvc.studies.study_report import Row, SeedsRow, write_seeds_study, write_study
 

@@ -27,31 +27,22 @@ import torch
 from torch import nn
 
 from fgvc.core import distributed
-from fgvc.core.config import PRESETS, TrainConfig, flag, resume_config, validate
+from fgvc.core.config import PRESETS, TrainConfig, flag, resume_config
 from fgvc.core.distributed import Dist
 from fgvc.core.errors import ConfigError, NonFiniteLossError, Preempted
 from fgvc.core.runtime import Runtime, cpu_computes_bf16
-from fgvc.data.datasets import image_files
 from fgvc.data.hierarchy import hierarchy_names
 from fgvc.data.loaders import Loaders, build_loaders
 from fgvc.data.transforms import batch_augmentation, normalize
-from fgvc.evaluation.analysis import analyse, format_report
-from fgvc.evaluation.evaluate import calibrate_checkpoint, evaluate_checkpoint, format_calibration
 from fgvc.evaluation.plots import curves_figure, samples_figure
 from fgvc.models.backbones import build_model, model_spec
 from fgvc.models.checkpoint import TrainState, load_checkpoint, save_checkpoint, unwrap
 from fgvc.runs import provenance
-from fgvc.runs.tracking import (
-    EMA_PREFIX,
-    RunLog,
-    hold_for_resume,
-    record_stop,
-    release_run_dir,
-    run_record,
-    setup_logging,
-    start_run,
-    write_config,
-)
+from fgvc.runs.csvlog import EMA_PREFIX
+from fgvc.runs.folders import hold_for_resume, release_run_dir, run_record, start_run, write_config
+from fgvc.runs.logs import setup_logging
+from fgvc.runs.runlog import RunLog
+from fgvc.runs.status import record_stop
 from fgvc.training import memory
 from fgvc.training.ema import ema_model
 from fgvc.training.loop import (
@@ -66,6 +57,7 @@ from fgvc.training.loop import (
 )
 from fgvc.training.optim import build_optimizer, build_scheduler
 from fgvc.training.preemption import preemption_signals, uninterrupted
+from fgvc.training.report import final_report
 from fgvc.training.schedule import Pace, choose_schedule, measure_pace, write_schedule
 
 log = logging.getLogger("fgvc")
@@ -76,17 +68,17 @@ def fit(cfg: TrainConfig | None = None, *, resume: str | Path | None = None, ove
         progress: bool = True, stop_after: int | None = None, loaders: Loaders | None = None) -> Path:
     """Train ``cfg``, or resume the run of checkpoint ``resume``, to the last epoch; return the run folder.
 
-    A resumed run keeps its config except for ``overrides`` that can safely change (device,
-    workers, data_root, and a longer ``epochs`` with the learning-rate schedule recomputed); any
-    other override is refused with a ``ConfigError`` naming its flag. ``stop_after`` ends this
-    call after that many epochs (a cluster job with a time limit); resuming carries on.
+    ``cfg`` comes validated from ``make_config``. A resumed run keeps its config except for ``overrides`` that can
+    safely change (device, workers, data_root, and a longer ``epochs`` with the learning-rate schedule recomputed;
+    ``resume_config`` validates the result); any other override is refused with a ``ConfigError`` naming its flag.
+    ``stop_after`` ends this call after that many epochs (a cluster job with a time limit); resuming carries on.
 
     The run folder receives ``config.json``, ``train.log``, ``samples.png`` (augmented training
     images), ``steps.csv``, ``epochs.csv``, ``last.pt`` (every epoch), ``best.pt`` (best on the
     eval split, only when that split is ``val``: choosing on ``test`` would leak it),
     ``curves.png``, after the last epoch the full analysis of the final model in
     ``eval-<split>/`` (see ``fgvc.evaluation.analysis``), TensorBoard events of the same metrics,
-    figures and config (``tracking.RunLog``; ``tensorboard=False`` leaves them out), and
+    figures and config (``fgvc.runs.runlog.RunLog``; ``tensorboard=False`` leaves them out), and
     ``provenance.json``: the code, libraries, machine, command, times and data fingerprints of
     each session (``fgvc.runs.provenance``; each checkpoint holds it too). ``epochs.csv``'s ``wall_s``
     counts the run's seconds from the start of ``fit`` to the end of each epoch, over every session.
@@ -95,7 +87,8 @@ def fit(cfg: TrainConfig | None = None, *, resume: str | Path | None = None, ove
     (also Jupyter's interrupt) leaves ``last.pt`` at the last finished epoch, exact to resume,
     and is re-raised as a ``KeyboardInterrupt`` whose one-line message says how to resume; SIGTERM
     and SIGUSR1 (a scheduler's preemption) do the same, raising ``Preempted``, and rank 0 records the signal in
-    the run folder (``tracking.record_stop``: ``fgvc status`` then asks for a requeue; the next session clears it).
+    the run folder (``fgvc.runs.status.record_stop``: ``fgvc status`` then asks for a requeue; the next session
+    clears it).
     A NaN or infinite loss raises ``NonFiniteLossError`` before that epoch's checkpoint is written.
 
     ``loaders`` are the ones ``build_loaders(cfg, model_spec(cfg.arch).norm)`` returns, when the caller built
@@ -117,7 +110,6 @@ def fit(cfg: TrainConfig | None = None, *, resume: str | Path | None = None, ove
     else:
         if cfg is None:
             raise ConfigError("fit needs a config (make_config(...)) or a checkpoint to resume")
-        validate(cfg)
         ranks = distributed.init(cfg.device)
         cfg = distributed.on_primary(lambda: start_run(cfg, ranks.world_size), ranks)
         run_dir = Path(cfg.run_dir)
@@ -226,41 +218,13 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
                     result = _run_epoch(state, epoch, cfg, loaders, criterion, runtime, run_progress, run_log, records,
                                         clock, record)
                     if epoch == cfg.epochs and run_log is not None:
-                        out, weights = run_dir / f"eval-{cfg.eval_split}", "raw" if state.ema is None else "ema"
-                        if cfg.eval_zoom:  # what `fgvc evaluate` gives by default: the zoomed second look as well
-                            analysis = evaluate_checkpoint(run_dir / "last.pt", cfg.eval_split, cfg.data_root,
-                                                           cfg.device, out)
-                        else:
-                            analysis = analyse(result.scores, result.targets, loaders.classes, loaders.hierarchy, out,
-                                               cfg.seed, {"checkpoint": str(run_dir / "last.pt"),
-                                                          "split": cfg.eval_split, "tta": False, "view": cfg.eval_view,
-                                                          "weights": weights, **provenance.evaluation_facts(
-                                                              record, record["sessions"][-1]["data"]["eval"])},
-                                               files=image_files(loaders.eval.dataset))
-                        log.info("final model (%s weights%s):\n%s", "EMA" if weights == "ema" else "raw",
-                                 ", zoomed second look" if cfg.eval_zoom else "", format_report(analysis.report))
-                        run_log.image("confusion", out / "confusion.png", epoch * len(loaders.train))
-                        if cfg.calibrate:
-                            _calibrate(run_dir / "last.pt", cfg)
-                        run_log.end_session(epoch * len(loaders.train))
+                        final_report(cfg, state, loaders, result, record, run_log, epoch * len(loaders.train))
     finally:
         if run_log is not None:
             run_log.close()
         if record is not None:
             provenance.write_record(run_dir, provenance.update_record(record, clock, ended=True))
     return run_dir
-
-
-def _calibrate(checkpoint: Path, cfg: TrainConfig) -> None:
-    """``fgvc calibrate`` with its defaults on the run's evaluation split, where that split is held out; else say
-    why not."""
-    try:
-        setting, fitted = calibrate_checkpoint(checkpoint, cfg.eval_split, cfg.data_root, cfg.device)
-    except ConfigError as err:  # the split is test, or shares photos with the training split
-        log.info("not calibrated: %s", err)
-        return
-    log.info("%s (stored in %s: predict, evaluate, serve and export use it; --no-calibrated turns it off)",
-             format_calibration(setting, fitted), checkpoint)
 
 
 def _choose_schedule(cfg: TrainConfig, steps_per_epoch: int, loaders: Loaders, runtime: Runtime,

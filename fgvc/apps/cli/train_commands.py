@@ -61,7 +61,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from fgvc.runs.tracking import run_status, stop_signal
+    from fgvc.runs.status import run_status, stop_signal
 
     finished, line = run_status(args.run_dir)
     print(line)
