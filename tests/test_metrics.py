@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
+from fgvc.data.hierarchy import Hierarchy, ParentLevel, parent_index
 from fgvc.evaluation import metrics
 from fgvc.evaluation.plots import confusion_figure, reliability_figure
 
@@ -31,6 +32,7 @@ CONFUSION = np.array(
 # Families: X = {A, B}, Y = {C, D}.
 FAMILY_OF = np.array([0, 0, 1, 1])
 FAMILIES = ["X", "Y"]
+HIERARCHY = Hierarchy({"family": ParentLevel(FAMILY_OF, FAMILIES)})
 
 
 def _plain(value: object) -> bool:
@@ -171,15 +173,15 @@ def test_most_confused_pairs_order_and_share() -> None:
 # --- hierarchy -----------------------------------------------------------------------------
 
 
-def test_map_to_parent() -> None:
+def test_parents_of_labels() -> None:
     # C -> Y (1), A -> X (0), B -> X (0).
-    assert metrics.map_to_parent(np.array([2, 0, 1]), FAMILY_OF).tolist() == [1, 0, 0]
+    assert HIERARCHY.parents(np.array([2, 0, 1]), "family").tolist() == [1, 0, 0]
 
 
 def test_parent_index_from_pairs() -> None:
     # Pairs repeat once per image; A and B belong to X, C and D to Y.
     pairs = [("A", "X"), ("C", "Y"), ("B", "X"), ("A", "X"), ("D", "Y")]
-    parent_of = metrics.parent_index(NAMES, FAMILIES, pairs)
+    parent_of = parent_index(NAMES, FAMILIES, pairs)
     assert parent_of.dtype == np.int64
     assert parent_of.tolist() == [0, 0, 1, 1]
 
@@ -195,7 +197,7 @@ def test_parent_index_from_pairs() -> None:
 )
 def test_parent_index_errors_name_the_child(pairs: list[tuple[str, str]], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        metrics.parent_index(NAMES, FAMILIES, pairs)
+        parent_index(NAMES, FAMILIES, pairs)
 
 
 # --- summarize -----------------------------------------------------------------------------
@@ -203,7 +205,7 @@ def test_parent_index_errors_name_the_child(pairs: list[tuple[str, str]], messag
 
 def test_summarize_hand_example() -> None:
     scores = np.eye(4)[PREDS]  # one-hot: argmax is exactly PREDS
-    report = metrics.summarize(scores, TARGETS, NAMES, parents={"family": (FAMILY_OF, FAMILIES)}, num_bootstrap=200)
+    report = metrics.summarize(scores, TARGETS, NAMES, hierarchy=HIERARCHY, num_bootstrap=200)
     json.dumps(report, allow_nan=False)
     assert _plain(report)
     assert report["num_samples"] == 9
@@ -231,7 +233,7 @@ def test_summarize_hand_example() -> None:
 
 def test_summarize_without_errors_reports_none_within() -> None:
     scores = np.eye(4)[TARGETS]
-    report = metrics.summarize(scores, TARGETS, NAMES, parents={"family": (FAMILY_OF, FAMILIES)}, num_bootstrap=50)
+    report = metrics.summarize(scores, TARGETS, NAMES, hierarchy=HIERARCHY, num_bootstrap=50)
     assert report["top1"] == 1.0
     assert report["family_top1"] == 1.0
     assert report["family_errors_within"] is None
@@ -367,16 +369,18 @@ def test_reliability_figure_shows_the_bins_and_the_ece(tmp_path) -> None:
         (lambda: metrics.bootstrap_ci(lambda idx: 0.0, 0), "n must be >= 1, got 0"),
         (lambda: metrics.bootstrap_ci(lambda idx: 0.0, 5, confidence=95), r"confidence must be in \(0, 1\), got 95"),
         (lambda: metrics.most_confused_pairs(CONFUSION, ["A"]), "class_names has 1 names; expected 4"),
-        (lambda: metrics.map_to_parent(np.array([4]), FAMILY_OF), r"labels must lie in \[0, 3\]"),
+        (lambda: HIERARCHY.parents(np.array([4]), "family"), r"labels must lie in \[0, 3\]"),
         (lambda: metrics.summarize(np.eye(4), np.arange(4), NAMES[:3]), "class_names has 3 names; expected 4"),
         (
-            lambda: metrics.summarize(np.eye(4), np.arange(4), NAMES, parents={"family": (FAMILY_OF[:3], FAMILIES)}),
-            r"parents\['family'\] maps \(3,\) classes; expected \(4,\)",
+            lambda: metrics.summarize(np.eye(4), np.arange(4), NAMES,
+                                      hierarchy=Hierarchy({"family": ParentLevel(FAMILY_OF[:3], FAMILIES)})),
+            r"the hierarchy's family level maps \(3,\) classes; expected \(4,\)",
         ),
         (
-            lambda: metrics.summarize(np.eye(4), np.arange(4), NAMES, parents={"family": (FAMILY_OF, ["X"])}),
-            r"expected \[0, 0\] for 1 names",
+            lambda: Hierarchy({"family": ParentLevel(FAMILY_OF, ["X"])}),
+            r"the family of each class must lie in \[0, 0\] for 1 classes",
         ),
+        (lambda: Hierarchy({"family": ParentLevel(FAMILY_OF, ["Y", "X"])}), "family names must be distinct and sorted"),
         (
             lambda: metrics.summarize(np.array([[2.0, -1.0], [0.5, 0.3]]), np.array([0, 1]), NAMES[:2]),
             r"scores must be probabilities .* got entries in \[-1, 2\] and row 1 summing to 0.8: pass the softmax",

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from fgvc.core.errors import FgvcError
-from fgvc.data.hierarchy import hierarchy_names
+from fgvc.core.labels import top_classes
+from fgvc.data.hierarchy import Hierarchy, hierarchy_names
 from fgvc.evaluation import metrics, plots
 
 
@@ -31,8 +32,8 @@ class Analysis:
     group_of: list[str] | None  # the family of each class, when the dataset has one
 
 
-def analyse(scores: np.ndarray, targets: np.ndarray, classes: list[str],
-            hierarchy: dict[str, tuple[np.ndarray, list[str]]] | None, out: str | Path, seed: int = 0,
+def analyse(scores: np.ndarray, targets: np.ndarray, classes: list[str], hierarchy: Hierarchy | None,
+            out: str | Path, seed: int = 0,
             extra: dict[str, Any] | None = None, files: list[str] | None = None,
             columns: dict[str, list[Any]] | None = None) -> Analysis:
     """Every metric of ``scores`` against ``targets``, written to ``out``.
@@ -56,7 +57,7 @@ def analyse(scores: np.ndarray, targets: np.ndarray, classes: list[str],
         writer.writerow(["true \\ predicted", *classes])
         writer.writerows([name, *row] for name, row in zip(classes, confusion.tolist()))
     if files is not None:
-        fields, rows = _prediction_rows(scores, targets, classes, files, hierarchy or {})
+        fields, rows = _prediction_rows(scores, targets, classes, files, hierarchy or Hierarchy())
         for name, values in (columns or {}).items():
             fields.append(name)
             for row, value in zip(rows, values, strict=True):
@@ -68,27 +69,25 @@ def analyse(scores: np.ndarray, targets: np.ndarray, classes: list[str],
 
 
 def _prediction_rows(scores: np.ndarray, targets: np.ndarray, classes: list[str], files: list[str],
-                     hierarchy: dict[str, tuple[np.ndarray, list[str]]]) -> tuple[list[str], list[dict[str, Any]]]:
+                     hierarchy: Hierarchy) -> tuple[list[str], list[dict[str, Any]]]:
     """The fields and rows of ``predictions.csv``: per image its ``id`` (the file name without extension, leading
     zeros kept), ``file``, ``true`` class, then the top 5 classes (fewer when there are fewer classes) with their
     probabilities, best first: ``predicted``, ``probability``, ``predicted_2``, ``probability_2``, ...; then per
-    level of ``hierarchy`` the likeliest parent by summed probability (``metrics.parent_scores``) and that sum:
+    level of ``hierarchy`` the likeliest parent by summed probability (``Hierarchy.top_parents``) and that sum:
     ``top_family``, ``top_family_probability``, ``top_manufacturer``, ``top_manufacturer_probability``."""
-    top = metrics.top_classes(scores, 5)
+    top = top_classes(scores, 5)
     columns = [("predicted", "probability")]
     columns += [(f"predicted_{rank}", f"probability_{rank}") for rank in range(2, top.shape[1] + 1)]
-    summed = {level: (metrics.parent_scores(scores, parent_of, len(names)), names)
-              for level, (parent_of, names) in hierarchy.items()}
+    coarse = {level: (hierarchy.top_parents(scores, level), hierarchy[level].names) for level in hierarchy}
     fields = ["id", "file", "true", *[name for pair in columns for name in pair],
-              *[name for level in summed for name in (f"top_{level}", f"top_{level}_probability")]]
+              *[name for level in coarse for name in (f"top_{level}", f"top_{level}_probability")]]
     rows = []
     for index, (file, target, row_scores, row_top) in enumerate(zip(files, targets, scores, top, strict=True)):
         row = {"id": Path(file).stem, "file": file, "true": classes[target]}
         for (class_field, probability_field), c in zip(columns, row_top, strict=True):
             row[class_field], row[probability_field] = classes[c], f"{row_scores[c]:.6f}"
-        for level, (parent_scores, names) in summed.items():
-            best = int(parent_scores[index].argmax())
-            row[f"top_{level}"], row[f"top_{level}_probability"] = names[best], f"{parent_scores[index, best]:.6f}"
+        for level, ((best, probability), names) in coarse.items():
+            row[f"top_{level}"], row[f"top_{level}_probability"] = names[best[index]], f"{probability[index]:.6f}"
         rows.append(row)
     return fields, rows
 

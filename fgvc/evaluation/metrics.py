@@ -4,8 +4,7 @@ Typical use, with ``scores`` (N, C) softmax probabilities and ``targets`` (N,) (
 logits; ``summarize``, ECE and the Brier score need probabilities)::
 
     from fgvc.evaluation import metrics
-    report = metrics.summarize(scores, targets, class_names,
-                               parents={"family": (family_of, family_names)})
+    report = metrics.summarize(scores, targets, class_names, hierarchy)   # hierarchy: fgvc.data.hierarchy
     json.dump(report, fh)
     paired = metrics.paired_comparison(preds_a, preds_b, targets, class_names)  # is B better than A?
 
@@ -16,9 +15,12 @@ every number here is deterministic.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import numpy as np
+
+from fgvc.core.labels import class_indices
+from fgvc.data.hierarchy import Hierarchy
 
 CALIBRATION_BINS = 15  # equal-width bins of the top-1 probability, for ECE and the reliability diagram
 PROBABILITY_ROUNDING = 1e-3  # how far rounding may take a probability out of [0, 1], a row's sum from 1 (~1e-6)
@@ -29,38 +31,17 @@ __all__ = [
     "brier_scores",
     "confusion_matrix",
     "expected_calibration_error",
-    "map_to_parent",
     "mcnemar_exact",
     "mean_class_accuracy",
     "most_confused_pairs",
     "paired_comparison",
     "paired_ece",
     "paired_over_seeds",
-    "parent_index",
-    "parent_scores",
     "per_class_accuracy",
     "reliability_bins",
     "summarize",
-    "top_classes",
     "topk_hits",
 ]
-
-
-def _labels(labels: np.ndarray, num_classes: int, name: str) -> np.ndarray:
-    """Return ``labels`` as a non-empty 1-D int64 array with values in [0, num_classes)."""
-    labels = np.asarray(labels)
-    if labels.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got shape {labels.shape}")
-    if labels.size == 0:
-        raise ValueError(f"{name} is empty; expected at least one label")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"{name} must hold integer class indices, got dtype {labels.dtype}")
-    low, high = int(labels.min()), int(labels.max())
-    if low < 0 or high >= num_classes:
-        raise ValueError(
-            f"{name} must lie in [0, {num_classes - 1}] for {num_classes} classes, got values in [{low}, {high}]"
-        )
-    return labels.astype(np.int64, copy=False)
 
 
 def _square(confusion: np.ndarray) -> np.ndarray:
@@ -78,7 +59,7 @@ def _scores_and_targets(scores: np.ndarray, targets: np.ndarray) -> tuple[np.nda
         raise ValueError(f"scores must be a non-empty (N, C) matrix, got shape {scores.shape}")
     if np.isnan(scores).any():
         raise ValueError(f"scores contain {int(np.isnan(scores).sum())} NaN values; expected finite scores")
-    targets = _labels(targets, scores.shape[1], "targets")
+    targets = class_indices(targets, scores.shape[1], "targets")
     if targets.shape[0] != scores.shape[0]:
         raise ValueError(
             f"targets has {targets.shape[0]} entries but scores has {scores.shape[0]} rows; expected equal"
@@ -104,25 +85,12 @@ def topk_hits(scores: np.ndarray, targets: np.ndarray, k: int) -> np.ndarray:
     return rank < k
 
 
-def top_classes(scores: np.ndarray, k: int) -> np.ndarray:
-    """The ``min(k, C)`` best-scoring classes of each sample, best first: int64 (N, min(k, C)).
-
-    Ties go to the lower class index, as in ``topk_hits``; the first column is ``scores.argmax(1)``.
-    """
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    scores = np.asarray(scores)
-    if scores.ndim != 2 or scores.size == 0:
-        raise ValueError(f"scores must be a non-empty (N, C) matrix, got shape {scores.shape}")
-    return np.argsort(-scores, axis=1, kind="stable")[:, :k].astype(np.int64)
-
-
 def confusion_matrix(preds: np.ndarray, targets: np.ndarray, num_classes: int) -> np.ndarray:
     """Counts as an int64 (C, C) matrix: rows are true classes, columns predicted classes."""
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    preds = _labels(preds, num_classes, "preds")
-    targets = _labels(targets, num_classes, "targets")
+    preds = class_indices(preds, num_classes, "preds")
+    targets = class_indices(targets, num_classes, "targets")
     if preds.shape != targets.shape:
         raise ValueError(f"preds has {preds.shape[0]} entries but targets has {targets.shape[0]}; expected equal")
     counts = np.bincount(targets * num_classes + preds, minlength=num_classes * num_classes)
@@ -283,9 +251,9 @@ def paired_comparison(
     ``correct_b``, ``accuracy_a``, ``accuracy_b``, ``change`` (B - A), largest gain first, ties by class index.
     """
     num_classes = len(class_names)
-    targets = _labels(targets, num_classes, "targets")
-    preds_a = _labels(preds_a, num_classes, "preds_a")
-    preds_b = _labels(preds_b, num_classes, "preds_b")
+    targets = class_indices(targets, num_classes, "targets")
+    preds_a = class_indices(preds_a, num_classes, "preds_a")
+    preds_b = class_indices(preds_b, num_classes, "preds_b")
     if not preds_a.shape == preds_b.shape == targets.shape:
         raise ValueError(f"preds_a, preds_b and targets have {preds_a.shape[0]}, {preds_b.shape[0]} and "
                          f"{targets.shape[0]} entries; expected equal")
@@ -409,51 +377,6 @@ def most_confused_pairs(confusion: np.ndarray, class_names: list[str], top: int 
     ]
 
 
-def map_to_parent(labels: np.ndarray, parent_of: np.ndarray) -> np.ndarray:
-    """Map class indices to their parent indices (``parent_of[c]`` is the parent of class c)."""
-    parent_of = np.asarray(parent_of)
-    if parent_of.ndim != 1 or parent_of.size == 0:
-        raise ValueError(f"parent_of must be a non-empty 1-D array, got shape {parent_of.shape}")
-    return parent_of[_labels(labels, parent_of.shape[0], "labels")]
-
-
-def parent_scores(scores: np.ndarray, parent_of: np.ndarray, num_parents: int) -> np.ndarray:
-    """Each parent's probability (N, ``num_parents``): the sum of its children's columns of ``scores`` (N, C).
-
-    With softmax probabilities as ``scores`` each row still sums to 1: a confident family even where the
-    variant is uncertain. A parent without children gets 0.
-    """
-    scores, parent_of = np.asarray(scores), np.asarray(parent_of)
-    if scores.ndim != 2 or parent_of.shape != (scores.shape[1],):
-        raise ValueError(f"parent_of maps {parent_of.shape} classes; expected ({scores.shape[1]},) for scores of "
-                         f"shape {scores.shape}")
-    return scores @ np.eye(num_parents, dtype=scores.dtype)[_labels(parent_of, num_parents, "parent_of")]
-
-
-def parent_index(child_names: list[str], parent_names: list[str], pairs: Iterable[tuple[str, str]]) -> np.ndarray:
-    """Build ``parent_of`` (int64, one entry per child) from (child_name, parent_name) pairs.
-
-    Pairs may repeat (e.g. one per image). Raises ValueError naming the child when a
-    child maps to two parents, has no parent, or a name is not in the given lists.
-    """
-    child_pos = {name: i for i, name in enumerate(child_names)}
-    parent_pos = {name: i for i, name in enumerate(parent_names)}
-    parent_of = np.full(len(child_names), -1, dtype=np.int64)
-    for child, parent in pairs:
-        if child not in child_pos:
-            raise ValueError(f"child {child!r} is not one of the {len(child_names)} child names")
-        if parent not in parent_pos:
-            raise ValueError(f"parent {parent!r} of child {child!r} is not one of the {len(parent_names)} parent names")
-        c, p = child_pos[child], parent_pos[parent]
-        if parent_of[c] not in (-1, p):
-            raise ValueError(f"child {child!r} maps to two parents: {parent_names[parent_of[c]]!r} and {parent!r}")
-        parent_of[c] = p
-    orphans = [child_names[c] for c in np.flatnonzero(parent_of < 0)]
-    if orphans:
-        raise ValueError(f"child {orphans[0]!r} has no parent ({len(orphans)} children without a parent)")
-    return parent_of
-
-
 def _optional(value: float) -> float | None:
     """A plain float, or None for NaN (JSON has no NaN)."""
     return None if np.isnan(value) else float(value)
@@ -463,7 +386,7 @@ def summarize(
     scores: np.ndarray,
     targets: np.ndarray,
     class_names: list[str],
-    parents: dict[str, tuple[np.ndarray, list[str]]] | None = None,
+    hierarchy: Hierarchy | None = None,
     num_bootstrap: int = 1000,
     seed: int = 0,
 ) -> dict:
@@ -473,11 +396,10 @@ def summarize(
     ``mean_class_acc``, ``ece`` (``expected_calibration_error`` of the top-1 guesses) and ``brier`` (the mean of
     ``brier_scores``), each with a 95 % percentile-bootstrap interval ``{name}_ci``; ``reliability_bins`` (the
     ``CALIBRATION_BINS`` bins behind ``ece``); ``per_class`` (worst first, classes without support last,
-    accuracy None); ``confusions`` (``most_confused_pairs``); and per parent level (e.g.
-    ``{"family": (parent_of, family_names)}``) ``{level}_top1`` (variant predictions mapped up to the level),
-    ``{level}_top1_summed`` (the parent with the highest summed probability, ``parent_scores``) and
-    ``{level}_errors_within`` (share of variant errors whose prediction has the right parent; None
-    without errors).
+    accuracy None); ``confusions`` (``most_confused_pairs``); and per level of ``hierarchy`` ``{level}_top1``
+    (variant predictions mapped up to the level), ``{level}_top1_summed`` (the parent with the highest summed
+    probability, ``Hierarchy.top_parents``) and ``{level}_errors_within`` (share of variant errors whose
+    prediction has the right parent; None without errors).
     """
     scores, targets = _scores_and_targets(scores, targets)
     num_samples, num_classes = scores.shape
@@ -514,18 +436,12 @@ def summarize(
     report["confusions"] = most_confused_pairs(confusion, class_names)
 
     errors = preds != targets
-    for level, (parent_of, parent_names) in (parents or {}).items():
-        parent_of = np.asarray(parent_of)
+    for level, (parent_of, _) in (hierarchy or {}).items():
         if parent_of.shape != (num_classes,):
-            raise ValueError(f"parents[{level!r}] maps {parent_of.shape} classes; expected ({num_classes},)")
-        if parent_of.min() < 0 or parent_of.max() >= len(parent_names):
-            raise ValueError(
-                f"parents[{level!r}] has indices in [{parent_of.min()}, {parent_of.max()}]; "
-                f"expected [0, {len(parent_names) - 1}] for {len(parent_names)} names"
-            )
-        same_parent = map_to_parent(preds, parent_of) == map_to_parent(targets, parent_of)
+            raise ValueError(f"the hierarchy's {level} level maps {parent_of.shape} classes; expected ({num_classes},)")
+        true_parents = hierarchy.parents(targets, level)
+        same_parent = hierarchy.parents(preds, level) == true_parents
         report[f"{level}_top1"] = float(same_parent.mean())
-        summed = parent_scores(scores, parent_of, len(parent_names)).argmax(1)
-        report[f"{level}_top1_summed"] = float((summed == map_to_parent(targets, parent_of)).mean())
+        report[f"{level}_top1_summed"] = float((hierarchy.top_parents(scores, level)[0] == true_parents).mean())
         report[f"{level}_errors_within"] = float(same_parent[errors].mean()) if errors.any() else None
     return report

@@ -43,12 +43,13 @@ from tqdm.auto import tqdm
 
 from fgvc.core.config import PARENT_LEVELS, TrainConfig, validate
 from fgvc.core.errors import BadImageError, ConfigError
+from fgvc.core.labels import top_classes
 from fgvc.core.runtime import Runtime
+from fgvc.data.hierarchy import Hierarchy
 from fgvc.data.images import load_image
 from fgvc.data.layout import is_original_image
 from fgvc.data.loaders import eval_loader
 from fgvc.data.transforms import eval_transform
-from fgvc.evaluation import metrics
 from fgvc.models.backbones import model_spec
 from fgvc.models.calibration import Calibration, calibrated, known_scores, log_probabilities, setting_name
 from fgvc.models.checkpoint import load_trained
@@ -219,7 +220,7 @@ class Predictor:
     view: str = "squash"
     tta: bool = False
     batch_size: int = 32
-    hierarchy: dict[str, list[str]] = field(default_factory=dict)  # family / manufacturer of each class
+    hierarchy: Hierarchy = field(default_factory=Hierarchy)  # family / manufacturer of each class
     weights: str = "raw"  # "raw" (the trained weights) or "ema" (their moving average)
     zoom: Zoom | None = None  # a second look at the box around the top class's activation map (fgvc.models.zoom)
     calibrations: dict[str, Calibration] = field(default_factory=dict)  # fgvc calibrate's, by inference setting
@@ -265,7 +266,7 @@ class Predictor:
             print(f"fgvc: {checkpoint}: using its {WEIGHT_NAMES[trained.weights]} weights (for the "
                   f"{WEIGHT_NAMES[other]} ones: --weights {other})", file=sys.stderr)
         predictor = cls(runtime.prepare(trained.model).eval(), cfg, trained.classes, runtime, view, tta,
-                        batch_size or cfg.batch_size, trained.hierarchy, trained.weights,
+                        batch_size or cfg.batch_size, Hierarchy.from_names(trained.hierarchy), trained.weights,
                         None if onnx else chosen_zoom(zoom, cfg.eval_zoom), trained.calibrations,
                         calibrated is not False, unknown is not False)
         predictor.check_calibration(checkpoint, calibrated, unknown)
@@ -442,19 +443,18 @@ class Predictor:
 
     def top(self, probabilities: np.ndarray, k: int) -> list[dict[str, Any]]:
         """The ``k`` likeliest classes of one image, each with its probability, family and manufacturer."""
-        order = metrics.top_classes(probabilities[None], k)[0]  # ties to the lower index, as every report
+        order = top_classes(probabilities[None], k)[0]  # ties to the lower index, as every report
         return [{"class": self.classes[i], "probability": float(probabilities[i]),
-                 **{level: names[i] for level, names in self.hierarchy.items()}} for i in order]
+                 **{level: names[parent_of[i]] for level, (parent_of, names) in self.hierarchy.items()}}
+                for i in order]
 
     def coarse(self, probabilities: np.ndarray) -> dict[str, dict[str, Any]]:
         """The likeliest family and manufacturer of one image, each with its probability, the sum of its classes'
-        (``metrics.parent_scores``): ``{level: {"name": ..., "probability": ...}}``, {} without a hierarchy."""
+        (``Hierarchy.top_parents``): ``{level: {"name": ..., "probability": ...}}``, {} without a hierarchy."""
         answer = {}
-        for level, names in self.hierarchy.items():
-            parents, parent_of = np.unique(names, return_inverse=True)
-            summed = metrics.parent_scores(probabilities[None], parent_of, len(parents))[0]
-            best = int(summed.argmax())  # ties to the first name in sorted order
-            answer[level] = {"name": str(parents[best]), "probability": float(summed[best])}
+        for level, (_, names) in self.hierarchy.items():
+            [best], [probability] = self.hierarchy.top_parents(probabilities[None], level)
+            answer[level] = {"name": names[best], "probability": float(probability)}
         return answer
 
     def unknown_entry(self, prediction: Prediction) -> dict[str, Any]:
