@@ -17,7 +17,8 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from fgvc.apps import cam_examples
-from fgvc.data.datasets import augmented, training_split
+from fgvc.data.datasets import augmented
+from fgvc.data.kinds import training_split
 from fgvc.evaluation import plots
 from fgvc.evaluation.analysis import read_confusion
 from fgvc.models.backbones import model_spec

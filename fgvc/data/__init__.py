@@ -10,6 +10,7 @@
     checks         nothing bad reaches training
     duplicates     exact (sha256) and near (64-bit dHash) copies among photos
     hierarchy      each class's family and manufacturer (FGVC-Aircraft's, or an imagefolder's hierarchy.csv)
+    kinds          each kind of dataset (fgvc-aircraft, imagefolder) as one object, found by name; the splits cfg names
     loaders        the training and evaluation DataLoaders
 
     train_set = build_dataset("data", "trainval")          # FGVC-Aircraft, banner cropped
@@ -31,14 +32,15 @@ from typing import Any
 _PUBLIC = {  # module -> the names the package gives
     "checks": ("check_data", "drop_bad_images"),
     "datasets": ("AugmentedSplit", "FgvcAircraft", "ListedImageFolder", "augmented", "build_dataset",
-                 "build_imagefolder", "build_split", "dataset_labels", "dataset_sources", "image_files",
-                 "keep_samples", "leave_out", "per_class_subset", "training_split"),
+                 "build_imagefolder", "dataset_labels", "dataset_sources", "image_files", "keep_samples", "leave_out",
+                 "per_class_subset"),
     "duplicates": ("NEAR_BITS", "PhotoHashes", "content_hash", "duplicate_labels", "hash_photos",
                    "near_duplicate_groups", "near_pairs", "perceptual_hash"),
-    "hierarchy": ("HIERARCHY_FILE", "Hierarchy", "ParentLevel", "dataset_hierarchy", "hierarchy_names", "parent_index",
-                  "read_hierarchy", "read_hierarchy_csv"),
+    "hierarchy": ("HIERARCHY_FILE", "Hierarchy", "ParentLevel", "hierarchy_names", "hierarchy_problems",
+                  "parent_index", "read_hierarchy", "read_hierarchy_csv"),
     "split": ("EXCLUDED", "imagefolder_classes", "imagefolder_splits", "read_exclusions", "read_split_file",
               "split_file_of", "split_folder"),
+    "kinds": ("KINDS", "DatasetKind", "build_split", "dataset_hierarchy", "dataset_kind", "training_split"),
     "images": ("find_bad_images", "fit_short_side", "load_image", "to_rgb"),
     "layout": ("FGVC_FOLDER", "FGVC_URL", "LEVEL_FILES", "PREPARED_MARKER", "prepared_info"),
     "loaders": ("EpochSampler", "Loaders", "build_loaders", "eval_loader"),

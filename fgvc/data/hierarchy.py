@@ -27,11 +27,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fgvc.core.config import LEVELS, PARENT_LEVELS, TrainConfig
+from fgvc.core.config import LEVELS, PARENT_LEVELS
 from fgvc.core.errors import DatasetError
 from fgvc.core.labels import class_indices, top_classes
 from fgvc.data.layout import check_files, data_dir, labels_file, read_classes, read_labels
-from fgvc.data.split import imagefolder_classes
 
 HIERARCHY_FILE = "hierarchy.csv"  # beside an imagefolder's class or split folders
 
@@ -167,18 +166,6 @@ def read_hierarchy(root: str | Path, split: str, level: str = "variant") -> Hier
     return Hierarchy(levels)
 
 
-def dataset_hierarchy(cfg: TrainConfig, split: str) -> Hierarchy | None:
-    """The family / manufacturer hierarchy of ``cfg``'s dataset, or None where it has none: FGVC-Aircraft's
-    (below the manufacturer level), or an imagefolder's ``hierarchy.csv`` for the classes of ``split``."""
-    if cfg.dataset == "imagefolder":
-        path = Path(cfg.data_root) / HIERARCHY_FILE
-        return (read_hierarchy_csv(path, imagefolder_classes(cfg.data_root, split, cfg.split_file))
-                if path.is_file() else None)
-    if cfg.level == "manufacturer":
-        return None
-    return read_hierarchy(cfg.data_root, split, cfg.level)
-
-
 def read_hierarchy_csv(path: str | Path, classes: list[str]) -> Hierarchy:
     """The hierarchy ``path`` gives ``classes`` (parent names sorted); a ``DatasetError`` names the file and line
     of a header other than ``class`` and some of ``family``, ``manufacturer``, a line without a class or a
@@ -223,3 +210,18 @@ def read_hierarchy_csv(path: str | Path, classes: list[str]) -> Hierarchy:
         names = sorted({parent for _, parent in parents[level]})
         hierarchy[level] = ParentLevel(parent_index(classes, names, parents[level]), names)
     return Hierarchy(hierarchy)
+
+
+def hierarchy_problems(root: Path, class_lists: list[list[str]]) -> list[str]:
+    """The first problem of an imagefolder's ``hierarchy.csv`` with each list of classes (a split's; each problem
+    once)."""
+    if not (root / HIERARCHY_FILE).is_file():
+        return []
+    problems = []
+    for classes in class_lists:
+        try:
+            read_hierarchy_csv(root / HIERARCHY_FILE, classes)
+        except DatasetError as err:
+            if str(err) not in problems:
+                problems.append(str(err))
+    return problems

@@ -17,9 +17,9 @@ from fgvc.core.config import TrainConfig
 from fgvc.core.distributed import SINGLE, Dist, ShardSampler
 from fgvc.core.errors import BadImageError, DatasetError
 from fgvc.data.checks import drop_bad_images
-from fgvc.data.datasets import augmented, build_split, training_split
-from fgvc.data.hierarchy import Hierarchy, dataset_hierarchy
-from fgvc.data.layout import prepared_info
+from fgvc.data.datasets import augmented
+from fgvc.data.hierarchy import Hierarchy
+from fgvc.data.kinds import build_split, dataset_hierarchy, dataset_kind, training_split
 from fgvc.data.normalization import Normalization
 from fgvc.data.transforms import eval_transform
 
@@ -90,10 +90,10 @@ def build_loaders(cfg: TrainConfig, norm: Normalization, ranks: Dist = SINGLE) -
     if train_set.classes != eval_set.classes:
         raise DatasetError(f"the classes of split {cfg.train_split!r} and {cfg.eval_split!r} differ under "
                            f"{cfg.data_root}: every split must hold the same class folders")
-    info = prepared_info(cfg.data_root) if cfg.dataset == "fgvc-aircraft" else None
-    if info and int(info["img_size"]) < cfg.img_size:
+    prepared_size = dataset_kind(cfg.dataset).prepared_size(cfg.data_root)
+    if prepared_size is not None and prepared_size < cfg.img_size:
         log.warning("%s was prepared for img_size %s, smaller than %d: training crops are upsampled; "
-                    "run `fgvc prepare` again with --img-size %d", cfg.data_root, info["img_size"], cfg.img_size,
+                    "run `fgvc prepare` again with --img-size %d", cfg.data_root, prepared_size, cfg.img_size,
                     cfg.img_size)
     hierarchy = dataset_hierarchy(cfg, cfg.eval_split)
     _check_sizes(cfg, train_set, eval_set, ranks)

@@ -19,8 +19,8 @@ from torch.utils.data import Dataset
 
 from fgvc.core.config import UNKNOWN_KEEP, UNKNOWN_SCORE, UNKNOWN_SCORES, TrainConfig
 from fgvc.core.errors import ConfigError, DatasetError
-from fgvc.data.datasets import build_split, image_files, keep_samples, per_class_subset
-from fgvc.data.hierarchy import dataset_hierarchy
+from fgvc.data.datasets import image_files, keep_samples, per_class_subset
+from fgvc.data.kinds import build_split, dataset_hierarchy
 from fgvc.evaluation import metrics
 from fgvc.evaluation.analysis import Analysis, analyse
 from fgvc.models.calibration import (

@@ -47,6 +47,7 @@ from fgvc.core.labels import top_classes
 from fgvc.core.runtime import Runtime
 from fgvc.data.hierarchy import Hierarchy
 from fgvc.data.images import load_image
+from fgvc.data.kinds import dataset_kind
 from fgvc.data.layout import is_original_image
 from fgvc.data.loaders import eval_loader
 from fgvc.data.transforms import eval_transform
@@ -422,8 +423,8 @@ class Predictor:
 
     @property
     def trained_without_banner(self) -> bool:
-        """Whether the run learnt FGVC-Aircraft's photos with their banner cut (``cfg.banner_px`` rows)."""
-        return self.cfg.dataset == "fgvc-aircraft" and self.cfg.banner_px > 0
+        """Whether the run learnt FGVC-Aircraft's photos with their banner cut (``DatasetKind.banner_rows``)."""
+        return dataset_kind(self.cfg.dataset).banner_rows(self.cfg) > 0
 
     def banner_rows(self, path: str | Path, crop_banner: bool | None = None) -> int:
         """Rows of banner to cut from the bottom of the photo at ``path``: the run's ``banner_px`` with

@@ -30,7 +30,8 @@ from PIL import Image
 from fgvc.evaluation import metrics
 from fgvc.models import calibration
 from fgvc.core.config import UNKNOWN_SCORES
-from fgvc.data.datasets import build_split, keep_samples, per_class_subset
+from fgvc.data.datasets import keep_samples, per_class_subset
+from fgvc.data.kinds import build_split
 from fgvc.data.images import load_image
 from fgvc.evaluation.evaluate import calibrate_checkpoint
 from fgvc.models.predict import Outputs, Predictor
