@@ -27,7 +27,7 @@ from fgvc.data import (
     normalize,
     read_hierarchy,
 )
-from fgvc.models.backbones import IMAGENET
+from fgvc.data.normalization import IMAGENET
 
 
 def annotation(root: Path, name: str) -> list[str]:

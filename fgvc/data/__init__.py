@@ -6,7 +6,7 @@
     datasets       FGVC-Aircraft, a user's ImageFolder (split folders or a split file), the augmented training split
     split          a flat folder of photos split into a split file (fgvc split), exclusion lists
     transforms     every train and eval preprocessing decision (like torchvision's ``presets.py``)
-    normalization  what the weights expect of an input (a leaf that ``model`` and ``plots`` import)
+    normalization  what each architecture's weights expect of an input (the loaders', ``model``'s and ``plots``')
     checks         nothing bad reaches training
     duplicates     exact (sha256) and near (64-bit dHash) copies among photos
     hierarchy      each class's family and manufacturer (FGVC-Aircraft's, or an imagefolder's hierarchy.csv)
@@ -14,7 +14,7 @@
     loaders        the training and evaluation DataLoaders
 
     train_set = build_dataset("data", "trainval")          # FGVC-Aircraft, banner cropped
-    loaders = build_loaders(cfg, spec.norm)                # augmented train, plain eval
+    loaders = build_loaders(cfg)                           # augmented train, plain eval
 
 FGVC-Aircraft's 20-px copyright banner is cropped off when an image is loaded, before any transform,
 as the dataset's README asks. A user's own photos lie in a flat folder ``root/<class>/*.jpg`` with the split file
@@ -44,7 +44,7 @@ _PUBLIC = {  # module -> the names the package gives
     "images": ("find_bad_images", "fit_short_side", "load_image", "to_rgb"),
     "layout": ("FGVC_FOLDER", "FGVC_URL", "LEVEL_FILES", "PREPARED_MARKER", "prepared_info"),
     "loaders": ("EpochSampler", "Loaders", "build_loaders", "eval_loader"),
-    "normalization": ("Normalization",),
+    "normalization": ("IMAGENET", "TF_LITE", "Normalization", "arch_normalization"),
     "prepare": ("download_fgvc", "prepare_fgvc"),
     "transforms": ("AFFINE_SCALE", "AFFINE_TRANSLATE", "Augment", "Augmentation", "BatchAugment",
                    "augmentation_matrix", "batch_augmentation", "draw_augmentation", "eval_transform", "normalize",
