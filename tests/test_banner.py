@@ -14,10 +14,11 @@ import pytest
 from helpers import PROBABILITY_TOLERANCE, same_top1
 from PIL import Image
 
+from fgvc.apps.banner import banner_rows
 from fgvc.apps.cli import main
 from fgvc.apps.serve import BANNER_NOTE, describe
 from fgvc.data.layout import FGVC_FOLDER, PREPARED_MARKER, image_path, is_original_image
-from fgvc.models.predict import Predictor
+from fgvc.models.predictor import Predictor
 
 NOTE = "FGVC-Aircraft banner from"
 
@@ -110,5 +111,5 @@ def test_predict_on_the_datasets_photos_agrees_with_evaluate_without_a_flag(
     assert upload.photo.shape[0] == height and upload.message.endswith(BANNER_NOTE)
 
     own_photos = dataclasses.replace(predictor, cfg=dataclasses.replace(predictor.cfg, dataset="imagefolder"))
-    assert own_photos.banner_rows(files[0]) == 0 and predictor.banner_rows(files[0]) == 20
+    assert banner_rows(own_photos.cfg, files[0]) == 0 and banner_rows(predictor.cfg, files[0]) == 20
     assert BANNER_NOTE not in describe(own_photos, copies / Path(files[0]).name).message

@@ -44,7 +44,7 @@ from fgvc.data.synthetic import BANNER_HEIGHT
 from fgvc.models.backbones import model_spec
 from fgvc.models.checkpoint import load_checkpoint, load_trained
 from fgvc.models.gradcam import explain
-from fgvc.models.predict import Predictor
+from fgvc.models.predictor import Predictor
 from fgvc.training.engine import fit
 
 MAGENTA = (255, 0, 255)

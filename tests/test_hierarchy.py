@@ -16,15 +16,16 @@ import torch
 from readme_checks import page_with
 
 from fgvc.apps.cli import main
+from fgvc.apps.predict_output import coarse_cells, format_coarse
 from fgvc.core.config import make_config
 from fgvc.core.errors import DatasetError
 from fgvc.core.runtime import Runtime
 from fgvc.data import check_data, dataset_hierarchy, hierarchy_names, read_hierarchy
 from fgvc.data.hierarchy import HIERARCHY_FILE, Hierarchy, ParentLevel, read_hierarchy_csv
 from fgvc.data.layout import image_path, read_labels
-from fgvc.evaluation import metrics
+from fgvc.evaluation.analysis import summarize
 from fgvc.models.checkpoint import load_trained
-from fgvc.models.predict import Predictor, coarse_cells, format_coarse
+from fgvc.models.predictor import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["737-700", "737-800", "A320", "Spitfire Mk I"]
@@ -110,7 +111,7 @@ def test_family_top1_by_summed_probability_can_beat_the_top_variant() -> None:
     # Family 0 = variants 0, 1; family 1 = variant 2. Both images are of variant 1 (family 0).
     scores = np.array([[0.30, 0.30, 0.40],    # top variant 2 (family 1), but family 0 sums to 0.60
                        [0.10, 0.60, 0.30]])   # right variant, right family either way
-    report = metrics.summarize(scores, np.array([1, 1]), ["a1", "a2", "b"],
+    report = summarize(scores, np.array([1, 1]), ["a1", "a2", "b"],
                                Hierarchy({"family": ParentLevel(np.array([0, 0, 1]), ["A", "B"])}))
     assert report["family_top1"] == 0.5 and report["family_top1_summed"] == 1.0
 

@@ -27,7 +27,7 @@ from fgvc.core.runtime import Runtime
 from fgvc.data import FGVC_FOLDER, eval_transform
 from fgvc.models.backbones import build_model, model_spec
 from fgvc.models.gradcam import compute_cam, explain
-from fgvc.models.predict import Predictor
+from fgvc.models.predictor import Predictor
 
 REPO = Path(__file__).resolve().parents[1]
 

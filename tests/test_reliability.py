@@ -25,12 +25,13 @@ from helpers import SMALL, MakeDataset, tiny_config, without_timing
 from PIL import Image
 
 from fgvc.apps.cli import main
+from fgvc.apps.predict_output import predict_files
 from fgvc.core.config import ConfigError, flag
 from fgvc.core.errors import BadImageError, DatasetError, FgvcError, FolderError
 from fgvc.data import FGVC_FOLDER, build_dataset, load_image
 from fgvc.models.backbones import WeightsError, build_model
 from fgvc.models.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
-from fgvc.models.predict import Predictor
+from fgvc.models.predictor import Predictor
 from fgvc.runs import tracking
 from fgvc.runs.tracking import claim_run_dir, new_run_dir, read_rows, release_run_dir
 from fgvc.training import engine
@@ -406,7 +407,7 @@ def test_odd_images_are_converted_and_bad_ones_refused_per_file(checkpoint: Path
     good, refused = odd_images(tmp_path)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)  # bomb.png has 40,000 pixels, the others at most 2,400
     paths = [refused[0], *good[:3], *refused[1:], *good[3:], tmp_path / "missing.jpg"]
-    results = Predictor.from_checkpoint(checkpoint, device="cpu").predict_files([str(p) for p in paths], topk=2)
+    results = predict_files(Predictor.from_checkpoint(checkpoint, device="cpu"), [str(p) for p in paths], topk=2)
     assert [r["file"] for r in results] == [str(p) for p in paths]
     for path, result in zip(paths, results):
         if path in good:

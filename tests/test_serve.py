@@ -36,7 +36,7 @@ from fgvc.core.config import PER_CHANNEL_METHODS
 from fgvc.data import FGVC_FOLDER
 from fgvc.models.backbones import cam_target_layer
 from fgvc.models.gradcam import CAM_BATCH, compute_cam
-from fgvc.models.predict import Predictor
+from fgvc.models.predictor import Predictor
 
 REPO = Path(__file__).resolve().parents[1]
 UPLOAD_MB, CAM_BUDGET = 1, 0.001  # the browser test's server: the example photos fit; no per-channel CAM does

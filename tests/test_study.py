@@ -14,7 +14,7 @@ import yaml
 from fgvc.apps.cli import main
 from fgvc.core.errors import ConfigError
 from fgvc.evaluation.compare import compare, compare_over_seeds
-from fgvc.evaluation.metrics import mcnemar_exact, paired_over_seeds
+from fgvc.evaluation.statistics import mcnemar_exact, paired_over_seeds
 from fgvc.studies.study import read_study, recipe_config, run_study, study_figure
 from fgvc.training import engine
 

@@ -27,7 +27,8 @@ from fgvc.core.runtime import Runtime
 from fgvc.data import build_dataset, build_split
 from fgvc.models.backbones import build_model, cam_target_layer
 from fgvc.models.checkpoint import save_checkpoint
-from fgvc.models.predict import Predictor, predict_scores
+from fgvc.models.predictor import Predictor
+from fgvc.models.scoring import predict_scores
 from fgvc.models.zoom import (
     BOX_COLOUR,
     Zoom,

@@ -22,7 +22,7 @@ from fgvc.data.kinds import training_split
 from fgvc.evaluation import plots
 from fgvc.evaluation.analysis import read_confusion
 from fgvc.models.backbones import model_spec
-from fgvc.models.predict import Predictor
+from fgvc.models.predictor import Predictor
 
 ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15  # depth, width, resolution bases found by the paper's grid search on B0
 

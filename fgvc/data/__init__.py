@@ -1,6 +1,6 @@
 """Images in, batches out: the data package's public names, one job per module.
 
-    images         decoding files (EXIF, banner, bad files named)
+    images         finding image files; decoding them (EXIF, banner, bad files named)
     layout         FGVC-Aircraft's folder and file names; reading and checking its annotation files
     prepare        the download, and ``fgvc prepare``'s smaller copy
     datasets       FGVC-Aircraft, a user's ImageFolder (split folders or a split file), the augmented training split
@@ -41,7 +41,7 @@ _PUBLIC = {  # module -> the names the package gives
     "split": ("EXCLUDED", "imagefolder_classes", "imagefolder_splits", "read_exclusions", "read_split_file",
               "split_file_of", "split_folder"),
     "kinds": ("KINDS", "DatasetKind", "build_split", "dataset_hierarchy", "dataset_kind", "training_split"),
-    "images": ("find_bad_images", "fit_short_side", "load_image", "to_rgb"),
+    "images": ("IMAGE_SUFFIXES", "expand_images", "find_bad_images", "fit_short_side", "load_image", "to_rgb"),
     "layout": ("FGVC_FOLDER", "FGVC_URL", "LEVEL_FILES", "PREPARED_MARKER", "prepared_info"),
     "loaders": ("EpochSampler", "Loaders", "build_loaders", "eval_loader"),
     "normalization": ("IMAGENET", "TF_LITE", "Normalization", "arch_normalization"),

@@ -1,5 +1,6 @@
 """The full analysis of a set of predictions: metrics with intervals, per-class accuracy, confusions.
 
+    report = summarize(scores, targets, classes, hierarchy)      # the JSON report alone
     analysis = analyse(scores, targets, classes, hierarchy, out="logs/<run>/eval-test")
     print(format_report(analysis.report)); print(format_worst(analysis.report))
 
@@ -19,7 +20,7 @@ import numpy as np
 from fgvc.core.errors import FgvcError
 from fgvc.core.labels import top_classes
 from fgvc.data.hierarchy import Hierarchy, hierarchy_names
-from fgvc.evaluation import metrics, plots
+from fgvc.evaluation import metrics, plots, statistics
 
 
 @dataclass
@@ -30,6 +31,76 @@ class Analysis:
     confusion: np.ndarray  # (C, C), rows = true class
     classes: list[str]
     group_of: list[str] | None  # the family of each class, when the dataset has one
+
+
+def _optional(value: float) -> float | None:
+    """A plain float, or None for NaN (JSON has no NaN)."""
+    return None if np.isnan(value) else float(value)
+
+
+def summarize(
+    scores: np.ndarray,
+    targets: np.ndarray,
+    class_names: list[str],
+    hierarchy: Hierarchy | None = None,
+    num_bootstrap: int = 1000,
+    seed: int = 0,
+) -> dict:
+    """A JSON-serialisable evaluation report (``metrics``' measures, ``statistics``' intervals).
+
+    ``scores`` are probabilities (rows summing to 1). Keys: ``num_samples``; ``top1``, ``top5`` (k = min(5, C)),
+    ``mean_class_acc``, ``ece`` (``metrics.expected_calibration_error`` of the top-1 guesses) and ``brier`` (the mean of
+    ``brier_scores``), each with a 95 % percentile-bootstrap interval ``{name}_ci``; ``reliability_bins`` (the
+    ``CALIBRATION_BINS`` bins behind ``ece``); ``per_class`` (worst first, classes without support last,
+    accuracy None); ``confusions`` (``metrics.most_confused_pairs``); and per level of ``hierarchy`` ``{level}_top1``
+    (variant predictions mapped up to the level), ``{level}_top1_summed`` (the parent with the highest summed
+    probability, ``Hierarchy.top_parents``) and ``{level}_errors_within`` (share of variant errors whose
+    prediction has the right parent; None without errors).
+    """
+    scores, targets = metrics.checked_scores(scores, targets)
+    num_samples, num_classes = scores.shape
+    if len(class_names) != num_classes:
+        raise ValueError(f"class_names has {len(class_names)} names; expected {num_classes} (one per score column)")
+    preds = scores.argmax(1)
+    hits1 = metrics.topk_hits(scores, targets, 1)
+    hits5 = metrics.topk_hits(scores, targets, min(5, num_classes))
+    confidence, brier = scores.max(1), metrics.brier_scores(scores, targets)
+    confusion = metrics.confusion_matrix(preds, targets, num_classes)
+
+    def resampled_mca(idx: np.ndarray) -> float:
+        return metrics.mean_class_accuracy(metrics.confusion_matrix(preds[idx], targets[idx], num_classes))
+
+    report: dict = {"num_samples": int(num_samples)}
+    for name, value, statistic in (
+        ("top1", hits1.mean(), lambda idx: hits1[idx].mean()),
+        ("top5", hits5.mean(), lambda idx: hits5[idx].mean()),
+        ("mean_class_acc", metrics.mean_class_accuracy(confusion), resampled_mca),
+        ("ece", metrics.expected_calibration_error(confidence, hits1),
+         lambda idx: metrics.expected_calibration_error(confidence[idx], hits1[idx])),
+        ("brier", brier.mean(), lambda idx: brier[idx].mean()),
+    ):
+        report[name] = float(value)
+        report[f"{name}_ci"] = list(statistics.bootstrap_ci(statistic, num_samples, num_bootstrap, 0.95, seed))
+    report["reliability_bins"] = metrics.reliability_bins(confidence, hits1)
+
+    accuracy = metrics.per_class_accuracy(confusion)
+    support = confusion.sum(1)
+    order = sorted(range(num_classes), key=lambda c: (support[c] == 0, np.nan_to_num(accuracy[c]), c))
+    report["per_class"] = [
+        {"class": class_names[c], "accuracy": _optional(accuracy[c]), "support": int(support[c])} for c in order
+    ]
+    report["confusions"] = metrics.most_confused_pairs(confusion, class_names)
+
+    errors = preds != targets
+    for level, (parent_of, _) in (hierarchy or {}).items():
+        if parent_of.shape != (num_classes,):
+            raise ValueError(f"the hierarchy's {level} level maps {parent_of.shape} classes; expected ({num_classes},)")
+        true_parents = hierarchy.parents(targets, level)
+        same_parent = hierarchy.parents(preds, level) == true_parents
+        report[f"{level}_top1"] = float(same_parent.mean())
+        report[f"{level}_top1_summed"] = float((hierarchy.top_parents(scores, level)[0] == true_parents).mean())
+        report[f"{level}_errors_within"] = float(same_parent[errors].mean()) if errors.any() else None
+    return report
 
 
 def analyse(scores: np.ndarray, targets: np.ndarray, classes: list[str], hierarchy: Hierarchy | None,
@@ -45,7 +116,7 @@ def analyse(scores: np.ndarray, targets: np.ndarray, classes: list[str], hierarc
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    report = {**(extra or {}), **metrics.summarize(scores, targets, classes, hierarchy, seed=seed)}
+    report = {**(extra or {}), **summarize(scores, targets, classes, hierarchy, seed=seed)}
     confusion = metrics.confusion_matrix(scores.argmax(axis=1), targets, len(classes))
     group_of = hierarchy_names(hierarchy)["family"] if hierarchy and "family" in hierarchy else None
     report["family_of"] = group_of

@@ -37,7 +37,7 @@ from fgvc.models.calibration import (
     read_calibrations,
 )
 from fgvc.models.checkpoint import load_checkpoint, save_checkpoint
-from fgvc.models.predict import Predictor
+from fgvc.models.predictor import Predictor
 from fgvc.models.zoom import Zoom
 from fgvc.runs import provenance
 
