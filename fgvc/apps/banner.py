@@ -1,6 +1,7 @@
 """FGVC-Aircraft's banner at prediction time: which rows to cut from a photo file before the predictor sees it.
 
     rows = banner_rows(predictor.cfg, "photos/0034309.jpg", crop_banner=None)     # auto: 0 or the run's banner_px
+    rows = banner_cuts(predictor.cfg, files, crop_banner=None)                    # each file's; stderr says how many
 
 A run trained on FGVC-Aircraft learnt its photos with their copyright banner cut. By default (``crop_banner=None``,
 auto) ``fgvc predict``, ``fgvc gradcam`` and ``fgvc serve`` cut it from a photo that is one of the dataset's
@@ -33,10 +34,13 @@ def banner_rows(cfg: TrainConfig, path: str | Path, crop_banner: bool | None = N
     return cfg.banner_px if crop_banner else 0
 
 
-def say_auto_cropped(cfg: TrainConfig, files: Sequence[str | Path], crop_banner: bool | None) -> None:
-    """With ``crop_banner`` None (auto), say on stderr how many of ``files`` get their banner cut, and how not."""
-    cropped = 0 if crop_banner is not None else sum(banner_rows(cfg, path) > 0 for path in files)
-    if cropped:
+def banner_cuts(cfg: TrainConfig, files: Sequence[str | Path], crop_banner: bool | None) -> list[int]:
+    """The ``banner_rows`` of each of ``files``; with ``crop_banner`` None (auto), stderr says how many get their
+    banner cut, and how not."""
+    rows = [banner_rows(cfg, path, crop_banner) for path in files]
+    cropped = sum(count > 0 for count in rows)
+    if crop_banner is None and cropped:
         print(f"fgvc: cut the {cfg.banner_px}-px FGVC-Aircraft banner from {cropped} of {len(files)} "
               f"image(s): photos of the dataset's images/ folder, cut as the run was trained and evaluated "
               f"(--no-crop-banner keeps it)", file=sys.stderr)
+    return rows

@@ -14,7 +14,7 @@ from typing import Any
 
 from PIL import Image
 
-from fgvc.apps.banner import banner_rows, say_auto_cropped
+from fgvc.apps.banner import banner_cuts
 from fgvc.core.errors import BadImageError, ConfigError
 from fgvc.data.images import expand_images, load_image
 from fgvc.models.gradcam import Explanation, explain
@@ -58,11 +58,11 @@ def write_overlays(checkpoint: str | Path, images: list[str | Path], out: str | 
         raise ConfigError(f"class {class_name!r} is not one of the {len(classes)} classes of {checkpoint}")
     target = None if class_name is None else classes.index(class_name)
     files = expand_images(images)
-    say_auto_cropped(predictor.cfg, files, crop_banner)
+    rows = banner_cuts(predictor.cfg, files, crop_banner)
     results: list[dict[str, Any]] = []
-    for path, destination in zip(files, overlay_paths(files, out, method)):
+    for path, banner, destination in zip(files, rows, overlay_paths(files, out, method), strict=True):
         try:
-            image = load_image(path, banner_rows(predictor.cfg, path, crop_banner))
+            image = load_image(path, banner)
         except BadImageError as err:  # names the file and what is wrong with it
             results.append({"file": str(path), "error": str(err)})
             continue

@@ -18,7 +18,7 @@ from typing import Any
 
 from PIL import Image
 
-from fgvc.apps.banner import banner_rows, say_auto_cropped
+from fgvc.apps.banner import banner_cuts
 from fgvc.core.config import PARENT_LEVELS
 from fgvc.core.errors import BadImageError
 from fgvc.data.images import expand_images, load_image
@@ -53,8 +53,8 @@ def coarse_cells(coarse: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def format_unknown(entry: dict[str, Any]) -> str:
-    """The line of ``fgvc predict``'s text output for a photo below the unknown-type threshold (``unknown_entry``),
-    e.g. "  unknown: none of the types it knows (energy 3.21, below 4.05)"."""
+    """The line of ``fgvc predict``'s text output for a photo below the unknown-type threshold (the ``unknown`` of a
+    ``prediction_entry``), e.g. "  unknown: none of the types it knows (energy 3.21, below 4.05)"."""
     return (f"  unknown: none of the types it knows ({entry['score']} {entry['value']:.4g}, "
             f"below {entry['threshold']:.4g})")
 
@@ -92,14 +92,20 @@ def format_predictions(results: Sequence[dict[str, Any]], output: str = "text", 
     return text.getvalue()
 
 
-def unknown_entry(predictor: Predictor, prediction: Prediction) -> dict[str, Any]:
-    """``{"unknown": {"flagged": ..., "score": name, "value": ..., "threshold": ...}}`` of a prediction made with
-    an unknown-type threshold; {} without one."""
+def prediction_entry(predictor: Predictor, file: str, prediction: Prediction, topk: int) -> dict[str, Any]:
+    """What ``fgvc predict`` and the demo say of one photo that ``predictor`` predicted: its ``file``, its ``top``
+    ``topk`` guesses (``Predictor.top``), its ``coarse`` answer (``Predictor.coarse``), with zoom the ``box`` of its
+    second look and, with an unknown-type threshold, ``unknown``: ``{"flagged", "score" (its name), "value",
+    "threshold"}``."""
+    entry = {"file": file, "top": predictor.top(prediction.probabilities, topk),
+             "coarse": predictor.coarse(prediction.probabilities)}
+    if prediction.box is not None:
+        entry["box"] = list(prediction.box)
     check = predictor.unknown_check
-    if prediction.known is None or check is None:
-        return {}
-    return {"unknown": {"flagged": prediction.unknown, "score": check.score, "value": prediction.known,
-                        "threshold": check.threshold}}
+    if prediction.known is not None and check is not None:
+        entry["unknown"] = {"flagged": prediction.unknown, "score": check.score, "value": prediction.known,
+                            "threshold": check.threshold}
+    return entry
 
 
 def predict_files(predictor: Predictor, paths: Sequence[str | Path], topk: int = 5, crop_banner: bool | None = None
@@ -108,25 +114,21 @@ def predict_files(predictor: Predictor, paths: Sequence[str | Path], topk: int =
 
     ``crop_banner`` cuts the run's FGVC-Aircraft banner (``cfg.banner_px`` rows) first: True from every
     image, False from none, None (auto) from the dataset's own photos (``fgvc.apps.banner``; stderr says how
-    many). Each result holds the ``file``, its ``top`` guesses (``Predictor.top``), its ``coarse`` answer
-    (``Predictor.coarse``) and with an unknown-type threshold its ``unknown`` entry (``unknown_entry``); an
-    unreadable file gets an ``error`` entry naming it, and the others are still predicted.
+    many). Each result is the ``prediction_entry`` of a file; an unreadable file gets an ``error`` entry naming
+    it, and the others are still predicted.
     """
     files = expand_images(paths)
-    say_auto_cropped(predictor.cfg, files, crop_banner)
+    rows = banner_cuts(predictor.cfg, files, crop_banner)
     results: list[dict[str, Any]] = []
     for start in range(0, len(files), predictor.batch_size):
         loaded: list[tuple[Path, Image.Image]] = []
-        for path in files[start:start + predictor.batch_size]:
+        for path, banner in zip(files[start:start + predictor.batch_size], rows[start:start + predictor.batch_size]):
             try:
-                loaded.append((path, load_image(path, banner_rows(predictor.cfg, path, crop_banner))))
+                loaded.append((path, load_image(path, banner)))
             except BadImageError as err:
                 results.append({"file": str(path), "error": str(err)})
         predictions = predictor.predict([image for _, image in loaded])
-        results.extend({"file": str(path), "top": predictor.top(prediction.probabilities, topk),
-                        "coarse": predictor.coarse(prediction.probabilities),
-                        **({} if prediction.box is None else {"box": list(prediction.box)}),
-                        **unknown_entry(predictor, prediction)}
-                       for (path, _), prediction in zip(loaded, predictions))
+        results.extend(prediction_entry(predictor, str(path), prediction, topk)
+                       for (path, _), prediction in zip(loaded, predictions, strict=True))
     order = {str(path): i for i, path in enumerate(files)}
     return sorted(results, key=lambda result: order[result["file"]])
