@@ -118,11 +118,11 @@ def predict_files(predictor: Predictor, paths: Sequence[str | Path], topk: int =
     it, and the others are still predicted.
     """
     files = expand_images(paths)
-    rows = banner_cuts(predictor.cfg, files, crop_banner)
+    photos = list(zip(files, banner_cuts(predictor.cfg, files, crop_banner), strict=True))  # (file, banner rows)
     results: list[dict[str, Any]] = []
-    for start in range(0, len(files), predictor.batch_size):
+    for start in range(0, len(photos), predictor.batch_size):
         loaded: list[tuple[Path, Image.Image]] = []
-        for path, banner in zip(files[start:start + predictor.batch_size], rows[start:start + predictor.batch_size]):
+        for path, banner in photos[start:start + predictor.batch_size]:
             try:
                 loaded.append((path, load_image(path, banner)))
             except BadImageError as err:
