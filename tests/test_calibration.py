@@ -28,7 +28,7 @@ from fgvc.models.calibration import (
 )
 from fgvc.models.checkpoint import load_checkpoint
 from fgvc.models.export import export_onnx
-from fgvc.models.predict import Predictor
+from fgvc.models.predictor import Predictor
 
 
 def overconfident(count: int = 3000, classes: int = 10, sharpen: float = 3.0, seed: int = 0

@@ -169,7 +169,6 @@ def test_annotation_files_are_checked_before_any_image_is_decoded(tiny_root: Pat
 
     from fgvc.core.errors import DatasetError
     from fgvc.data import build_loaders
-    from fgvc.models.backbones import IMAGENET
 
     copy = tmp_path / "copy"
     shutil.copytree(tiny_root, copy)
@@ -178,7 +177,7 @@ def test_annotation_files_are_checked_before_any_image_is_decoded(tiny_root: Pat
     for image in (copy / FGVC_FOLDER / "data" / "images").glob("*.jpg"):
         image.write_text("not a picture")  # decoding any image first would raise BadImageError instead
     with pytest.raises(DatasetError, match=str(families)):
-        build_loaders(make_config("demo", data_root=str(copy), workers=0), IMAGENET)
+        build_loaders(make_config("demo", data_root=str(copy), workers=0))
 
 
 def test_light_commands_import_only_what_they_need() -> None:

@@ -13,7 +13,7 @@ from helpers import NUM_CLASSES, MakeDataset, tiny_config
 
 from fgvc.apps.cli import main
 from fgvc.core.errors import ComparisonError
-from fgvc.evaluation import metrics
+from fgvc.evaluation import metrics, statistics
 from fgvc.evaluation.analysis import analyse
 from fgvc.evaluation.compare import compare, default_out, evaluation_folder, format_comparison, verdict
 from fgvc.evaluation.evaluate import evaluate_checkpoint
@@ -33,17 +33,17 @@ CLASSES = ["707-320", "727-200", "A300B4", "F/A-18"]  # names with a slash and a
     (3, 4, 1.0),  # 2 * (1 + 7 + 21 + 35) / 128 = 1.0 exactly
 ])
 def test_mcnemar_exact_against_hand_worked_values(a_only: int, b_only: int, expected: float) -> None:
-    assert metrics.mcnemar_exact(a_only, b_only) == pytest.approx(expected, rel=1e-12)
+    assert statistics.mcnemar_exact(a_only, b_only) == pytest.approx(expected, rel=1e-12)
 
 
 def test_mcnemar_exact_stays_exact_on_a_test_set_of_thousands() -> None:
     # 1,600 against 1,700 discordant images: 2**3300 overflows a float, the integers do not. The definition, summed
     # with math.comb, gives the same float; the normal approximation with continuity correction,
     # z = (|1700 - 1600| - 1) / sqrt(3300) = 1.7234, two-sided 0.0848, is close at this size.
-    p = metrics.mcnemar_exact(1600, 1700)
+    p = statistics.mcnemar_exact(1600, 1700)
     assert p == min(1.0, 2 * sum(math.comb(3300, i) for i in range(1601)) / 2**3300)
     assert p == pytest.approx(math.erfc(99 / math.sqrt(3300) / math.sqrt(2)), abs=1e-3)
-    assert metrics.mcnemar_exact(1700, 1600) == p and metrics.mcnemar_exact(1650, 1650) == 1.0
+    assert statistics.mcnemar_exact(1700, 1600) == p and statistics.mcnemar_exact(1650, 1650) == 1.0
 
 
 # --- paired comparison ---------------------------------------------------------------------
@@ -53,7 +53,7 @@ def test_identical_runs_differ_by_zero_with_p_one() -> None:
     rng = np.random.default_rng(0)
     targets = rng.integers(0, 4, size=60)
     preds = np.where(rng.random(60) < 0.7, targets, rng.integers(0, 4, size=60))
-    paired = metrics.paired_comparison(preds, preds.copy(), targets, CLASSES)
+    paired = statistics.paired_comparison(preds, preds.copy(), targets, CLASSES)
     assert paired["top1_a"] == paired["top1_b"] == pytest.approx((preds == targets).mean())
     assert paired["top1_diff"] == paired["mean_class_acc_diff"] == 0.0
     assert paired["top1_diff_ci"] == paired["mean_class_acc_diff_ci"] == [0.0, 0.0]
@@ -72,7 +72,7 @@ def test_a_run_that_fixes_exactly_six_images() -> None:
     preds_b = preds_a.copy()
     fixed = [20, 21, 22, 23, 30, 31]
     preds_b[fixed] = targets[fixed]
-    paired = metrics.paired_comparison(preds_a, preds_b, targets, CLASSES)
+    paired = statistics.paired_comparison(preds_a, preds_b, targets, CLASSES)
     assert paired["top1_a"] == pytest.approx(28 / 40) and paired["top1_b"] == pytest.approx(34 / 40)
     assert paired["top1_diff"] == pytest.approx(6 / 40)
     assert paired["mean_class_acc_diff"] == pytest.approx((0.4 + 0.2) / 4)  # balanced classes: same as top-1
@@ -82,7 +82,7 @@ def test_a_run_that_fixes_exactly_six_images() -> None:
         ("A300B4", 6, 10), ("F/A-18", 8, 10), ("707-320", 8, 8), ("727-200", 6, 6)]  # largest gain first
     assert paired["per_class"][0]["change"] == pytest.approx(0.4)
     assert verdict(paired["a_only"], paired["b_only"], paired["mcnemar_p"], 0.05) == "B is better (p = 0.0312)"
-    swapped = metrics.paired_comparison(preds_b, preds_a, targets, CLASSES)
+    swapped = statistics.paired_comparison(preds_b, preds_a, targets, CLASSES)
     assert swapped["top1_diff"] == pytest.approx(-6 / 40) and swapped["mcnemar_p"] == paired["mcnemar_p"]
     assert verdict(swapped["a_only"], swapped["b_only"], swapped["mcnemar_p"], 0.05) == "A is better (p = 0.0312)"
     assert verdict(0, 6, paired["mcnemar_p"], 0.01).startswith("no detectable difference (p = 0.0312")
@@ -92,7 +92,7 @@ def test_mean_per_class_accuracy_can_move_while_top1_stays() -> None:
     # Class 0 has 3 images, class 1 has 1. A: all of class 0 right, class 1 wrong -> top-1 3/4, mean per-class
     # (1 + 0) / 2. B: 2 of class 0 right and class 1 right -> top-1 3/4, mean per-class (2/3 + 1) / 2.
     targets = np.array([0, 0, 0, 1])
-    paired = metrics.paired_comparison(np.array([0, 0, 0, 0]), np.array([0, 0, 1, 1]), targets, CLASSES[:2])
+    paired = statistics.paired_comparison(np.array([0, 0, 0, 0]), np.array([0, 0, 1, 1]), targets, CLASSES[:2])
     assert paired["top1_diff"] == 0.0
     assert paired["mean_class_acc_a"] == pytest.approx(0.5) and paired["mean_class_acc_b"] == pytest.approx(5 / 6)
     assert paired["mean_class_acc_diff"] == pytest.approx(1 / 3)
@@ -109,16 +109,16 @@ def test_paired_interval_holds_the_estimate_and_is_narrower_than_unpaired() -> N
     preds_b = preds_a.copy()
     changed = rng.choice(400, size=16, replace=False)
     preds_b[changed] = np.where(preds_a[changed] == targets[changed], (targets[changed] + 2) % 4, targets[changed])
-    paired = metrics.paired_comparison(preds_a, preds_b, targets, CLASSES)
+    paired = statistics.paired_comparison(preds_a, preds_b, targets, CLASSES)
     for key in ("top1", "mean_class_acc"):
         low, high = paired[f"{key}_diff_ci"]
         assert low < paired[f"{key}_diff"] < high, key
-    low_a, high_a = metrics.bootstrap_ci(lambda idx: (preds_a[idx] == targets[idx]).mean(), 400)
-    low_b, high_b = metrics.bootstrap_ci(lambda idx: (preds_b[idx] == targets[idx]).mean(), 400, seed=1)
+    low_a, high_a = statistics.bootstrap_ci(lambda idx: (preds_a[idx] == targets[idx]).mean(), 400)
+    low_b, high_b = statistics.bootstrap_ci(lambda idx: (preds_b[idx] == targets[idx]).mean(), 400, seed=1)
     low, high = paired["top1_diff_ci"]
     assert high - low < 0.5 * np.hypot(high_a - low_a, high_b - low_b)
     assert paired["a_only"] + paired["b_only"] == 16
-    assert metrics.paired_comparison(preds_a, preds_b, targets, CLASSES) == paired  # seeded: the same every time
+    assert statistics.paired_comparison(preds_a, preds_b, targets, CLASSES) == paired  # seeded: the same every time
 
 
 # --- evaluation folders ----------------------------------------------------------------------

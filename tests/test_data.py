@@ -12,19 +12,22 @@ from helpers import MakeDataset
 from PIL import Image
 from torchvision import transforms
 
-from fgvc.core.errors import DatasetError
+from fgvc.core.config import DATASETS, make_config
+from fgvc.core.errors import ConfigError, DatasetError
 from fgvc.data import (
     FGVC_FOLDER,
     FGVC_URL,
+    KINDS,
     Augment,
     build_dataset,
     build_imagefolder,
     check_data,
+    dataset_kind,
     eval_transform,
     normalize,
     read_hierarchy,
 )
-from fgvc.models.backbones import IMAGENET
+from fgvc.data.normalization import IMAGENET
 
 
 def annotation(root: Path, name: str) -> list[str]:
@@ -122,6 +125,15 @@ def test_missing_annotation_file_is_named(synthetic_root: Path, tmp_path: Path) 
     (copy / FGVC_FOLDER / "data" / "images_variant_test.txt").unlink()
     with pytest.raises(DatasetError, match=r"images_variant_test\.txt"):
         build_dataset(copy, "test")
+
+
+def test_each_kind_of_dataset_is_one_object_found_by_the_name_the_config_takes() -> None:
+    assert list(KINDS) == list(DATASETS) and all(dataset_kind(name).name == name for name in DATASETS)
+    with pytest.raises(ConfigError, match="unknown dataset 'coco': expected one of fgvc-aircraft, imagefolder"):
+        dataset_kind("coco")
+    with pytest.raises(ConfigError, match=r"split_file='s\.csv' is invalid: expected None for fgvc-aircraft"):
+        make_config("demo", split_file="s.csv")
+    assert make_config("demo", dataset="imagefolder", train_split="mine").train_split == "mine"
 
 
 def test_imagefolder_layout(tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ from fgvc.data.synthetic_render import BANNER_HEIGHT
 from fgvc.models.backbones import model_spec
 from fgvc.models.checkpoint import load_checkpoint, load_trained
 from fgvc.models.gradcam import explain
-from fgvc.models.predict import Predictor
+from fgvc.models.predictor import Predictor
 from fgvc.training.engine import fit
 
 MAGENTA = (255, 0, 255)
@@ -124,7 +124,7 @@ def test_the_marker_banner_is_there_to_be_found(contract_root: Path) -> None:
 @pytest.mark.parametrize("preset", ["b4", "demo"])
 def test_loaders_from_a_preset_never_see_the_banner(contract_root: Path, preset: str) -> None:
     cfg = contract_config(contract_root, preset, img_size=128, train_split="train", eval_split="test")
-    loaders = build_loaders(cfg, model_spec(cfg.arch).norm)
+    loaders = build_loaders(cfg)
     for loader in (loaders.train, loaders.eval):
         decoded = getattr(loader.dataset, "base", loader.dataset)  # below the training split's augmentations
         untransformed = copy.copy(decoded)
@@ -210,7 +210,7 @@ def draws(dataset: torch.utils.data.Dataset, passes: int) -> Iterator[torch.Tens
 def test_three_augmentations_with_their_configured_ranges_on_training_images_only(
         contract_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = contract_config(contract_root, "b4", img_size=96, min_crop_scale=0.4, affine_degrees=20.0)
-    loaders = build_loaders(cfg, model_spec(cfg.arch).norm)
+    loaders = build_loaders(cfg)
     recorder = Recorder(monkeypatch)
     outputs = list(draws(loaders.train.dataset, passes=8))  # 384 training draws
     count = len(outputs)
@@ -249,7 +249,7 @@ def test_three_augmentations_with_their_configured_ranges_on_training_images_onl
 @pytest.mark.parametrize("level", LEVELS)
 def test_class_index_is_the_line_order_of_the_level_file(contract_root: Path, level: str) -> None:
     cfg = contract_config(contract_root, "demo", level=level)
-    loaders = build_loaders(cfg, model_spec(cfg.arch).norm)
+    loaders = build_loaders(cfg)
     names = class_lines(contract_root, level)
     assert names != sorted(names) and loaders.classes == names
     data = contract_root / FGVC_FOLDER / "data"

@@ -13,11 +13,12 @@ from helpers import PROBABILITY_TOLERANCE, SMALL, MakeDataset, code_cells, execu
 from torch import nn
 
 from fgvc.apps.cli import main
+from fgvc.apps.predict_output import predict_files
 from fgvc.core.config import resume_config
 from fgvc.core.errors import CheckpointError, ConfigError
 from fgvc.data import FGVC_FOLDER
 from fgvc.models.checkpoint import load_checkpoint, load_trained
-from fgvc.models.predict import Predictor
+from fgvc.models.predictor import Predictor
 from fgvc.runs.csvlog import EVAL_FIELDS, read_rows
 from fgvc.training.ema import ema_model
 from fgvc.training.engine import fit
@@ -118,8 +119,8 @@ def test_predictor_takes_the_ema_by_default_and_the_raw_weights_on_request(
     for predictor, key in ((default, "ema"), (raw, "model")):
         for name, tensor in predictor.model.state_dict().items():
             assert torch.equal(tensor, state[key][name]), f"{key} {name}"
-    default_scores = default.predict_files(images, topk=3)
-    raw_scores = raw.predict_files(images, topk=3)
+    default_scores = predict_files(default, images, topk=3)
+    raw_scores = predict_files(raw, images, topk=3)
     gap = max(abs(a["top"][0]["probability"] - b["top"][0]["probability"]) for a, b in zip(default_scores, raw_scores))
     assert gap > PROBABILITY_TOLERANCE  # two different networks
     capsys.readouterr()  # the dataset's own photos: each predictor said it cut their banner

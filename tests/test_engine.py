@@ -71,11 +71,10 @@ def test_fit_trains_on_the_loaders_the_caller_built(tiny_root: Path, tmp_path: P
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """The notebook builds the loaders to show them; fit must train on those, not decode every image again."""
     from fgvc.data import build_loaders
-    from fgvc.models.backbones import model_spec
     from fgvc.training import engine
 
     cfg = tiny_config(tiny_root, tmp_path / "run", epochs=1, batch_size=4)
-    loaders = build_loaders(cfg, model_spec(cfg.arch).norm)
+    loaders = build_loaders(cfg)
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("fit built its own loaders")

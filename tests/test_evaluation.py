@@ -23,7 +23,7 @@ from fgvc.evaluation.analysis import (
 )
 from fgvc.evaluation.evaluate import evaluate_checkpoint
 from fgvc.models.checkpoint import load_trained
-from fgvc.models.predict import predict_scores
+from fgvc.models.scoring import predict_scores
 
 REPORT_FILES = ("metrics.json", "per_class.csv", "confusion.csv", "confusions.csv", "confusion.png", "reliability.png")
 

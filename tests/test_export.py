@@ -13,12 +13,13 @@ from helpers import LOGIT_TOLERANCE, PROBABILITY_TOLERANCE, Ranked, agree, ranke
 
 from fgvc.apps.benchmarks.predict import write_checkpoint
 from fgvc.apps.cli import main
+from fgvc.apps.predict_output import predict_files
 from fgvc.core.errors import CheckpointError, ConfigError
 from fgvc.data import FGVC_FOLDER, load_image
 from fgvc.models.backbones import model_spec
 from fgvc.models.checkpoint import load_trained
 from fgvc.models.export import export_onnx, load_onnx
-from fgvc.models.predict import Predictor
+from fgvc.models.predictor import Predictor
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +84,8 @@ def test_predict_on_the_onnx_file_names_the_top5_of_the_checkpoint(
 def test_batched_predict_equals_one_image_at_a_time(exported: tuple[Path, Path], photos: list[Path]) -> None:
     batched = Predictor.from_checkpoint(exported[0], device="cpu", batch_size=4)
     single = Predictor.from_checkpoint(exported[0], device="cpu", batch_size=1)
-    together = batched.predict_files(photos, crop_banner=True)
-    apart = [result for photo in photos for result in single.predict_files([photo], crop_banner=True)]
+    together = predict_files(batched, photos, crop_banner=True)
+    apart = [result for photo in photos for result in predict_files(single, [photo], crop_banner=True)]
     assert [r["file"] for r in together] == [r["file"] for r in apart] == list(map(str, photos))
     for one, other in zip(together, apart, strict=True):
         assert agree(top5(one), top5(other))

@@ -16,15 +16,16 @@ import torch
 from readme_checks import page_with
 
 from fgvc.apps.cli import main
+from fgvc.apps.predict_output import coarse_cells, format_coarse
 from fgvc.core.config import make_config
 from fgvc.core.errors import DatasetError
 from fgvc.core.runtime import Runtime
 from fgvc.data import check_data, dataset_hierarchy, hierarchy_names, read_hierarchy
-from fgvc.data.hierarchy import HIERARCHY_FILE, read_hierarchy_csv
+from fgvc.data.hierarchy import HIERARCHY_FILE, Hierarchy, ParentLevel, read_hierarchy_csv
 from fgvc.data.layout import image_path, read_labels
-from fgvc.evaluation import metrics
+from fgvc.evaluation.analysis import summarize
 from fgvc.models.checkpoint import load_trained
-from fgvc.models.predict import Predictor, coarse_cells, format_coarse
+from fgvc.models.predictor import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["737-700", "737-800", "A320", "Spitfire Mk I"]
@@ -79,20 +80,39 @@ def test_parent_scores_are_the_sums_of_their_variants() -> None:
     logits = rng.normal(size=(20, 7))
     probabilities = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     parent_of = np.array([2, 0, 0, 1, 2, 2, 0])
-    summed = metrics.parent_scores(probabilities, parent_of, 4)
+    hierarchy = Hierarchy({"family": ParentLevel(parent_of, ["a", "b", "c", "d"])})
+    summed = hierarchy.summed(probabilities, "family")
     assert summed.shape == (20, 4) and np.allclose(summed.sum(1), 1) and np.all(summed[:, 3] == 0)
     for parent in range(3):
         assert np.allclose(summed[:, parent], probabilities[:, parent_of == parent].sum(1))
-    with pytest.raises(ValueError, match=r"parent_of must lie in \[0, 1\]"):
-        metrics.parent_scores(probabilities, parent_of, 2)
+    best, probability = hierarchy.top_parents(probabilities, "family")
+    assert np.array_equal(best, summed.argmax(1)) and np.allclose(probability, summed.max(1))
+    with pytest.raises(ValueError, match=r"the family of each class must lie in \[0, 1\]"):
+        Hierarchy({"family": ParentLevel(parent_of, ["a", "b"])})
+
+
+def test_every_roll_up_breaks_a_tie_to_the_first_name_and_reads_back_from_a_checkpoint(synthetic_root: Path
+                                                                                        ) -> None:
+    hierarchy = Hierarchy.from_names({"family": ["737", "A320", "737", "A320"]})  # as a checkpoint carries it
+    assert hierarchy["family"].names == ["737", "A320"] and hierarchy["family"].parent_of.tolist() == [0, 1, 0, 1]
+    tied = np.array([[0.125, 0.375, 0.375, 0.125], [0.25, 0.25, 0.25, 0.25]])  # both families sum to 0.5
+    assert hierarchy.top_parents(tied, "family")[0].tolist() == [0, 0]
+    read = read_hierarchy(synthetic_root, "test")
+    back = Hierarchy.from_names(hierarchy_names(read))
+    assert list(back) == list(read) == ["family", "manufacturer"]
+    scores = np.random.default_rng(0).dirichlet(np.ones(len(read["family"].parent_of)), size=50)
+    for level, (_, names) in read.items():
+        assert names == sorted(names) and hierarchy_names(back) == hierarchy_names(read)
+        assert [names[i] for i in read.top_parents(scores, level)[0]] == [
+            back[level].names[i] for i in back.top_parents(scores, level)[0]]
 
 
 def test_family_top1_by_summed_probability_can_beat_the_top_variant() -> None:
     # Family 0 = variants 0, 1; family 1 = variant 2. Both images are of variant 1 (family 0).
     scores = np.array([[0.30, 0.30, 0.40],    # top variant 2 (family 1), but family 0 sums to 0.60
                        [0.10, 0.60, 0.30]])   # right variant, right family either way
-    report = metrics.summarize(scores, np.array([1, 1]), ["a1", "a2", "b"], {"family": (np.array([0, 0, 1]),
-                                                                                        ["A", "B"])})
+    report = summarize(scores, np.array([1, 1]), ["a1", "a2", "b"],
+                               Hierarchy({"family": ParentLevel(np.array([0, 0, 1]), ["A", "B"])}))
     assert report["family_top1"] == 0.5 and report["family_top1_summed"] == 1.0
 
 
@@ -100,7 +120,7 @@ def test_predictor_gives_the_top_family_and_manufacturer_with_their_summed_proba
     names = {"family": ["737", "737", "A320", "Spitfire"], "manufacturer": ["Boeing", "Boeing", "Airbus",
                                                                             "Supermarine"]}
     predictor = Predictor(torch.nn.Identity(), make_config("demo"), CLASSES, Runtime(torch.device("cpu")),
-                          hierarchy=names)
+                          hierarchy=Hierarchy.from_names(names))
     probabilities = np.array([0.38, 0.22, 0.40, 0.0], dtype=np.float32)
     coarse = predictor.coarse(probabilities)
     assert predictor.top(probabilities, 1)[0]["class"] == "A320"  # the likeliest variant is not of the likeliest family

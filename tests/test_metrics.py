@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from fgvc.evaluation import metrics
+from fgvc.data.hierarchy import Hierarchy, ParentLevel, parent_index
+from fgvc.evaluation import metrics, statistics
+from fgvc.evaluation.analysis import summarize
 from fgvc.evaluation.plots import confusion_figure, reliability_figure
 
 # One hand example used throughout: 4 classes A, B, C, D; 9 samples.
@@ -31,6 +33,7 @@ CONFUSION = np.array(
 # Families: X = {A, B}, Y = {C, D}.
 FAMILY_OF = np.array([0, 0, 1, 1])
 FAMILIES = ["X", "Y"]
+HIERARCHY = Hierarchy({"family": ParentLevel(FAMILY_OF, FAMILIES)})
 
 
 def _plain(value: object) -> bool:
@@ -122,8 +125,8 @@ def _hits(n: int, rate: float) -> np.ndarray:
 
 def test_bootstrap_ci_contains_estimate_and_narrows_with_n() -> None:
     small, large = _hits(50, 0.8), _hits(5000, 0.8)  # the same hit rate, 0.8
-    lo_s, hi_s = metrics.bootstrap_ci(lambda idx: small[idx].mean(), 50)
-    lo_l, hi_l = metrics.bootstrap_ci(lambda idx: large[idx].mean(), 5000)
+    lo_s, hi_s = statistics.bootstrap_ci(lambda idx: small[idx].mean(), 50)
+    lo_l, hi_l = statistics.bootstrap_ci(lambda idx: large[idx].mean(), 5000)
     assert lo_s <= 0.8 <= hi_s
     assert lo_l <= 0.8 <= hi_l
     # Standard error sqrt(0.8 * 0.2 / n): 0.057 at n=50, 0.0057 at n=5000, so a 95 % interval
@@ -141,13 +144,13 @@ def test_bootstrap_ci_passes_resampled_indices_and_is_seeded() -> None:
         return 1.0
 
     # A constant statistic has a zero-width interval.
-    assert metrics.bootstrap_ci(record, 7, num_samples=20) == (1.0, 1.0)
+    assert statistics.bootstrap_ci(record, 7, num_samples=20) == (1.0, 1.0)
     assert len(seen) == 20
     assert all(idx.shape == (7,) and idx.min() >= 0 and idx.max() < 7 for idx in seen)
     values = np.arange(30.0)
-    first = metrics.bootstrap_ci(lambda idx: values[idx].mean(), 30, seed=3)
-    assert first == metrics.bootstrap_ci(lambda idx: values[idx].mean(), 30, seed=3)
-    assert first != metrics.bootstrap_ci(lambda idx: values[idx].mean(), 30, seed=4)
+    first = statistics.bootstrap_ci(lambda idx: values[idx].mean(), 30, seed=3)
+    assert first == statistics.bootstrap_ci(lambda idx: values[idx].mean(), 30, seed=3)
+    assert first != statistics.bootstrap_ci(lambda idx: values[idx].mean(), 30, seed=4)
 
 
 # --- most confused pairs -------------------------------------------------------------------
@@ -171,15 +174,15 @@ def test_most_confused_pairs_order_and_share() -> None:
 # --- hierarchy -----------------------------------------------------------------------------
 
 
-def test_map_to_parent() -> None:
+def test_parents_of_labels() -> None:
     # C -> Y (1), A -> X (0), B -> X (0).
-    assert metrics.map_to_parent(np.array([2, 0, 1]), FAMILY_OF).tolist() == [1, 0, 0]
+    assert HIERARCHY.parents(np.array([2, 0, 1]), "family").tolist() == [1, 0, 0]
 
 
 def test_parent_index_from_pairs() -> None:
     # Pairs repeat once per image; A and B belong to X, C and D to Y.
     pairs = [("A", "X"), ("C", "Y"), ("B", "X"), ("A", "X"), ("D", "Y")]
-    parent_of = metrics.parent_index(NAMES, FAMILIES, pairs)
+    parent_of = parent_index(NAMES, FAMILIES, pairs)
     assert parent_of.dtype == np.int64
     assert parent_of.tolist() == [0, 0, 1, 1]
 
@@ -195,7 +198,7 @@ def test_parent_index_from_pairs() -> None:
 )
 def test_parent_index_errors_name_the_child(pairs: list[tuple[str, str]], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        metrics.parent_index(NAMES, FAMILIES, pairs)
+        parent_index(NAMES, FAMILIES, pairs)
 
 
 # --- summarize -----------------------------------------------------------------------------
@@ -203,7 +206,7 @@ def test_parent_index_errors_name_the_child(pairs: list[tuple[str, str]], messag
 
 def test_summarize_hand_example() -> None:
     scores = np.eye(4)[PREDS]  # one-hot: argmax is exactly PREDS
-    report = metrics.summarize(scores, TARGETS, NAMES, parents={"family": (FAMILY_OF, FAMILIES)}, num_bootstrap=200)
+    report = summarize(scores, TARGETS, NAMES, hierarchy=HIERARCHY, num_bootstrap=200)
     json.dumps(report, allow_nan=False)
     assert _plain(report)
     assert report["num_samples"] == 9
@@ -231,12 +234,12 @@ def test_summarize_hand_example() -> None:
 
 def test_summarize_without_errors_reports_none_within() -> None:
     scores = np.eye(4)[TARGETS]
-    report = metrics.summarize(scores, TARGETS, NAMES, parents={"family": (FAMILY_OF, FAMILIES)}, num_bootstrap=50)
+    report = summarize(scores, TARGETS, NAMES, hierarchy=HIERARCHY, num_bootstrap=50)
     assert report["top1"] == 1.0
     assert report["family_top1"] == 1.0
     assert report["family_errors_within"] is None
     assert report["confusions"] == []
-    assert "family_top1" not in metrics.summarize(scores, TARGETS, NAMES, num_bootstrap=10)
+    assert "family_top1" not in summarize(scores, TARGETS, NAMES, num_bootstrap=10)
     json.dumps(report, allow_nan=False)
 
 
@@ -258,7 +261,7 @@ OVERCONFIDENT_TARGETS = np.array([0, 0, 1, 2, 0, 0, 0, 1, 2, 3])
 
 
 def test_ece_of_an_overconfident_model_matches_the_hand_computed_value() -> None:
-    report = metrics.summarize(OVERCONFIDENT, OVERCONFIDENT_TARGETS, NAMES, num_bootstrap=200)
+    report = summarize(OVERCONFIDENT, OVERCONFIDENT_TARGETS, NAMES, num_bootstrap=200)
     assert report["ece"] == pytest.approx(0.33, abs=1e-9)
     filled = [b for b in report["reliability_bins"] if b["images"]]
     assert [(b["low"], b["high"], b["images"]) for b in filled] == [
@@ -284,7 +287,7 @@ def test_ece_of_calibrated_predictions_is_about_zero() -> None:
     confidence = rng.uniform(0.5, 1.0, 60_000)
     targets = (rng.random(60_000) >= confidence).astype(np.int64)  # class 0 (the guess) with probability c
     scores = np.stack([confidence, 1.0 - confidence], axis=1)
-    calibrated = metrics.summarize(scores, targets, NAMES[:2], num_bootstrap=20)
+    calibrated = summarize(scores, targets, NAMES[:2], num_bootstrap=20)
     assert calibrated["ece"] < 0.01
     # The same guesses, each claimed 0.2 surer than it is (capped at 1): ECE near 0.2.
     sure = np.minimum(confidence + 0.2, 1.0)
@@ -315,14 +318,14 @@ def test_summarize_reports_the_brier_score_with_its_interval() -> None:
     # a wrong one 0.95^2 + (1 - 0.05/3)^2 + 2 (0.05/3)^2 = 0.9025 + 0.9669444 + 0.0005556 = 1.87. At 0.75: right
     # 0.0625 + 0.0208333 = 0.0833333; wrong 0.5625 + 0.8402778 + 0.0138889 = 1.4166667.
     # Mean: (2 * 0.0033333 + 2 * 1.87 + 3 * 0.0833333 + 3 * 1.4166667) / 10 = 8.2466667 / 10 = 0.8246667.
-    report = metrics.summarize(OVERCONFIDENT, OVERCONFIDENT_TARGETS, NAMES, num_bootstrap=200)
+    report = summarize(OVERCONFIDENT, OVERCONFIDENT_TARGETS, NAMES, num_bootstrap=200)
     assert report["brier"] == pytest.approx(0.8246667, abs=1e-6)
     low, high = report["brier_ci"]
     assert low < report["brier"] < high
 
 
 def test_reliability_figure_shows_the_bins_and_the_ece(tmp_path) -> None:
-    report = metrics.summarize(OVERCONFIDENT, OVERCONFIDENT_TARGETS, NAMES, num_bootstrap=10)
+    report = summarize(OVERCONFIDENT, OVERCONFIDENT_TARGETS, NAMES, num_bootstrap=10)
     fig = reliability_figure(report["reliability_bins"], report["ece"])
     accuracy_ax, count_ax = fig.axes
     assert "ECE 33.00%" in accuracy_ax.get_title()
@@ -364,21 +367,23 @@ def test_reliability_figure_shows_the_bins_and_the_ece(tmp_path) -> None:
         (lambda: metrics.confusion_matrix(np.array([0]), np.array([0]), 0), "num_classes must be >= 1, got 0"),
         (lambda: metrics.per_class_accuracy(np.zeros((2, 3))), r"square \(C, C\) matrix, got shape \(2, 3\)"),
         (lambda: metrics.mean_class_accuracy(np.zeros((2, 2))), "confusion has no samples"),
-        (lambda: metrics.bootstrap_ci(lambda idx: 0.0, 0), "n must be >= 1, got 0"),
-        (lambda: metrics.bootstrap_ci(lambda idx: 0.0, 5, confidence=95), r"confidence must be in \(0, 1\), got 95"),
+        (lambda: statistics.bootstrap_ci(lambda idx: 0.0, 0), "n must be >= 1, got 0"),
+        (lambda: statistics.bootstrap_ci(lambda idx: 0.0, 5, confidence=95), r"confidence must be in \(0, 1\), got 95"),
         (lambda: metrics.most_confused_pairs(CONFUSION, ["A"]), "class_names has 1 names; expected 4"),
-        (lambda: metrics.map_to_parent(np.array([4]), FAMILY_OF), r"labels must lie in \[0, 3\]"),
-        (lambda: metrics.summarize(np.eye(4), np.arange(4), NAMES[:3]), "class_names has 3 names; expected 4"),
+        (lambda: HIERARCHY.parents(np.array([4]), "family"), r"labels must lie in \[0, 3\]"),
+        (lambda: summarize(np.eye(4), np.arange(4), NAMES[:3]), "class_names has 3 names; expected 4"),
         (
-            lambda: metrics.summarize(np.eye(4), np.arange(4), NAMES, parents={"family": (FAMILY_OF[:3], FAMILIES)}),
-            r"parents\['family'\] maps \(3,\) classes; expected \(4,\)",
+            lambda: summarize(np.eye(4), np.arange(4), NAMES,
+                                      hierarchy=Hierarchy({"family": ParentLevel(FAMILY_OF[:3], FAMILIES)})),
+            r"the hierarchy's family level maps \(3,\) classes; expected \(4,\)",
         ),
         (
-            lambda: metrics.summarize(np.eye(4), np.arange(4), NAMES, parents={"family": (FAMILY_OF, ["X"])}),
-            r"expected \[0, 0\] for 1 names",
+            lambda: Hierarchy({"family": ParentLevel(FAMILY_OF, ["X"])}),
+            r"the family of each class must lie in \[0, 0\] for 1 classes",
         ),
+        (lambda: Hierarchy({"family": ParentLevel(FAMILY_OF, ["Y", "X"])}), "family names must be distinct and sorted"),
         (
-            lambda: metrics.summarize(np.array([[2.0, -1.0], [0.5, 0.3]]), np.array([0, 1]), NAMES[:2]),
+            lambda: summarize(np.array([[2.0, -1.0], [0.5, 0.3]]), np.array([0, 1]), NAMES[:2]),
             r"scores must be probabilities .* got entries in \[-1, 2\] and row 1 summing to 0.8: pass the softmax",
         ),
         (lambda: metrics.expected_calibration_error(np.array([1.5]), np.array([True])), r"must lie in \[0, 1\]"),

@@ -32,8 +32,8 @@ from fgvc.data import (
     prepared_info,
     prepared_short_side,
 )
+from fgvc.data.normalization import IMAGENET
 from fgvc.data.synthetic_render import BANNER_HEIGHT
-from fgvc.models.backbones import IMAGENET
 
 SIZE = 96
 
@@ -114,7 +114,7 @@ def test_draws_follow_torchvisions_distributions() -> None:
 
 def test_each_image_draws_from_seed_epoch_and_index(synthetic_root: Path) -> None:
     cfg = make_config("demo", data_root=str(synthetic_root), img_size=64, workers=0, batch_size=4)
-    train = build_loaders(cfg, IMAGENET).train
+    train = build_loaders(cfg).train
     split = train.dataset
     first = split[3, 5][0]
     assert torch.equal(first, split[3, 5][0])  # again, in another order, in another process: the same
@@ -127,9 +127,9 @@ def test_each_image_draws_from_seed_epoch_and_index(synthetic_root: Path) -> Non
 
 def test_workers_persist_and_give_what_the_main_process_gives(synthetic_root: Path) -> None:
     cfg = make_config("demo", data_root=str(synthetic_root), img_size=48, batch_size=4, workers=0)
-    inline = build_loaders(cfg, IMAGENET).train
+    inline = build_loaders(cfg).train
     pooled = build_loaders(make_config("demo", data_root=str(synthetic_root), img_size=48, batch_size=4,
-                                       workers=2), IMAGENET).train
+                                       workers=2)).train
     assert pooled.persistent_workers
     for epoch in (1, 2):
         inline.sampler.set_epoch(epoch)

@@ -15,9 +15,8 @@ from PIL import Image
 from skimage import data
 from torchvision import models
 
-from fgvc.data import Normalization, eval_transform, to_rgb
+from fgvc.data import IMAGENET, Normalization, eval_transform, to_rgb
 from fgvc.models.backbones import (
-    IMAGENET,
     LITE_WEIGHTS_PACKAGES,
     WeightsError,
     build_model,

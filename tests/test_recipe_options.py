@@ -17,7 +17,7 @@ from fgvc.core.errors import ConfigError
 from fgvc.data import batch_augmentation
 from fgvc.models.backbones import build_model
 from fgvc.models.checkpoint import load_checkpoint
-from fgvc.models.predict import Predictor
+from fgvc.models.predictor import Predictor
 from fgvc.training.engine import fit
 from fgvc.training.optim import build_optimizer, build_scheduler
 

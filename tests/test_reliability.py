@@ -25,12 +25,13 @@ from helpers import SMALL, MakeDataset, tiny_config, without_timing
 from PIL import Image
 
 from fgvc.apps.cli import main
+from fgvc.apps.predict_output import predict_files
 from fgvc.core.config import ConfigError, flag
 from fgvc.core.errors import BadImageError, DatasetError, FgvcError, FolderError
 from fgvc.data import FGVC_FOLDER, build_dataset, load_image
 from fgvc.models.backbones import WeightsError, build_model
 from fgvc.models.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
-from fgvc.models.predict import Predictor
+from fgvc.models.predictor import Predictor
 from fgvc.runs import runlog
 from fgvc.runs.csvlog import read_rows
 from fgvc.runs.folders import claim_run_dir, new_run_dir, release_run_dir
@@ -52,7 +53,7 @@ def long_root(make_dataset: MakeDataset) -> Path:
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def one_epoch_checkpoint(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """last.pt of a one-epoch run (efficientnet-b0, 3 classes)."""
     run = fit(tiny_config(tiny_root, tmp_path_factory.mktemp("runs") / "trained", epochs=1, **SMALL), progress=False)
     return run / "last.pt"
@@ -338,11 +339,12 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("arch", "classes"), [("efficientnet-b0", 4), ("tv_efficientnet_b0", 3)])
-def test_a_checkpoint_for_another_model_is_a_clear_error(checkpoint: Path, arch: str, classes: int) -> None:
+def test_a_checkpoint_for_another_model_is_a_clear_error(one_epoch_checkpoint: Path, arch: str, classes: int) -> None:
     with pytest.raises(CheckpointError) as err:
-        load_model_state(build_model(arch, classes, pretrained=False), load_checkpoint(checkpoint), checkpoint)
+        load_model_state(build_model(arch, classes, pretrained=False), load_checkpoint(one_epoch_checkpoint),
+                         one_epoch_checkpoint)
     message = str(err.value)
-    assert f"{checkpoint} was saved from efficientnet-b0 with 3 classes" in message
+    assert f"{one_epoch_checkpoint} was saved from efficientnet-b0 with 3 classes" in message
     assert len(message.splitlines()) == 1 and "size mismatch" not in message
 
 
@@ -402,12 +404,13 @@ def odd_images(folder: Path) -> tuple[list[Path], list[Path]]:
     return [folder / n for n in good], [folder / n for n in refused]
 
 
-def test_odd_images_are_converted_and_bad_ones_refused_per_file(checkpoint: Path, tmp_path: Path,
+def test_odd_images_are_converted_and_bad_ones_refused_per_file(one_epoch_checkpoint: Path, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     good, refused = odd_images(tmp_path)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)  # bomb.png has 40,000 pixels, the others at most 2,400
     paths = [refused[0], *good[:3], *refused[1:], *good[3:], tmp_path / "missing.jpg"]
-    results = Predictor.from_checkpoint(checkpoint, device="cpu").predict_files([str(p) for p in paths], topk=2)
+    predictor = Predictor.from_checkpoint(one_epoch_checkpoint, device="cpu")
+    results = predict_files(predictor, [str(p) for p in paths], topk=2)
     assert [r["file"] for r in results] == [str(p) for p in paths]
     for path, result in zip(paths, results):
         if path in good:
@@ -471,10 +474,10 @@ def test_a_bad_config_is_refused_before_any_heavy_work(tiny_root: Path, tmp_path
 # --- two runs at once -------------------------------------------------------------------------------
 
 
-def test_two_runs_never_write_into_the_same_folder(tiny_root: Path, checkpoint: Path, tmp_path: Path) -> None:
+def test_two_runs_never_write_into_the_same_folder(tiny_root: Path, one_epoch_checkpoint: Path, tmp_path: Path) -> None:
     fresh = tmp_path / "fresh"
     fresh.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(fresh), str(checkpoint.parent)], cwd=REPO,
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(fresh), str(one_epoch_checkpoint.parent)], cwd=REPO,
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
@@ -482,11 +485,11 @@ def test_two_runs_never_write_into_the_same_folder(tiny_root: Path, checkpoint: 
             fit(tiny_config(tiny_root, fresh, **SMALL), progress=False)
         assert sorted(p.name for p in fresh.iterdir()) == [".lock"]  # nothing written by the refused run
         with pytest.raises(FolderError, match="in use"):
-            fit(resume=checkpoint, progress=False)
+            fit(resume=one_epoch_checkpoint, progress=False)
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.communicate()
-    for folder in (fresh, checkpoint.parent):  # a killed run leaves no stale lock
+    for folder in (fresh, one_epoch_checkpoint.parent):  # a killed run leaves no stale lock
         claim_run_dir(folder)
         release_run_dir(folder)
 

@@ -15,7 +15,8 @@ from helpers import SMALL, tiny_config
 
 from fgvc.core.config import PRESETS, make_config
 from fgvc.core.errors import ConfigError
-from fgvc.data.datasets import per_class_subset, training_split
+from fgvc.data.datasets import per_class_subset
+from fgvc.data.kinds import training_split
 from fgvc.models.checkpoint import load_checkpoint
 from fgvc.runs import provenance
 from fgvc.runs.csvlog import read_rows

@@ -36,7 +36,7 @@ from fgvc.core.config import PER_CHANNEL_METHODS
 from fgvc.data import FGVC_FOLDER
 from fgvc.models.backbones import cam_target_layer
 from fgvc.models.gradcam import CAM_BATCH, compute_cam
-from fgvc.models.predict import Predictor
+from fgvc.models.predictor import Predictor
 
 REPO = Path(__file__).resolve().parents[1]
 UPLOAD_MB, CAM_BUDGET = 1, 0.001  # the browser test's server: the example photos fit; no per-channel CAM does
@@ -74,7 +74,7 @@ def cli_predict(checkpoint: Path, files: list[Path], crop_banner: bool, capsys: 
 
 
 @pytest.fixture(scope="module")
-def checkpoint(request: pytest.FixtureRequest) -> Path:
+def served_checkpoint(request: pytest.FixtureRequest) -> Path:
     """The tiny trained run's checkpoint, or the one FGVC_SERVE_CHECKPOINT names (for the docs' screenshot)."""
     if os.environ.get("FGVC_SERVE_CHECKPOINT"):
         return Path(os.environ["FGVC_SERVE_CHECKPOINT"]).resolve()
@@ -82,8 +82,8 @@ def checkpoint(request: pytest.FixtureRequest) -> Path:
 
 
 @pytest.fixture(scope="module")
-def predictor(checkpoint: Path) -> Predictor:
-    return Predictor.from_checkpoint(checkpoint, device="cpu")
+def predictor(served_checkpoint: Path) -> Predictor:
+    return Predictor.from_checkpoint(served_checkpoint, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -92,10 +92,10 @@ def photos(synthetic_root: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("crop_banner", [False, True])
-def test_the_page_shows_what_fgvc_predict_prints(predictor: Predictor, checkpoint: Path, photos: list[Path],
+def test_the_page_shows_what_fgvc_predict_prints(predictor: Predictor, served_checkpoint: Path, photos: list[Path],
                                                  crop_banner: bool, capsys: pytest.CaptureFixture[str]) -> None:
-    expected, _ = cli_predict(checkpoint, photos, crop_banner, capsys)
-    printed, _ = cli_predict(checkpoint, photos, crop_banner, capsys, text=True)
+    expected, _ = cli_predict(served_checkpoint, photos, crop_banner, capsys)
+    printed, _ = cli_predict(served_checkpoint, photos, crop_banner, capsys, text=True)
     shown = [describe(predictor, photo, crop_banner) for photo in photos]  # one photo at a time: the CLI batches
     page_text = "\n".join(s.text for s in shown) + "\n"
     assert agree(read_printout(page_text), read_printout(printed), slack=PRINTED)  # the lines of the command line
@@ -123,10 +123,10 @@ def test_the_explain_menu_and_the_cam_method_change_the_map(predictor: Predictor
     assert np.abs(by_eigencam.overlay.astype(int) - top.overlay).mean() > 1
 
 
-def test_a_bad_upload_gets_the_message_of_the_command_line(predictor: Predictor, checkpoint: Path, tmp_path: Path,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_bad_upload_gets_the_message_of_the_command_line(predictor: Predictor, served_checkpoint: Path,
+                                                           tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = write_bad_files(tmp_path / "bad")
-    _, stderr = cli_predict(checkpoint, bad, False, capsys)
+    _, stderr = cli_predict(served_checkpoint, bad, False, capsys)
     shown = [describe(predictor, path) for path in bad]
     assert [s.message for s in shown] == stderr.splitlines()
     assert [m.split(": ")[3] for m in stderr.splitlines()] == [
@@ -191,9 +191,9 @@ def test_a_per_channel_cam_within_the_budget_runs(predictor: Predictor, photos: 
 
 @pytest.mark.parametrize(("flag", "value"), [("--max-upload-mb", "0"), ("--max-upload-mb", "inf"),
                                              ("--cam-budget", "0"), ("--cam-budget", "nan"), ("--queue-size", "0")])
-def test_serve_refuses_a_limit_of_zero_or_no_limit(checkpoint: Path, flag: str, value: str,
+def test_serve_refuses_a_limit_of_zero_or_no_limit(served_checkpoint: Path, flag: str, value: str,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["serve", "--checkpoint", str(checkpoint), "--port", str(free_port()), flag, value]) == 2
+    assert main(["serve", "--checkpoint", str(served_checkpoint), "--port", str(free_port()), flag, value]) == 2
     assert f"{flag} {value}: expected a finite number above 0" in capsys.readouterr().err
 
 
@@ -262,15 +262,15 @@ def test_the_docs_show_the_demos_limits_with_their_defaults() -> None:
     assert [getattr(shown, limit) for limit in limits] == [getattr(defaults, limit) for limit in limits]
 
 
-def test_serve_refuses_a_busy_port_and_a_missing_example(checkpoint: Path, tmp_path: Path,
+def test_serve_refuses_a_busy_port_and_a_missing_example(served_checkpoint: Path, tmp_path: Path,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        assert main(["serve", "--checkpoint", str(checkpoint), "--port", str(port)]) == 2
+        assert main(["serve", "--checkpoint", str(served_checkpoint), "--port", str(port)]) == 2
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
-    assert main(["serve", "--checkpoint", str(checkpoint), "--port", str(free_port()),
+    assert main(["serve", "--checkpoint", str(served_checkpoint), "--port", str(free_port()),
                  "--examples", str(tmp_path / "gone.jpg")]) == 2
     assert f"example image(s) not found: {tmp_path / 'gone.jpg'}" in capsys.readouterr().err
 
@@ -282,12 +282,12 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def server(checkpoint: Path, photos: list[Path], tmp_path: Path) -> Iterator[str]:
-    """``fgvc serve`` of ``checkpoint`` in a subprocess on a free port; its URL. Stopped whatever happens."""
+def server(served_checkpoint: Path, photos: list[Path], tmp_path: Path) -> Iterator[str]:
+    """``fgvc serve`` of ``served_checkpoint`` in a subprocess on a free port; its URL. Stopped whatever happens."""
     port = free_port()
     log = tmp_path / "serve.log"
     with log.open("w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "fgvc", "serve", "--checkpoint", str(checkpoint),
+        process = subprocess.Popen([sys.executable, "-m", "fgvc", "serve", "--checkpoint", str(served_checkpoint),
                                     "--port", str(port), "--device", "cpu", "--examples", str(photos[1]),
                                     "--max-upload-mb", str(UPLOAD_MB), "--cam-budget", str(CAM_BUDGET)],
                                    cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
@@ -331,7 +331,7 @@ def chromium() -> object:
 
 
 @pytest.mark.slow
-def test_the_page_in_a_browser(server: str, checkpoint: Path, photos: list[Path], tmp_path: Path,
+def test_the_page_in_a_browser(server: str, served_checkpoint: Path, photos: list[Path], tmp_path: Path,
                                capsys: pytest.CaptureFixture[str]) -> None:
     from selenium.common.exceptions import ElementClickInterceptedException, TimeoutException
     from selenium.webdriver.common.by import By
@@ -374,10 +374,10 @@ def test_the_page_in_a_browser(server: str, checkpoint: Path, photos: list[Path]
 
         def shows_the_cli(photo: Path, crop_banner: bool) -> None:
             """The top 5 (names and rounded percentages) and the text are what fgvc predict says."""
-            printed, _ = cli_predict(checkpoint, [photo], crop_banner, capsys, text=True)
+            printed, _ = cli_predict(served_checkpoint, [photo], crop_banner, capsys, text=True)
             until(lambda: agree(read_printout(find("#predict-text textarea").get_attribute("value")),
                                 read_printout(printed), slack=PRINTED), f"fgvc predict's lines {printed!r}")
-            (result,), _ = cli_predict(checkpoint, [photo], crop_banner, capsys)
+            (result,), _ = cli_predict(served_checkpoint, [photo], crop_banner, capsys)
             names = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#top dt")]
             percents = [int(e.text.removesuffix("%")) for e in driver.find_elements(By.CSS_SELECTOR, "#top dd")]
             expected = {label(guess): guess["probability"] for guess in result["top"]}
@@ -422,7 +422,7 @@ def test_the_page_in_a_browser(server: str, checkpoint: Path, photos: list[Path]
         upload(photos[2])
         shows_the_cli(photos[2], crop_banner=True)  # still serving
 
-        _, stderr = cli_predict(checkpoint, bad, True, capsys)
+        _, stderr = cli_predict(served_checkpoint, bad, True, capsys)
         for path, line in zip(bad, stderr.splitlines(), strict=True):
             upload(path)
             until(lambda line=line: message() == line, f"the command line's message {line!r}")

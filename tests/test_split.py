@@ -19,8 +19,8 @@ from fgvc.apps.cli import main
 from fgvc.core.config import make_config
 from fgvc.core.errors import ConfigError, DatasetError, FolderError
 from fgvc.data.checks import check_data
-from fgvc.data.datasets import build_imagefolder, build_split
-from fgvc.data.hierarchy import dataset_hierarchy
+from fgvc.data.datasets import build_imagefolder
+from fgvc.data.kinds import build_split, dataset_hierarchy
 from fgvc.data.split import EXCLUDED, file_sha256, read_exclusions, read_split_file, split_folder
 from fgvc.runs import provenance
 

@@ -14,7 +14,7 @@ import yaml
 from fgvc.apps.cli import main
 from fgvc.core.errors import ConfigError
 from fgvc.evaluation.compare import compare, compare_over_seeds
-from fgvc.evaluation.metrics import mcnemar_exact, paired_over_seeds
+from fgvc.evaluation.statistics import mcnemar_exact, paired_over_seeds
 from fgvc.studies.study import run_study
 from fgvc.studies.study_file import read_study, recipe_config
 from fgvc.studies.study_report import study_figure

@@ -16,15 +16,17 @@ import torch
 from helpers import MakeDataset
 
 from fgvc.apps.cli import main
+from fgvc.apps.predict_output import predict_files
 from fgvc.apps.serve import describe
 from fgvc.core.config import make_config
 from fgvc.core.runtime import Runtime
 from fgvc.data import build_split
+from fgvc.data.images import expand_images
 from fgvc.data.layout import image_path, read_labels
 from fgvc.models.backbones import build_model
 from fgvc.models.calibration import CALIBRATION_KEY, auroc, false_positive_rate, keep_threshold, known_scores
 from fgvc.models.checkpoint import load_checkpoint, save_checkpoint
-from fgvc.models.predict import Predictor, expand_images
+from fgvc.models.predictor import Predictor
 
 
 def test_the_auroc_and_the_false_positive_rate_follow_their_definitions() -> None:
@@ -91,7 +93,7 @@ def without_one_family(left_out_data: Path, tmp_path_factory: pytest.TempPathFac
 
 
 def flagged_share(predictor: Predictor, folder: Path) -> float:
-    return float(np.mean([result["unknown"]["flagged"] for result in predictor.predict_files([folder])]))
+    return float(np.mean([result["unknown"]["flagged"] for result in predict_files(predictor, [folder])]))
 
 
 @pytest.mark.parametrize("score", ["energy", "msp", "mahalanobis"])
@@ -120,7 +122,7 @@ def test_predict_evaluate_and_the_demo_answer_unknown_with_the_score(without_one
     assert capsys.readouterr().out.splitlines()[0].endswith(",unknown,unknown_score")
 
     predictor = Predictor.from_checkpoint(without_one_family, device="cpu")
-    flagged = next(path for path in unseen if predictor.predict_files([path])[0]["unknown"]["flagged"])
+    flagged = next(path for path in unseen if predict_files(predictor, [path])[0]["unknown"]["flagged"])
     assert "unknown: none of the types it knows" in describe(predictor, flagged).message
 
     assert main(["evaluate", "--checkpoint", str(without_one_family), "--split", "test", "--out",

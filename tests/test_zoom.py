@@ -27,7 +27,8 @@ from fgvc.core.runtime import Runtime
 from fgvc.data import build_dataset, build_split
 from fgvc.models.backbones import build_model, cam_target_layer
 from fgvc.models.checkpoint import save_checkpoint
-from fgvc.models.predict import Predictor, predict_scores
+from fgvc.models.predictor import Predictor
+from fgvc.models.scoring import predict_scores
 from fgvc.models.zoom import (
     BOX_COLOUR,
     Zoom,
@@ -258,7 +259,7 @@ def test_draw_box_draws_in_the_image_s_own_pixels() -> None:
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def untrained_checkpoint(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained efficientnet-b0 of the tiny dataset's 3 classes, saved as a run's last.pt."""
     run = tmp_path_factory.mktemp("runs") / "untrained"
     run.mkdir()
@@ -270,48 +271,50 @@ def checkpoint(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return run / "last.pt"
 
 
-def test_evaluate_zoom_writes_its_own_folder_and_says_so(checkpoint: Path, capsys: pytest.CaptureFixture[str]
+def test_evaluate_zoom_writes_its_own_folder_and_says_so(untrained_checkpoint: Path, capsys: pytest.CaptureFixture[str]
                                                          ) -> None:
-    assert main(["evaluate", "--checkpoint", str(checkpoint), "--device", "cpu", "--zoom"]) == 0
-    report = json.loads((checkpoint.parent / "eval-test-zoom" / "metrics.json").read_text())
+    assert main(["evaluate", "--checkpoint", str(untrained_checkpoint), "--device", "cpu", "--zoom"]) == 0
+    report = json.loads((untrained_checkpoint.parent / "eval-test-zoom" / "metrics.json").read_text())
     assert report["zoom"] == {"threshold": 0.3, "pad": 0.1}
-    assert main(["evaluate", "--checkpoint", str(checkpoint), "--device", "cpu", "--zoom", "--zoom-threshold",
+    assert main(["evaluate", "--checkpoint", str(untrained_checkpoint), "--device", "cpu", "--zoom", "--zoom-threshold",
                  "0.5", "--zoom-pad", "0"]) == 0
-    assert json.loads((checkpoint.parent / "eval-test-zoom-t0.5-p0" / "metrics.json").read_text())["zoom"] == {
-        "threshold": 0.5, "pad": 0.0}
-    assert main(["evaluate", "--checkpoint", str(checkpoint), "--device", "cpu", "--out",
-                 str(checkpoint.parent / "plain")]) == 0
-    assert "zoom" not in json.loads((checkpoint.parent / "plain" / "metrics.json").read_text())
+    assert json.loads((untrained_checkpoint.parent / "eval-test-zoom-t0.5-p0" / "metrics.json").read_text()
+                      )["zoom"] == {"threshold": 0.5, "pad": 0.0}
+    assert main(["evaluate", "--checkpoint", str(untrained_checkpoint), "--device", "cpu", "--out",
+                 str(untrained_checkpoint.parent / "plain")]) == 0
+    assert "zoom" not in json.loads((untrained_checkpoint.parent / "plain" / "metrics.json").read_text())
     capsys.readouterr()
-    assert main(["evaluate", "--checkpoint", str(checkpoint), "--no-zoom", "--zoom-pad", "0.2"]) == 2
+    assert main(["evaluate", "--checkpoint", str(untrained_checkpoint), "--no-zoom", "--zoom-pad", "0.2"]) == 2
     assert "--zoom-pad 0.2 has no effect with --no-zoom" in capsys.readouterr().err
-    assert main(["evaluate", "--checkpoint", str(checkpoint), "--zoom", "--zoom-threshold", "1.5"]) == 2
+    assert main(["evaluate", "--checkpoint", str(untrained_checkpoint), "--zoom", "--zoom-threshold", "1.5"]) == 2
     assert "zoom threshold=1.5 is invalid" in capsys.readouterr().err
 
 
-def test_predict_zoom_says_the_box(checkpoint: Path, tiny_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    dataset = build_split(tiny_config(tiny_root, checkpoint.parent), "test", None)
+def test_predict_zoom_says_the_box(untrained_checkpoint: Path, tiny_root: Path, capsys: pytest.CaptureFixture[str]
+                                   ) -> None:
+    dataset = build_split(tiny_config(tiny_root, untrained_checkpoint.parent), "test", None)
     files = [path for path, _ in dataset.samples[:2]]
+    predict = ["predict", "--checkpoint", str(untrained_checkpoint), *files, "--device", "cpu"]
     capsys.readouterr()
-    assert main(["predict", "--checkpoint", str(checkpoint), *files, "--device", "cpu", "--zoom", "--topk", "2"]) == 0
+    assert main([*predict, "--zoom", "--topk", "2"]) == 0
     text = capsys.readouterr().out.splitlines()
     assert [line.startswith("  zoomed into (") for line in text] == [False, False, False, True] * 2
-    assert main(["predict", "--checkpoint", str(checkpoint), *files, "--device", "cpu", "--zoom", "--json"]) == 0
+    assert main([*predict, "--zoom", "--json"]) == 0
     results = json.loads(capsys.readouterr().out)
     width, height = Image.open(files[0]).size
     left, top, right, bottom = results[0]["box"]
     assert 0 <= left < right <= width and 0 <= top < bottom <= height
-    assert main(["predict", "--checkpoint", str(checkpoint), *files, "--device", "cpu", "--zoom", "--csv"]) == 0
+    assert main([*predict, "--zoom", "--csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert rows[0]["zoom_box"] == " ".join(map(str, results[0]["box"]))
-    assert main(["predict", "--checkpoint", str(checkpoint), *files, "--device", "cpu", "--json"]) == 0
+    assert main([*predict, "--json"]) == 0
     assert "box" not in json.loads(capsys.readouterr().out)[0]
 
 
-def test_the_demo_draws_the_zoomed_box_on_the_photo(checkpoint: Path, tmp_path: Path) -> None:
+def test_the_demo_draws_the_zoomed_box_on_the_photo(untrained_checkpoint: Path, tmp_path: Path) -> None:
     path = tmp_path / "photo.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 120, (90, 150, 3), dtype=np.uint8)).save(path)
-    predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
+    predictor = Predictor.from_checkpoint(untrained_checkpoint, device="cpu")
     plain = describe(predictor, path)
     shown = describe(predictor, path, zoom=Zoom())
     assert "zoomed into" in shown.text and "zoomed into" in shown.message and "zoomed into" not in plain.text

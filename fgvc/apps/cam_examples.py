@@ -18,9 +18,10 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from fgvc.core.config import TrainConfig
-from fgvc.data.datasets import build_split, dataset_labels
+from fgvc.data.datasets import dataset_labels
+from fgvc.data.kinds import build_split
 from fgvc.models.gradcam import Explanation, explain
-from fgvc.models.predict import Predictor
+from fgvc.models.predictor import Predictor
 
 
 def load_split_images(cfg: TrainConfig, split: str, data_root: str | Path | None = None) -> Dataset:

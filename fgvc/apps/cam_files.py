@@ -14,10 +14,11 @@ from typing import Any
 
 from PIL import Image
 
+from fgvc.apps.banner import banner_cuts
 from fgvc.core.errors import BadImageError, ConfigError
-from fgvc.data.images import load_image
+from fgvc.data.images import expand_images, load_image
 from fgvc.models.gradcam import Explanation, explain
-from fgvc.models.predict import Predictor, expand_images
+from fgvc.models.predictor import Predictor
 
 
 def save_overlay(explanation: Explanation, path: str | Path) -> Path:
@@ -49,7 +50,7 @@ def write_overlays(checkpoint: str | Path, images: list[str | Path], out: str | 
                    view: str | None = None, weights: str | None = None) -> list[dict[str, Any]]:
     """One overlay PNG per image (folders are searched for images) under ``out``; an unreadable image gets an
     ``error`` entry instead. ``crop_banner`` cuts the run's FGVC-Aircraft banner first (True: from every image;
-    None, auto: from the dataset's own photos, as ``Predictor.predict_files``); ``weights`` as in
+    None, auto: from the dataset's own photos, as ``fgvc.apps.predict_output.predict_files``); ``weights`` as in
     ``Predictor.from_checkpoint``."""
     predictor = Predictor.from_checkpoint(checkpoint, device=device, view=view, weights=weights)
     classes = predictor.classes
@@ -57,11 +58,11 @@ def write_overlays(checkpoint: str | Path, images: list[str | Path], out: str | 
         raise ConfigError(f"class {class_name!r} is not one of the {len(classes)} classes of {checkpoint}")
     target = None if class_name is None else classes.index(class_name)
     files = expand_images(images)
-    predictor.say_auto_cropped(files, crop_banner)
+    rows = banner_cuts(predictor.cfg, files, crop_banner)
     results: list[dict[str, Any]] = []
-    for path, destination in zip(files, overlay_paths(files, out, method)):
+    for path, banner, destination in zip(files, rows, overlay_paths(files, out, method), strict=True):
         try:
-            image = load_image(path, predictor.banner_rows(path, crop_banner))
+            image = load_image(path, banner)
         except BadImageError as err:  # names the file and what is wrong with it
             results.append({"file": str(path), "error": str(err)})
             continue

@@ -17,11 +17,12 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from fgvc.apps import cam_examples
-from fgvc.data.datasets import augmented, training_split
+from fgvc.data.datasets import augmented
+from fgvc.data.kinds import training_split
 from fgvc.evaluation import plots
 from fgvc.evaluation.analysis import read_confusion
 from fgvc.models.backbones import model_spec
-from fgvc.models.predict import Predictor
+from fgvc.models.predictor import Predictor
 
 ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15  # depth, width, resolution bases found by the paper's grid search on B0
 

@@ -33,13 +33,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from fgvc.apps.banner import banner_rows, trained_without_banner
+from fgvc.apps.predict_output import format_predictions, format_unknown, lineage, prediction_entry
 from fgvc.core.config import CAM_BUDGET_S, CAM_METHODS, MAX_UPLOAD_MB, PER_CHANNEL_METHODS, QUEUE_SIZE
 from fgvc.core.errors import BadImageError, ConfigError
-from fgvc.data.images import load_image
+from fgvc.data.images import expand_images, load_image
 from fgvc.data.layout import is_original_name
 from fgvc.data.transforms import visible_box, visible_part
 from fgvc.models.gradcam import CAM_BATCH, CamCost, explain, per_channel_cost
-from fgvc.models.predict import Predictor, expand_images, format_predictions, format_unknown, lineage
+from fgvc.models.predictor import Predictor
 from fgvc.models.zoom import Zoom, draw_box, format_box
 
 TOP_CLASS = "the top class"  # the explain menu's first choice
@@ -108,23 +110,20 @@ def describe(predictor: Predictor, path: str | Path, crop_banner: bool | None = 
     that learnt them without, gets a note to tick "Crop FGVC banner".
     """
     name = Path(path).name
-    rows = predictor.banner_rows(path, crop_banner)
+    rows = banner_rows(predictor.cfg, path, crop_banner)
     try:
         image = load_image(path, rows)
     except BadImageError as err:
         return Shown(f"fgvc: error: {name}: {err.reason}", {}, "", None, None)
     looking = dataclasses.replace(predictor, zoom=zoom)  # its calibration: the one fitted with or without zoom
     [prediction] = looking.predict([image])
-    top = predictor.top(prediction.probabilities, TOPK)
+    result = prediction_entry(looking, name, prediction, TOPK)
     top_class = explain_class == TOP_CLASS
     target = int(np.argmax(prediction.probabilities)) if top_class else predictor.classes.index(explain_class)
     refusal = budget.refusal(method, budget.estimate(predictor, image)) if (
         budget is not None and method in PER_CHANNEL_METHODS) else None
     explanation = None if refusal else explain(predictor, image, target, method, prediction.probabilities)
-    unknown = looking.unknown_entry(prediction)
-    result = {"file": name, "top": top, "coarse": predictor.coarse(prediction.probabilities), "box": prediction.box,
-              **unknown}
-    text = format_predictions([result], zoom=prediction.box is not None, unknown=bool(unknown)).rstrip("\n")
+    text = format_predictions([result], zoom=prediction.box is not None, unknown="unknown" in result).rstrip("\n")
     message = f"{name}: {method} for {predictor.classes[target]}" + (" (the top class)" if top_class else "")
     photo = np.asarray(visible_part(image, predictor.view).convert("RGB")) if explanation is None else explanation.image
     if prediction.box is not None:
@@ -132,12 +131,12 @@ def describe(predictor: Predictor, path: str | Path, crop_banner: bool | None = 
         offset = visible_box(image.width, image.height, predictor.view)[:2]
         photo = np.asarray(draw_box(Image.fromarray(photo), prediction.box, offset))
     if prediction.unknown:
-        message += f"; {format_unknown(unknown['unknown']).strip()}"
-    if not rows and predictor.trained_without_banner and is_original_name(name):
+        message += f"; {format_unknown(result['unknown']).strip()}"
+    if not rows and trained_without_banner(predictor.cfg) and is_original_name(name):
         message += f"; {BANNER_NOTE}"
     if refusal:
         message = f"fgvc: error: {name}: {refusal}"
-    return Shown(message, {label(guess): guess["probability"] for guess in top}, text, photo,
+    return Shown(message, {label(guess): guess["probability"] for guess in result["top"]}, text, photo,
                  None if explanation is None else explanation.overlay)
 
 

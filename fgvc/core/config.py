@@ -22,7 +22,6 @@ from fgvc.core.errors import ConfigError
 
 ARCHS = (tuple(f"efficientnet-b{i}" for i in range(8)) + tuple(f"efficientnet-lite{i}" for i in range(3))
          + tuple(f"tv_efficientnet_b{i}" for i in range(8)))
-DATASETS = ("fgvc-aircraft", "imagefolder")
 LEVELS = ("variant", "family", "manufacturer")
 PARENT_LEVELS = LEVELS[1:]  # the coarser levels a class may have: family, manufacturer
 FGVC_SPLITS = ("train", "val", "trainval", "test")
@@ -54,6 +53,19 @@ UNKNOWN_SCORES = ("msp", "energy", "mahalanobis")  # fgvc.models.calibration's s
 # fgvc calibrate's defaults: the score (the best against warbirds20 types held out of training, README), the share
 # of val photos kept
 UNKNOWN_SCORE, UNKNOWN_KEEP = "energy", 0.95
+
+
+@dataclass(frozen=True)
+class DatasetFields:
+    """What a kind of dataset allows of the config; the rest of each kind is its ``fgvc.data.kinds.DatasetKind``."""
+
+    splits: tuple[str, ...] | None  # the names of its splits; None: whatever its split folders or split file name
+    split_file: bool  # whether a split file may list its photos
+
+
+DATASET_FIELDS = {"fgvc-aircraft": DatasetFields(FGVC_SPLITS, split_file=False),
+                  "imagefolder": DatasetFields(None, split_file=True)}
+DATASETS = tuple(DATASET_FIELDS)
 
 
 def _field(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
@@ -337,11 +349,11 @@ def validate(cfg: TrainConfig) -> None:
     """Raise ``ConfigError`` naming the first field whose value is unusable."""
     _check(cfg.dataset in DATASETS, "dataset", cfg.dataset, f"one of {DATASETS}")
     _check(cfg.level in LEVELS, "level", cfg.level, f"one of {LEVELS}")
-    if cfg.dataset == "fgvc-aircraft":
-        for name in ("train_split", "eval_split"):
-            _check(getattr(cfg, name) in FGVC_SPLITS, name, getattr(cfg, name), f"one of {FGVC_SPLITS}")
-    _check(cfg.split_file is None or cfg.dataset == "imagefolder", "split_file", cfg.split_file,
-           "None for fgvc-aircraft (a split file lists an imagefolder's photos)")
+    fields = DATASET_FIELDS[cfg.dataset]
+    for name in ("train_split", "eval_split") if fields.splits else ():
+        _check(getattr(cfg, name) in fields.splits, name, getattr(cfg, name), f"one of {fields.splits}")
+    _check(cfg.split_file is None or fields.split_file, "split_file", cfg.split_file,
+           f"None for {cfg.dataset} (a split file lists an imagefolder's photos)")
     _check(cfg.arch in ARCHS, "arch", cfg.arch, f"one of {', '.join(ARCHS)}")
     _check(isinstance(cfg.img_size, int) and cfg.img_size >= MIN_IMG_SIZE, "img_size", cfg.img_size,
            f"an integer >= {MIN_IMG_SIZE} (EfficientNets downsample 32x)")

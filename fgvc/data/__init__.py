@@ -1,19 +1,20 @@
 """Images in, batches out: the data package's public names, one job per module.
 
-    images         decoding files (EXIF, banner, bad files named)
+    images         finding image files; decoding them (EXIF, banner, bad files named)
     layout         FGVC-Aircraft's folder and file names; reading and checking its annotation files
     prepare        the download, and ``fgvc prepare``'s smaller copy
     datasets       FGVC-Aircraft, a user's ImageFolder (split folders or a split file), the augmented training split
     split          a flat folder of photos split into a split file (fgvc split), exclusion lists
     transforms     every train and eval preprocessing decision (like torchvision's ``presets.py``)
-    normalization  what the weights expect of an input (a leaf that ``model`` and ``plots`` import)
+    normalization  what each architecture's weights expect of an input (the loaders', ``model``'s and ``plots``')
     checks         nothing bad reaches training
     duplicates     exact (sha256) and near (64-bit dHash) copies among photos
     hierarchy      each class's family and manufacturer (FGVC-Aircraft's, or an imagefolder's hierarchy.csv)
+    kinds          each kind of dataset (fgvc-aircraft, imagefolder) as one object, found by name; the splits cfg names
     loaders        the training and evaluation DataLoaders
 
     train_set = build_dataset("data", "trainval")          # FGVC-Aircraft, banner cropped
-    loaders = build_loaders(cfg, spec.norm)                # augmented train, plain eval
+    loaders = build_loaders(cfg)                           # augmented train, plain eval
 
 FGVC-Aircraft's 20-px copyright banner is cropped off when an image is loaded, before any transform,
 as the dataset's README asks. A user's own photos lie in a flat folder ``root/<class>/*.jpg`` with the split file
@@ -31,17 +32,19 @@ from typing import Any
 _PUBLIC = {  # module -> the names the package gives
     "checks": ("check_data", "drop_bad_images"),
     "datasets": ("AugmentedSplit", "FgvcAircraft", "ListedImageFolder", "augmented", "build_dataset",
-                 "build_imagefolder", "build_split", "dataset_labels", "dataset_sources", "image_files",
-                 "keep_samples", "leave_out", "per_class_subset", "training_split"),
+                 "build_imagefolder", "dataset_labels", "dataset_sources", "image_files", "keep_samples", "leave_out",
+                 "per_class_subset"),
     "duplicates": ("NEAR_BITS", "PhotoHashes", "content_hash", "duplicate_labels", "hash_photos",
                    "near_duplicate_groups", "near_pairs", "perceptual_hash"),
-    "hierarchy": ("HIERARCHY_FILE", "Hierarchy", "dataset_hierarchy", "hierarchy_names", "read_hierarchy_csv"),
+    "hierarchy": ("HIERARCHY_FILE", "Hierarchy", "ParentLevel", "hierarchy_names", "hierarchy_problems",
+                  "parent_index", "read_hierarchy", "read_hierarchy_csv"),
     "split": ("EXCLUDED", "imagefolder_classes", "imagefolder_splits", "read_exclusions", "read_split_file",
               "split_file_of", "split_folder"),
-    "images": ("find_bad_images", "fit_short_side", "load_image", "to_rgb"),
-    "layout": ("FGVC_FOLDER", "FGVC_URL", "LEVEL_FILES", "PREPARED_MARKER", "prepared_info", "read_hierarchy"),
+    "kinds": ("KINDS", "DatasetKind", "build_split", "dataset_hierarchy", "dataset_kind", "training_split"),
+    "images": ("IMAGE_SUFFIXES", "expand_images", "find_bad_images", "fit_short_side", "load_image", "to_rgb"),
+    "layout": ("FGVC_FOLDER", "FGVC_URL", "LEVEL_FILES", "PREPARED_MARKER", "prepared_info"),
     "loaders": ("EpochSampler", "Loaders", "build_loaders", "eval_loader"),
-    "normalization": ("Normalization",),
+    "normalization": ("IMAGENET", "TF_LITE", "Normalization", "arch_normalization"),
     "prepare": ("download_fgvc", "prepare_fgvc"),
     "transforms": ("AFFINE_SCALE", "AFFINE_TRANSLATE", "Augment", "Augmentation", "BatchAugment",
                    "augmentation_matrix", "batch_augmentation", "draw_augmentation", "eval_transform", "normalize",

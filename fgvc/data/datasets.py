@@ -5,6 +5,8 @@ augmentation; an exclusion list leaves photos out of any of them.
     test = build_dataset("data", "test")                 # FGVC-Aircraft, banner cropped
     train = augmented(cfg, training_split(cfg))          # (epoch, index) -> augmented uint8 image, label
 
+The split ``cfg`` names is built by its kind of dataset (``fgvc.data.kinds``: ``build_split``, ``training_split``).
+
 Every kind of dataset holds ``classes``, ``samples`` (file, label) and ``targets``, so the rest of fgvc reads
 files and labels without decoding an image; ``sources`` holds the sha256 of the split file and exclusion list
 that chose its items (``dataset_sources``: part of its data fingerprint).
@@ -29,7 +31,7 @@ from fgvc.data.images import load_image
 from fgvc.data.layout import annotation_problems, check_files, image_path, prepared_info, read_classes, read_labels
 from fgvc.data.prepare import download_fgvc
 from fgvc.data.split import file_sha256, read_exclusions, split_file_of, split_samples
-from fgvc.data.transforms import Augment, prepared_short_side
+from fgvc.data.transforms import Augment
 
 log = logging.getLogger("fgvc")
 
@@ -110,19 +112,6 @@ def build_imagefolder(root: str | Path, split: str, transform: Callable | None =
     return datasets.ImageFolder(folder, transform=transform, loader=loader)
 
 
-def build_split(cfg: TrainConfig, split: str, transform: Callable | None, shrink_to: int | None = None) -> Dataset:
-    """The dataset named by ``cfg`` for one split (``shrink_to``: see ``load_image``), without the photos of
-    ``cfg.exclude``."""
-    if cfg.dataset == "imagefolder":
-        dataset = build_imagefolder(cfg.data_root, split, transform, shrink_to, cfg.split_file)
-    else:
-        dataset = build_dataset(cfg.data_root, split, cfg.level, transform, download=cfg.download,
-                                banner_px=cfg.banner_px, shrink_to=shrink_to)
-    if cfg.exclude is not None:
-        leave_out(dataset, cfg.data_root, cfg.exclude, split)
-    return dataset
-
-
 def leave_out(dataset: Dataset, root: str | Path, exclude: str | Path, split: str) -> None:
     """Remove from ``dataset`` (in place) the photos that exclusion list ``exclude`` names (paths relative to
     ``root``), log how many, and record the list's sha256 in its ``sources``."""
@@ -134,15 +123,6 @@ def leave_out(dataset: Dataset, root: str | Path, exclude: str | Path, split: st
              len(dataset.samples) - len(kept), len(dataset.samples), split)
     keep_samples(dataset, kept)
     dataset.sources = {**dataset_sources(dataset), "exclude_sha256": file_sha256(exclude)}
-
-
-def training_split(cfg: TrainConfig) -> Dataset:
-    """``cfg``'s training split as decoded images (see ``augmented``), cut to ``cfg.train_per_class`` photos a
-    class when it is set (``per_class_subset``)."""
-    split = build_split(cfg, cfg.train_split, None, shrink_to=prepared_short_side(cfg.img_size))
-    if cfg.train_per_class is not None:
-        keep_samples(split, per_class_subset(split.targets, cfg.train_per_class, cfg.seed))
-    return split
 
 
 def per_class_subset(targets: list[int], per_class: int, seed: int) -> list[int]:
@@ -186,7 +166,7 @@ class AugmentedSplit(Dataset):
 
 
 def augmented(cfg: TrainConfig, split: Dataset) -> AugmentedSplit:
-    """``split`` (from ``training_split``) with ``cfg``'s augmentations."""
+    """``split`` (from ``fgvc.data.kinds.training_split``) with ``cfg``'s augmentations."""
     return AugmentedSplit(split, Augment(cfg.img_size, cfg.min_crop_scale, cfg.affine_degrees), cfg.seed)
 
 

@@ -1,5 +1,6 @@
-"""Decoding image files: 8-bit RGB, EXIF orientation applied, a banner cut off, bad files named.
+"""Finding and decoding image files: 8-bit RGB, EXIF orientation applied, a banner cut off, bad files named.
 
+    files = expand_images(["plane.jpg", "photos/"])      # folders searched for image files
     image = load_image("0034309.jpg", banner_px=20)      # FGVC-Aircraft's banner gone
     bad = find_bad_images(paths, threads=4)              # every file decoded once, the failures named
 """
@@ -19,6 +20,18 @@ from fgvc.core.errors import BadImageError
 # What PIL raises for a file it cannot decode (missing, truncated, damaged, not an image, too many pixels).
 DECODE_ERRORS = (OSError, ValueError, EOFError, SyntaxError, Image.DecompressionBombError)
 EXIF_ORIENTATION = 0x0112
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def expand_images(paths: Sequence[str | Path]) -> list[Path]:
+    """Files as given; folders replaced by the image files below them, sorted."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            files.append(path)
+    return files
 
 
 def _decode_failure(path: str | Path, err: Exception) -> str:

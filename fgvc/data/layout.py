@@ -17,11 +17,7 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
-
-from fgvc.core.config import LEVELS
 from fgvc.core.errors import DatasetError
-from fgvc.evaluation import metrics
 
 FGVC_FOLDER = "fgvc-aircraft-2013b"
 FGVC_URL = "https://www.robots.ox.ac.uk/~vgg/data/fgvc-aircraft/archives/fgvc-aircraft-2013b.tar.gz"
@@ -133,27 +129,3 @@ def synthetic_info(root: str | Path) -> str | None:
     marker, classes = Path(root) / FGVC_FOLDER / SYNTHETIC_MARKER, data_dir(root) / LEVEL_FILES["variant"]
     return marker.read_text() if marker.is_file() and classes.is_file() else None
 
-
-def read_hierarchy(root: str | Path, split: str, level: str = "variant") -> dict[str, tuple[np.ndarray, list[str]]]:
-    """Map each class of ``level`` to its family and manufacturer: ``{parent_level: (parent_of, parent_names)}``.
-
-    The mapping joins the annotation files of the levels by image id, so it holds exactly what the
-    dataset says; a class in two families, or an image without a family, is a ``DatasetError``.
-    """
-    for name in LEVELS[LEVELS.index(level):]:
-        check_files(root, split, name)
-    child_names, children = read_classes(root, level), dict(read_labels(root, split, level))
-    hierarchy = {}
-    for parent in LEVELS[LEVELS.index(level) + 1:]:
-        parent_names, parents = read_classes(root, parent), dict(read_labels(root, split, parent))
-        unlabelled = sorted(set(children) - set(parents))
-        if unlabelled:
-            raise DatasetError(f"{labels_file(root, split, parent)} has no line for image {unlabelled[0]} "
-                               f"({len(unlabelled)} in all): expected every image of images_{level}_{split}.txt")
-        pairs = {(children[image], parents[image]) for image in children}
-        try:
-            hierarchy[parent] = (metrics.parent_index(child_names, parent_names, pairs), parent_names)
-        except ValueError as err:  # a class in two families, or one without any
-            raise DatasetError(f"images_{level}_{split}.txt and images_{parent}_{split}.txt under "
-                               f"{data_dir(root)} disagree: {err}") from err
-    return hierarchy

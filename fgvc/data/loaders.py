@@ -1,7 +1,7 @@
 """DataLoaders: the shuffled, sharded training loader whose batches are the same on 1 process or N and in a
 resumed run, and the in-order evaluation loader.
 
-    loaders = build_loaders(cfg, spec.norm)              # loaders.train, loaders.eval, loaders.classes
+    loaders = build_loaders(cfg)                         # loaders.train, loaders.eval, loaders.classes
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from fgvc.core.config import TrainConfig
 from fgvc.core.distributed import SINGLE, Dist, ShardSampler
 from fgvc.core.errors import BadImageError, DatasetError
 from fgvc.data.checks import drop_bad_images
-from fgvc.data.datasets import augmented, build_split, training_split
-from fgvc.data.hierarchy import Hierarchy, dataset_hierarchy
-from fgvc.data.layout import prepared_info
-from fgvc.data.normalization import Normalization
+from fgvc.data.datasets import augmented
+from fgvc.data.hierarchy import Hierarchy
+from fgvc.data.kinds import build_split, dataset_hierarchy, dataset_kind, training_split
+from fgvc.data.normalization import arch_normalization
 from fgvc.data.transforms import eval_transform
 
 log = logging.getLogger("fgvc")
@@ -73,8 +73,9 @@ def eval_loader(dataset: Dataset, batch_size: int, view: str, workers: int,
                       collate_fn=collate_fn)
 
 
-def build_loaders(cfg: TrainConfig, norm: Normalization, ranks: Dist = SINGLE) -> Loaders:
-    """Augmented, shuffled training loader and a plain evaluation loader (``cfg.eval_view``) for ``cfg``.
+def build_loaders(cfg: TrainConfig, ranks: Dist = SINGLE) -> Loaders:
+    """Augmented, shuffled training loader and a plain evaluation loader (``cfg.eval_view``, normalised for
+    ``cfg.arch``: ``arch_normalization``) for ``cfg``.
 
     The training order is a permutation drawn from ``(cfg.seed, epoch)`` (``loader.sampler.set_epoch``),
     and each image's augmentation comes from ``(cfg.seed, epoch, index)``, so a resumed run sees the same
@@ -86,14 +87,15 @@ def build_loaders(cfg: TrainConfig, norm: Normalization, ranks: Dist = SINGLE) -
     run before training starts.
     """
     train_set = training_split(cfg)
-    eval_set = build_split(cfg, cfg.eval_split, eval_transform(cfg.eval_size, norm, cfg.eval_view))
+    eval_set = build_split(cfg, cfg.eval_split,
+                           eval_transform(cfg.eval_size, arch_normalization(cfg.arch), cfg.eval_view))
     if train_set.classes != eval_set.classes:
         raise DatasetError(f"the classes of split {cfg.train_split!r} and {cfg.eval_split!r} differ under "
                            f"{cfg.data_root}: every split must hold the same class folders")
-    info = prepared_info(cfg.data_root) if cfg.dataset == "fgvc-aircraft" else None
-    if info and int(info["img_size"]) < cfg.img_size:
+    prepared_size = dataset_kind(cfg.dataset).prepared_size(cfg.data_root)
+    if prepared_size is not None and prepared_size < cfg.img_size:
         log.warning("%s was prepared for img_size %s, smaller than %d: training crops are upsampled; "
-                    "run `fgvc prepare` again with --img-size %d", cfg.data_root, info["img_size"], cfg.img_size,
+                    "run `fgvc prepare` again with --img-size %d", cfg.data_root, prepared_size, cfg.img_size,
                     cfg.img_size)
     hierarchy = dataset_hierarchy(cfg, cfg.eval_split)
     _check_sizes(cfg, train_set, eval_set, ranks)

@@ -1,5 +1,6 @@
 """The full analysis of a set of predictions: metrics with intervals, per-class accuracy, confusions.
 
+    report = summarize(scores, targets, classes, hierarchy)      # the JSON report alone
     analysis = analyse(scores, targets, classes, hierarchy, out="logs/<run>/eval-test")
     print(format_report(analysis.report)); print(format_worst(analysis.report))
 
@@ -17,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from fgvc.core.errors import FgvcError
-from fgvc.data.hierarchy import hierarchy_names
-from fgvc.evaluation import metrics, plots
+from fgvc.core.labels import top_classes
+from fgvc.data.hierarchy import Hierarchy, hierarchy_names
+from fgvc.evaluation import metrics, plots, statistics
 
 
 @dataclass
@@ -31,8 +33,78 @@ class Analysis:
     group_of: list[str] | None  # the family of each class, when the dataset has one
 
 
-def analyse(scores: np.ndarray, targets: np.ndarray, classes: list[str],
-            hierarchy: dict[str, tuple[np.ndarray, list[str]]] | None, out: str | Path, seed: int = 0,
+def _optional(value: float) -> float | None:
+    """A plain float, or None for NaN (JSON has no NaN)."""
+    return None if np.isnan(value) else float(value)
+
+
+def summarize(
+    scores: np.ndarray,
+    targets: np.ndarray,
+    class_names: list[str],
+    hierarchy: Hierarchy | None = None,
+    num_bootstrap: int = 1000,
+    seed: int = 0,
+) -> dict:
+    """A JSON-serialisable evaluation report (``metrics``' measures, ``statistics``' intervals).
+
+    ``scores`` are probabilities (rows summing to 1). Keys: ``num_samples``; ``top1``, ``top5`` (k = min(5, C)),
+    ``mean_class_acc``, ``ece`` (``metrics.expected_calibration_error`` of the top-1 guesses) and ``brier`` (the mean of
+    ``brier_scores``), each with a 95 % percentile-bootstrap interval ``{name}_ci``; ``reliability_bins`` (the
+    ``CALIBRATION_BINS`` bins behind ``ece``); ``per_class`` (worst first, classes without support last,
+    accuracy None); ``confusions`` (``metrics.most_confused_pairs``); and per level of ``hierarchy`` ``{level}_top1``
+    (variant predictions mapped up to the level), ``{level}_top1_summed`` (the parent with the highest summed
+    probability, ``Hierarchy.top_parents``) and ``{level}_errors_within`` (share of variant errors whose
+    prediction has the right parent; None without errors).
+    """
+    scores, targets = metrics.checked_scores(scores, targets)
+    num_samples, num_classes = scores.shape
+    if len(class_names) != num_classes:
+        raise ValueError(f"class_names has {len(class_names)} names; expected {num_classes} (one per score column)")
+    preds = scores.argmax(1)
+    hits1 = metrics.topk_hits(scores, targets, 1)
+    hits5 = metrics.topk_hits(scores, targets, min(5, num_classes))
+    confidence, brier = scores.max(1), metrics.brier_scores(scores, targets)
+    confusion = metrics.confusion_matrix(preds, targets, num_classes)
+
+    def resampled_mca(idx: np.ndarray) -> float:
+        return metrics.mean_class_accuracy(metrics.confusion_matrix(preds[idx], targets[idx], num_classes))
+
+    report: dict = {"num_samples": int(num_samples)}
+    for name, value, statistic in (
+        ("top1", hits1.mean(), lambda idx: hits1[idx].mean()),
+        ("top5", hits5.mean(), lambda idx: hits5[idx].mean()),
+        ("mean_class_acc", metrics.mean_class_accuracy(confusion), resampled_mca),
+        ("ece", metrics.expected_calibration_error(confidence, hits1),
+         lambda idx: metrics.expected_calibration_error(confidence[idx], hits1[idx])),
+        ("brier", brier.mean(), lambda idx: brier[idx].mean()),
+    ):
+        report[name] = float(value)
+        report[f"{name}_ci"] = list(statistics.bootstrap_ci(statistic, num_samples, num_bootstrap, 0.95, seed))
+    report["reliability_bins"] = metrics.reliability_bins(confidence, hits1)
+
+    accuracy = metrics.per_class_accuracy(confusion)
+    support = confusion.sum(1)
+    order = sorted(range(num_classes), key=lambda c: (support[c] == 0, np.nan_to_num(accuracy[c]), c))
+    report["per_class"] = [
+        {"class": class_names[c], "accuracy": _optional(accuracy[c]), "support": int(support[c])} for c in order
+    ]
+    report["confusions"] = metrics.most_confused_pairs(confusion, class_names)
+
+    errors = preds != targets
+    for level, (parent_of, _) in (hierarchy or {}).items():
+        if parent_of.shape != (num_classes,):
+            raise ValueError(f"the hierarchy's {level} level maps {parent_of.shape} classes; expected ({num_classes},)")
+        true_parents = hierarchy.parents(targets, level)
+        same_parent = hierarchy.parents(preds, level) == true_parents
+        report[f"{level}_top1"] = float(same_parent.mean())
+        report[f"{level}_top1_summed"] = float((hierarchy.top_parents(scores, level)[0] == true_parents).mean())
+        report[f"{level}_errors_within"] = float(same_parent[errors].mean()) if errors.any() else None
+    return report
+
+
+def analyse(scores: np.ndarray, targets: np.ndarray, classes: list[str], hierarchy: Hierarchy | None,
+            out: str | Path, seed: int = 0,
             extra: dict[str, Any] | None = None, files: list[str] | None = None,
             columns: dict[str, list[Any]] | None = None) -> Analysis:
     """Every metric of ``scores`` against ``targets``, written to ``out``.
@@ -44,7 +116,7 @@ def analyse(scores: np.ndarray, targets: np.ndarray, classes: list[str],
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    report = {**(extra or {}), **metrics.summarize(scores, targets, classes, hierarchy, seed=seed)}
+    report = {**(extra or {}), **summarize(scores, targets, classes, hierarchy, seed=seed)}
     confusion = metrics.confusion_matrix(scores.argmax(axis=1), targets, len(classes))
     group_of = hierarchy_names(hierarchy)["family"] if hierarchy and "family" in hierarchy else None
     report["family_of"] = group_of
@@ -56,7 +128,7 @@ def analyse(scores: np.ndarray, targets: np.ndarray, classes: list[str],
         writer.writerow(["true \\ predicted", *classes])
         writer.writerows([name, *row] for name, row in zip(classes, confusion.tolist()))
     if files is not None:
-        fields, rows = _prediction_rows(scores, targets, classes, files, hierarchy or {})
+        fields, rows = _prediction_rows(scores, targets, classes, files, hierarchy or Hierarchy())
         for name, values in (columns or {}).items():
             fields.append(name)
             for row, value in zip(rows, values, strict=True):
@@ -68,27 +140,25 @@ def analyse(scores: np.ndarray, targets: np.ndarray, classes: list[str],
 
 
 def _prediction_rows(scores: np.ndarray, targets: np.ndarray, classes: list[str], files: list[str],
-                     hierarchy: dict[str, tuple[np.ndarray, list[str]]]) -> tuple[list[str], list[dict[str, Any]]]:
+                     hierarchy: Hierarchy) -> tuple[list[str], list[dict[str, Any]]]:
     """The fields and rows of ``predictions.csv``: per image its ``id`` (the file name without extension, leading
     zeros kept), ``file``, ``true`` class, then the top 5 classes (fewer when there are fewer classes) with their
     probabilities, best first: ``predicted``, ``probability``, ``predicted_2``, ``probability_2``, ...; then per
-    level of ``hierarchy`` the likeliest parent by summed probability (``metrics.parent_scores``) and that sum:
+    level of ``hierarchy`` the likeliest parent by summed probability (``Hierarchy.top_parents``) and that sum:
     ``top_family``, ``top_family_probability``, ``top_manufacturer``, ``top_manufacturer_probability``."""
-    top = metrics.top_classes(scores, 5)
+    top = top_classes(scores, 5)
     columns = [("predicted", "probability")]
     columns += [(f"predicted_{rank}", f"probability_{rank}") for rank in range(2, top.shape[1] + 1)]
-    summed = {level: (metrics.parent_scores(scores, parent_of, len(names)), names)
-              for level, (parent_of, names) in hierarchy.items()}
+    coarse = {level: (hierarchy.top_parents(scores, level), hierarchy[level].names) for level in hierarchy}
     fields = ["id", "file", "true", *[name for pair in columns for name in pair],
-              *[name for level in summed for name in (f"top_{level}", f"top_{level}_probability")]]
+              *[name for level in coarse for name in (f"top_{level}", f"top_{level}_probability")]]
     rows = []
     for index, (file, target, row_scores, row_top) in enumerate(zip(files, targets, scores, top, strict=True)):
         row = {"id": Path(file).stem, "file": file, "true": classes[target]}
         for (class_field, probability_field), c in zip(columns, row_top, strict=True):
             row[class_field], row[probability_field] = classes[c], f"{row_scores[c]:.6f}"
-        for level, (parent_scores, names) in summed.items():
-            best = int(parent_scores[index].argmax())
-            row[f"top_{level}"], row[f"top_{level}_probability"] = names[best], f"{parent_scores[index, best]:.6f}"
+        for level, ((best, probability), names) in coarse.items():
+            row[f"top_{level}"], row[f"top_{level}_probability"] = names[best[index]], f"{probability[index]:.6f}"
         rows.append(row)
     return fields, rows
 

@@ -6,7 +6,7 @@
     compare_over_seeds([(a0, b0), (a1, b1)])               # one (A, B) per seed: B - A across seeds
 
 Both evaluations' ``predictions.csv`` are matched image by image (by image id and true class); the
-statistics are ``metrics.paired_comparison`` and, from each image's top-1 probability, ``metrics.paired_ece``.
+statistics are ``statistics.paired_comparison`` and, from each image's top-1 probability, ``statistics.paired_ece``.
 The Brier score needs every class's probability, which ``predictions.csv`` does not hold: its difference is
 taken from the two ``metrics.json`` files, without an interval (None where a side predates it).
 Evaluations of different splits, classes or images are refused.
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from fgvc.core.errors import ComparisonError, ConfigError
-from fgvc.evaluation import metrics
+from fgvc.evaluation import statistics
 from fgvc.evaluation.analysis import read_confusion, read_report
 
 PREDICTION_COLUMNS = ("id", "true", "predicted", "probability")  # what a comparison reads of predictions.csv
@@ -196,7 +196,7 @@ def compare(a: str | Path, b: str | Path, alpha: float = 0.05, num_bootstrap: in
     """Compare the evaluations of ``a`` and ``b`` (run or evaluation folders) image by image.
 
     The JSON-serialisable result holds the folders, ``split``, ``num_classes``, ``alpha``, every key of
-    ``metrics.paired_comparison`` and of ``metrics.paired_ece`` (B - A), ``brier_a``, ``brier_b`` and
+    ``statistics.paired_comparison`` and of ``statistics.paired_ece`` (B - A), ``brier_a``, ``brier_b`` and
     ``brier_diff`` (from ``metrics.json``, no interval; all three None where a side has none), ``verdict``, and
     ``warnings`` (``provenance_warnings``).
     """
@@ -204,10 +204,10 @@ def compare(a: str | Path, b: str | Path, alpha: float = 0.05, num_bootstrap: in
         raise ConfigError(f"alpha must be in (0, 1), got {alpha}")
     first, second = read_evaluation(evaluation_folder(a)), read_evaluation(evaluation_folder(b))
     rows = align(first, second)
-    paired = metrics.paired_comparison(first.preds, second.preds[rows], first.targets, first.classes,
-                                       num_bootstrap, seed)
-    calibration = metrics.paired_ece(first.confidence, first.preds == first.targets, second.confidence[rows],
-                                     second.preds[rows] == first.targets, num_bootstrap, seed)
+    paired = statistics.paired_comparison(first.preds, second.preds[rows], first.targets, first.classes,
+                                          num_bootstrap, seed)
+    calibration = statistics.paired_ece(first.confidence, first.preds == first.targets, second.confidence[rows],
+                                        second.preds[rows] == first.targets, num_bootstrap, seed)
     recorded = first.brier is not None and second.brier is not None
     brier = {"brier_a": first.brier if recorded else None, "brier_b": second.brier if recorded else None,
              "brier_diff": second.brier - first.brier if recorded else None}
@@ -220,7 +220,7 @@ def compare(a: str | Path, b: str | Path, alpha: float = 0.05, num_bootstrap: in
 def compare_over_seeds(pairs: list[tuple[str | Path, str | Path]], num_bootstrap: int = 1000, seed: int = 0
                        ) -> dict[str, Any]:
     """B - A in top-1 across seeds: ``pairs`` holds (A, B) for each seed (run or evaluation folders), every
-    evaluation of the same images; the result is ``metrics.paired_over_seeds`` (its keys) with ``pairs``."""
+    evaluation of the same images; the result is ``statistics.paired_over_seeds`` (its keys) with ``pairs``."""
     evaluations = [(read_evaluation(evaluation_folder(a)), read_evaluation(evaluation_folder(b))) for a, b in pairs]
     first = evaluations[0][0]
     right_a, right_b = [], []
@@ -229,7 +229,7 @@ def compare_over_seeds(pairs: list[tuple[str | Path, str | Path]], num_bootstrap
         right_a.append(a.preds[order] == a.targets[order])
         right_b.append(b.preds[align(a, b)][order] == a.targets[order])
     return {"pairs": [[str(a.folder), str(b.folder)] for a, b in evaluations],
-            **metrics.paired_over_seeds(np.array(right_a), np.array(right_b), num_bootstrap, seed=seed)}
+            **statistics.paired_over_seeds(np.array(right_a), np.array(right_b), num_bootstrap, seed=seed)}
 
 
 def _class_line(row: dict[str, Any]) -> str:

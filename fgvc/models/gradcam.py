@@ -32,7 +32,7 @@ from fgvc.core.errors import ConfigError
 from fgvc.data.transforms import visible_part
 from fgvc.models.backbones import cam_target_layer
 from fgvc.models.heatmap import overlay_heatmap
-from fgvc.models.predict import Predictor
+from fgvc.models.predictor import Predictor
 
 METHODS = dict(zip(CAM_METHODS, (GradCAM, GradCAMPlusPlus, HiResCAM, XGradCAM, LayerCAM, EigenCAM, ScoreCAM,
                                  AblationCAM), strict=True))

@@ -91,7 +91,7 @@ def fit(cfg: TrainConfig | None = None, *, resume: str | Path | None = None, ove
     clears it).
     A NaN or infinite loss raises ``NonFiniteLossError`` before that epoch's checkpoint is written.
 
-    ``loaders`` are the ones ``build_loaders(cfg, model_spec(cfg.arch).norm)`` returns, when the caller built
+    ``loaders`` are the ones ``build_loaders(cfg)`` returns, when the caller built
     them already (the notebook shows them first): the images are then decoded and checked once.
     """
     clock, checkpoint = provenance.start_clock(), None
@@ -177,7 +177,7 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
                     flag("precision"))
     memory.check_fits(cfg, runtime)  # before a step the OOM killer would end without a word
     if loaders is None:
-        loaders = build_loaders(cfg, model_spec(cfg.arch).norm, ranks)
+        loaders = build_loaders(cfg, ranks)
     elif ranks.enabled:  # a caller's loaders hold every image: each rank would train and score the whole split
         raise ConfigError("fit(loaders=...) is for one process: under torchrun, let fit build each rank's loaders")
     steps_per_epoch = math.ceil(len(loaders.train) / cfg.accum_steps)

@@ -27,7 +27,7 @@ from fgvc.data.normalization import Normalization
 from fgvc.data.transforms import BatchAugment, normalize
 from fgvc.evaluation import metrics
 from fgvc.models.checkpoint import TrainState, unwrap
-from fgvc.models.predict import predict_scores
+from fgvc.models.scoring import predict_scores
 
 
 def last_good(epoch: int) -> str:

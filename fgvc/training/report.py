@@ -17,12 +17,12 @@ from fgvc.core.config import TrainConfig
 from fgvc.core.errors import ConfigError
 from fgvc.core.runtime import Runtime
 from fgvc.data.datasets import image_files
-from fgvc.data.hierarchy import hierarchy_names
+from fgvc.data.hierarchy import Hierarchy
 from fgvc.data.loaders import Loaders
 from fgvc.evaluation.analysis import Analysis, analyse, format_report
 from fgvc.evaluation.evaluate import calibrate_checkpoint, evaluate_split, format_calibration
 from fgvc.models.checkpoint import TrainState, unwrap
-from fgvc.models.predict import Predictor
+from fgvc.models.predictor import Predictor
 from fgvc.models.zoom import chosen_zoom
 from fgvc.runs import provenance
 from fgvc.runs.runlog import RunLog
@@ -63,7 +63,7 @@ def _zoomed_analysis(cfg: TrainConfig, model: nn.Module, weights: str, loaders: 
     evaluation split in memory: the predictor ``Predictor.from_checkpoint`` would rebuild (inference precision, the
     run's view, evaluation size and batch size, no calibration yet), reading the split's photos with their inputs."""
     predictor = Predictor(model, cfg, loaders.classes, Runtime.create(cfg.device, "auto", cfg.channels_last),
-                          cfg.eval_view, batch_size=cfg.batch_size, hierarchy=hierarchy_names(loaders.hierarchy or {}),
+                          cfg.eval_view, batch_size=cfg.batch_size, hierarchy=loaders.hierarchy or Hierarchy(),
                           weights=weights, zoom=chosen_zoom(None, cfg.eval_zoom))
     dataset = copy.copy(loaders.eval.dataset)  # the same photos, each kept beside its input for the second look
     dataset.transform = predictor.dataset_transform

@@ -83,10 +83,10 @@ def run(*, repeats: int, device: str, workdir: str | Path, img_size: int | None 
          lambda workers: DataLoader(baseline_set, batch_size=batch_size, shuffle=True, drop_last=True,
                                     num_workers=workers, persistent_workers=True), None),
         ("fgvc: one warp, draft decoding, uint8; original JPEGs",
-         lambda workers: build_loaders(dataclasses.replace(cfg, workers=workers), norm).train, norm),
+         lambda workers: build_loaders(dataclasses.replace(cfg, workers=workers)).train, norm),
         (f"fgvc on `fgvc prepare` files (short side {prepared_short_side(img_size)} px)",
-         lambda workers: build_loaders(dataclasses.replace(cfg, workers=workers, data_root=str(prepared)),
-                                       norm).train, norm),
+         lambda workers: build_loaders(dataclasses.replace(cfg, workers=workers, data_root=str(prepared))).train,
+         norm),
     ]
     reports = []
     for workers in sorted({1, len(os.sched_getaffinity(0))}):

@@ -16,12 +16,14 @@ from pathlib import Path
 import torch
 
 from fgvc.apps.benchmarks import Row, fgvc_sized_dataset, measure, table
+from fgvc.apps.predict_output import predict_files
 from fgvc.core.config import make_config
 from fgvc.core.runtime import resolve_device
+from fgvc.data.images import expand_images
 from fgvc.models.backbones import build_model
 from fgvc.models.checkpoint import save_checkpoint
 from fgvc.models.export import export_onnx
-from fgvc.models.predict import Predictor, expand_images
+from fgvc.models.predictor import Predictor
 
 ARCH, CLASSES = "efficientnet-lite0", 100
 
@@ -44,7 +46,7 @@ def _files_run(predictor: Predictor, files: list[Path], one_at_a_time: bool) -> 
     def run() -> int:
         groups = [[file] for file in files] if one_at_a_time else [files]
         for group in groups:
-            results = predictor.predict_files(group, topk=5, crop_banner=True)
+            results = predict_files(predictor, group, topk=5, crop_banner=True)
             assert all("top" in result for result in results), results
         return len(files)
     return run

@@ -86,13 +86,14 @@ def add_tools(sub: argparse._SubParsersAction, shared: dict[str, argparse.Argume
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from fgvc.models.predict import Predictor, format_predictions
+    from fgvc.apps.predict_output import format_predictions, predict_files
+    from fgvc.models.predictor import Predictor
 
     predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, precision=args.precision,
                                           view=args.view, tta=args.tta, batch_size=args.batch_size,
                                           weights=args.weights, zoom=zoom_choice(args), calibrated=args.calibrated,
                                           unknown=args.unknown)
-    results = predictor.predict_files(args.images, args.topk, args.crop_banner)
+    results = predict_files(predictor, args.images, args.topk, args.crop_banner)
     for result in results:
         if "error" in result:
             print(f"fgvc: error: {result['error']}", file=sys.stderr)

@@ -27,13 +27,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fgvc.evaluation import metrics
+from fgvc.evaluation import analysis, metrics, statistics
 from fgvc.models import calibration
 from fgvc.core.config import UNKNOWN_SCORES
-from fgvc.data.datasets import build_split, keep_samples, per_class_subset
+from fgvc.data.datasets import keep_samples, per_class_subset
+from fgvc.data.kinds import build_split
 from fgvc.data.images import load_image
 from fgvc.evaluation.evaluate import calibrate_checkpoint
-from fgvc.models.predict import Outputs, Predictor
+from fgvc.models.predictor import Outputs, Predictor
 
 HERE = Path(__file__).resolve().parent
 WORK = Path("logs/calibration-warbirds20")
@@ -59,7 +60,7 @@ def _split_outputs(predictor: Predictor, split: str, features: bool = False, sub
 
 
 def _summary(probabilities: np.ndarray, targets: np.ndarray, classes: list[str]) -> dict:
-    report = metrics.summarize(probabilities, targets, classes, None, seed=0)
+    report = analysis.summarize(probabilities, targets, classes, None, seed=0)
     return {key: report[key] for key in ("top1", "top1_ci", "ece", "ece_ci", "brier", "brier_ci")} | {
         "mean_confidence": float(probabilities.max(axis=1).mean())}
 
@@ -77,7 +78,7 @@ def measure_calibration(name: str, checkpoint: str, zoom: bool, weights: str | N
     record = {"checkpoint": checkpoint, "setting": setting, "temperature": fitted.temperature, "val": fitted.facts,
               "test_before": _summary(before, targets, predictor.classes),
               "test_after": _summary(after, targets, predictor.classes),
-              "test_paired_ece": metrics.paired_ece(before.max(axis=1), right, after.max(axis=1), right),
+              "test_paired_ece": statistics.paired_ece(before.max(axis=1), right, after.max(axis=1), right),
               "test_nll_before": calibration.negative_log_likelihood(log_probs, targets, 1.0),
               "test_nll_after": calibration.negative_log_likelihood(log_probs, targets, fitted.temperature)}
     stem = name + ("-zoom" if zoom else "") + (f"-{weights}" if weights else "")

@@ -1,32 +1,25 @@
 """One inference path: a ``Predictor`` built once from a checkpoint.
 
     predictor = Predictor.from_checkpoint("logs/<run>/last.pt", device="auto")   # EMA weights if it has them
-    results = predictor.predict_files(["plane.jpg", "photos/"], topk=5)
     scores = predictor.scores([pil_image, ...])            # (N, C) softmax probabilities
+    predictor.top(scores[0], 5); predictor.coarse(scores[0])   # the top classes; the likeliest family, manufacturer
     zoomed = Predictor.from_checkpoint("logs/<run>/last.pt", zoom=Zoom())   # a second look: fgvc.models.zoom
     [look] = zoomed.predict([pil_image])                   # look.probabilities, look.box
 
 The predictor owns the preprocessing (``fgvc.data.eval_transform`` with the run's view), the
-device, the autocast precision and batching. ``fgvc evaluate``, ``fgvc predict``,
+device, the autocast precision and batching. ``fgvc evaluate``, ``fgvc predict`` (``fgvc.apps.predict_output``),
 ``fgvc gradcam`` and both notebooks go through it, so they name the same class with the same
 probability for the same photo. A checkpoint of a run with ``ema_decay`` holds two sets of
 weights: the predictor takes the EMA unless ``weights="raw"``, and says which on stderr.
 This module imports nothing of the training stack.
-
-The banner: a run trained on FGVC-Aircraft learnt its photos with their copyright banner cut. By default
-(``crop_banner=None``, auto) the predictor cuts it from a photo that is one of the dataset's originals
-(``fgvc.data.layout.is_original_image``: its path in ``fgvc-aircraft-2013b/data/images/``, not a ``fgvc
-prepare``d copy), and says so on stderr; from nothing else. ``True`` cuts it from every photo, ``False`` from none.
+The photos come decoded; ``fgvc.apps.banner`` says which rows of FGVC-Aircraft's banner to cut from a file first.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import functools
-import io
-import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,14 +34,13 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 from tqdm.auto import tqdm
 
-from fgvc.core.config import PARENT_LEVELS, TrainConfig, validate
-from fgvc.core.errors import BadImageError, ConfigError
+from fgvc.core.config import TrainConfig, validate
+from fgvc.core.errors import ConfigError
+from fgvc.core.labels import top_classes
 from fgvc.core.runtime import Runtime
-from fgvc.data.images import load_image
-from fgvc.data.layout import is_original_image
+from fgvc.data.hierarchy import Hierarchy
 from fgvc.data.loaders import eval_loader
 from fgvc.data.transforms import eval_transform
-from fgvc.evaluation import metrics
 from fgvc.models.backbones import model_spec
 from fgvc.models.calibration import Calibration, calibrated, known_scores, log_probabilities, setting_name
 from fgvc.models.checkpoint import load_trained
@@ -57,39 +49,13 @@ from fgvc.models.zoom import (
     Zoom,
     captured_features,
     chosen_zoom,
-    format_box,
     head_layer,
     photo_box,
     top_class_maps,
     view_box,
 )
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 WEIGHT_NAMES = {"ema": "EMA", "raw": "raw"}
-COARSE_FIELDS = tuple(field for level in PARENT_LEVELS for field in (f"top_{level}", f"top_{level}_probability"))
-
-
-@torch.no_grad()
-def predict_scores(model: nn.Module, loader: DataLoader, runtime: Runtime, tta: bool = False,
-                   progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Softmax probabilities (N, C) and targets (N,) of ``model`` over ``loader``.
-
-    ``tta`` averages the softmax of each image and of its horizontal mirror.
-    """
-    model.eval()
-    all_scores, all_targets = [], []
-    for images, targets in tqdm(loader, desc="eval", leave=False, disable=not progress):
-        all_scores.append(_probabilities(model, runtime.inputs(images), runtime, tta).cpu())
-        all_targets.append(targets)
-    return torch.cat(all_scores).numpy(), torch.cat(all_targets).numpy()
-
-
-def _probabilities(model: nn.Module, inputs: torch.Tensor, runtime: Runtime, tta: bool) -> torch.Tensor:
-    with runtime.autocast():
-        probs = model(inputs).float().softmax(dim=1)
-        if tta:
-            probs = (probs + model(inputs.flip(3)).float().softmax(dim=1)) / 2
-    return probs
 
 
 def _with_photo(transform: Callable[[Image.Image], torch.Tensor], image: Image.Image
@@ -111,81 +77,6 @@ def _shape_batches(tensors: Sequence[torch.Tensor], batch_size: int) -> list[lis
         by_shape.setdefault(tuple(tensor.shape), []).append(index)
     return [indices[start:start + batch_size] for indices in by_shape.values()
             for start in range(0, len(indices), batch_size)]
-
-
-def expand_images(paths: Sequence[str | Path]) -> list[Path]:
-    """Files as given; folders replaced by the image files below them, sorted."""
-    files: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES))
-        else:
-            files.append(path)
-    return files
-
-
-def lineage(guess: dict[str, Any]) -> str:
-    """"family / manufacturer" of one of ``Predictor.top``'s guesses ("" when the checkpoint has no hierarchy)."""
-    return " / ".join(guess[level] for level in PARENT_LEVELS if guess.get(level))
-
-
-def format_guess(rank: int, guess: dict[str, Any]) -> str:
-    """One line of ``fgvc predict``'s text output: rank, class, probability in percent, family / manufacturer."""
-    return f"  {rank}. {guess['class']:<28} {100 * guess['probability']:6.2f}%  {lineage(guess)}"
-
-
-def format_coarse(coarse: dict[str, dict[str, Any]]) -> str:
-    """The line of ``fgvc predict``'s text output with ``Predictor.coarse``'s answer, e.g.
-    "  family 737 96.00%, manufacturer Boeing 99.10%" ("" when the checkpoint has no hierarchy)."""
-    parts = [f"{level} {best['name']} {100 * best['probability']:.2f}%" for level, best in coarse.items()]
-    return "  " + ", ".join(parts) if parts else ""
-
-
-def coarse_cells(coarse: dict[str, dict[str, Any]]) -> list[str]:
-    """The ``COARSE_FIELDS`` columns of ``fgvc predict --csv`` for ``Predictor.coarse``'s answer ("" for a level
-    the checkpoint does not have)."""
-    return [cell for level in PARENT_LEVELS for cell in
-            ((coarse[level]["name"], f"{coarse[level]['probability']:.6f}") if level in coarse else ("", ""))]
-
-
-def format_unknown(entry: dict[str, Any]) -> str:
-    """The line of ``fgvc predict``'s text output for a photo below the unknown-type threshold (``unknown_entry``),
-    e.g. "  unknown: none of the types it knows (energy 3.21, below 4.05)"."""
-    return (f"  unknown: none of the types it knows ({entry['score']} {entry['value']:.4g}, "
-            f"below {entry['threshold']:.4g})")
-
-
-def format_predictions(results: Sequence[dict[str, Any]], output: str = "text", zoom: bool = False,
-                       unknown: bool = False) -> str:
-    """What ``fgvc predict`` prints of ``predict_files``' results: ``text`` (each file, then a line per guess, the
-    top family and manufacturer where the checkpoint has them, with ``zoom`` the box of the second look and, with
-    ``unknown``, ``format_unknown``'s line for a photo below the threshold), ``json`` (every entry, errors too) or
-    ``csv`` (file, rank, class, probability, family, manufacturer, ``COARSE_FIELDS``, with ``zoom`` zoom_box and
-    with ``unknown`` the columns unknown (0 or 1) and unknown_score). Text and CSV leave an ``error`` entry out:
-    the CLI prints it on stderr."""
-    if output == "json":
-        return json.dumps(list(results), indent=2) + "\n"
-    found = [result for result in results if "error" not in result]
-    if output == "text":
-        lines = []
-        for result in found:
-            lines += [result["file"], *(format_guess(rank, guess) for rank, guess in enumerate(result["top"], 1))]
-            lines += [format_coarse(result["coarse"])] if result["coarse"] else []
-            lines += [f"  {format_box(tuple(result['box']))}"] if zoom else []
-            lines += [format_unknown(result["unknown"])] if unknown and result["unknown"]["flagged"] else []
-        return "".join(line + "\n" for line in lines)
-    text = io.StringIO()
-    writer = csv.writer(text)
-    writer.writerow(["file", "rank", "class", "probability", "family", "manufacturer", *COARSE_FIELDS,
-                     *(["zoom_box"] if zoom else []), *(["unknown", "unknown_score"] if unknown else [])])
-    for result in found:
-        box = [" ".join(map(str, result["box"]))] if zoom else []
-        flag = [int(result["unknown"]["flagged"]), f"{result['unknown']['value']:.6g}"] if unknown else []
-        writer.writerows([result["file"], rank, guess["class"], f"{guess['probability']:.6f}",
-                          guess.get("family", ""), guess.get("manufacturer", ""), *coarse_cells(result["coarse"]), *box,
-                          *flag]
-                         for rank, guess in enumerate(result["top"], start=1))
-    return text.getvalue()
 
 
 @dataclass(frozen=True)
@@ -219,7 +110,7 @@ class Predictor:
     view: str = "squash"
     tta: bool = False
     batch_size: int = 32
-    hierarchy: dict[str, list[str]] = field(default_factory=dict)  # family / manufacturer of each class
+    hierarchy: Hierarchy = field(default_factory=Hierarchy)  # family / manufacturer of each class
     weights: str = "raw"  # "raw" (the trained weights) or "ema" (their moving average)
     zoom: Zoom | None = None  # a second look at the box around the top class's activation map (fgvc.models.zoom)
     calibrations: dict[str, Calibration] = field(default_factory=dict)  # fgvc calibrate's, by inference setting
@@ -265,7 +156,7 @@ class Predictor:
             print(f"fgvc: {checkpoint}: using its {WEIGHT_NAMES[trained.weights]} weights (for the "
                   f"{WEIGHT_NAMES[other]} ones: --weights {other})", file=sys.stderr)
         predictor = cls(runtime.prepare(trained.model).eval(), cfg, trained.classes, runtime, view, tta,
-                        batch_size or cfg.batch_size, trained.hierarchy, trained.weights,
+                        batch_size or cfg.batch_size, Hierarchy.from_names(trained.hierarchy), trained.weights,
                         None if onnx else chosen_zoom(zoom, cfg.eval_zoom), trained.calibrations,
                         calibrated is not False, unknown is not False)
         predictor.check_calibration(checkpoint, calibrated, unknown)
@@ -419,78 +310,18 @@ class Predictor:
                 view_logits[chunk] = logits
         return Outputs(torch.stack([(a + b) / 2 for a, b in zip(whole, zoomed, strict=True)]).cpu(), pooled, boxes)
 
-    @property
-    def trained_without_banner(self) -> bool:
-        """Whether the run learnt FGVC-Aircraft's photos with their banner cut (``cfg.banner_px`` rows)."""
-        return self.cfg.dataset == "fgvc-aircraft" and self.cfg.banner_px > 0
-
-    def banner_rows(self, path: str | Path, crop_banner: bool | None = None) -> int:
-        """Rows of banner to cut from the bottom of the photo at ``path``: the run's ``banner_px`` with
-        ``crop_banner`` True, none with False; with None (auto), the run's when it learnt FGVC-Aircraft without
-        the banner and ``path`` is one of the dataset's original photos (``is_original_image``), else none."""
-        if crop_banner is None:
-            crop_banner = self.trained_without_banner and is_original_image(path)
-        return self.cfg.banner_px if crop_banner else 0
-
-    def say_auto_cropped(self, files: Sequence[str | Path], crop_banner: bool | None) -> None:
-        """With ``crop_banner`` None (auto), say on stderr how many of ``files`` get their banner cut, and how not."""
-        cropped = 0 if crop_banner is not None else sum(self.banner_rows(path) > 0 for path in files)
-        if cropped:
-            print(f"fgvc: cut the {self.cfg.banner_px}-px FGVC-Aircraft banner from {cropped} of {len(files)} "
-                  f"image(s): photos of the dataset's images/ folder, cut as the run was trained and evaluated "
-                  f"(--no-crop-banner keeps it)", file=sys.stderr)
-
     def top(self, probabilities: np.ndarray, k: int) -> list[dict[str, Any]]:
         """The ``k`` likeliest classes of one image, each with its probability, family and manufacturer."""
-        order = metrics.top_classes(probabilities[None], k)[0]  # ties to the lower index, as every report
+        order = top_classes(probabilities[None], k)[0]  # ties to the lower index, as every report
         return [{"class": self.classes[i], "probability": float(probabilities[i]),
-                 **{level: names[i] for level, names in self.hierarchy.items()}} for i in order]
+                 **{level: names[parent_of[i]] for level, (parent_of, names) in self.hierarchy.items()}}
+                for i in order]
 
     def coarse(self, probabilities: np.ndarray) -> dict[str, dict[str, Any]]:
         """The likeliest family and manufacturer of one image, each with its probability, the sum of its classes'
-        (``metrics.parent_scores``): ``{level: {"name": ..., "probability": ...}}``, {} without a hierarchy."""
+        (``Hierarchy.top_parents``): ``{level: {"name": ..., "probability": ...}}``, {} without a hierarchy."""
         answer = {}
-        for level, names in self.hierarchy.items():
-            parents, parent_of = np.unique(names, return_inverse=True)
-            summed = metrics.parent_scores(probabilities[None], parent_of, len(parents))[0]
-            best = int(summed.argmax())  # ties to the first name in sorted order
-            answer[level] = {"name": str(parents[best]), "probability": float(summed[best])}
+        for level, (_, names) in self.hierarchy.items():
+            [best], [probability] = self.hierarchy.top_parents(probabilities[None], level)
+            answer[level] = {"name": names[best], "probability": float(probability)}
         return answer
-
-    def unknown_entry(self, prediction: Prediction) -> dict[str, Any]:
-        """``{"unknown": {"flagged": ..., "score": name, "value": ..., "threshold": ...}}`` of a prediction made with
-        an unknown-type threshold; {} without one."""
-        check = self.unknown_check
-        if prediction.known is None or check is None:
-            return {}
-        return {"unknown": {"flagged": prediction.unknown, "score": check.score, "value": prediction.known,
-                            "threshold": check.threshold}}
-
-    def predict_files(self, paths: Sequence[str | Path], topk: int = 5, crop_banner: bool | None = None
-                      ) -> list[dict[str, Any]]:
-        """Top-k classes of each image (folders are searched for images), ``batch_size`` files at a time.
-
-        ``crop_banner`` cuts the run's FGVC-Aircraft banner (``cfg.banner_px`` rows) first: True from every
-        image, False from none, None (auto) from the dataset's own photos (``banner_rows``; stderr says how
-        many). Each result holds the ``file``, its ``top`` guesses (``Predictor.top``), its ``coarse`` answer
-        (``Predictor.coarse``) and with an unknown-type threshold its ``unknown`` entry (``unknown_entry``); an
-        unreadable file gets an ``error`` entry naming it, and the others are still predicted.
-        """
-        files = expand_images(paths)
-        self.say_auto_cropped(files, crop_banner)
-        results: list[dict[str, Any]] = []
-        for start in range(0, len(files), self.batch_size):
-            loaded: list[tuple[Path, Image.Image]] = []
-            for path in files[start:start + self.batch_size]:
-                try:
-                    loaded.append((path, load_image(path, self.banner_rows(path, crop_banner))))
-                except BadImageError as err:
-                    results.append({"file": str(path), "error": str(err)})
-            predictions = self.predict([image for _, image in loaded])
-            results.extend({"file": str(path), "top": self.top(prediction.probabilities, topk),
-                            "coarse": self.coarse(prediction.probabilities),
-                            **({} if prediction.box is None else {"box": list(prediction.box)}),
-                            **self.unknown_entry(prediction)}
-                           for (path, _), prediction in zip(loaded, predictions))
-        order = {str(path): i for i, path in enumerate(files)}
-        return sorted(results, key=lambda result: order[result["file"]])
