@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from helpers import SMALL, tiny_config
 
-from fgvc.core.config import PRESETS, make_config
+from fgvc.core.config import make_config
 from fgvc.core.errors import ConfigError
+from fgvc.core.presets import PRESETS
 from fgvc.data.datasets import per_class_subset
 from fgvc.data.kinds import training_split
 from fgvc.models.checkpoint import load_checkpoint

@@ -1,4 +1,4 @@
-"""One typed training configuration, its named presets, and its validation.
+"""One typed training configuration, made from a preset (``fgvc.core.presets``), a file and overrides, and validated.
 
     cfg = make_config("demo", epochs=3)                    # preset + overrides
     cfg = make_config(config_file="my.yaml", lr=0.01)      # preset < file < overrides
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fgvc.core.errors import ConfigError
+from fgvc.core.presets import PRESETS
 
 ARCHS = (tuple(f"efficientnet-b{i}" for i in range(8)) + tuple(f"efficientnet-lite{i}" for i in range(3))
          + tuple(f"tv_efficientnet_b{i}" for i in range(8)))
@@ -189,80 +190,6 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown config field(s) {unknown}; expected some of {sorted(known)}")
         return cls(**values)
-
-
-PRESETS: dict[str, dict[str, Any]] = {
-    # The FGVC-Aircraft recipe: train on trainval, report on test (the last epoch, never the
-    # best-on-test one), B4 from ImageNet at 448 px, SGD + nesterov, warmup + cosine,
-    # label smoothing 0.1 (after the published ResNet-50 448-px recipe, see README).
-    "b4": {},
-    # Minutes on a CPU, offline: the synthetic set that `fgvc synth` writes, Lite0 fine-tuned
-    # from the ImageNet weights its pip package installs (no download), at 96 px; PyTorch's usual
-    # BN momentum so eval statistics catch up within a few epochs, and milder crops and rotations
-    # (they were tuned for B0 from random weights; fine-tuned Lite0 needs no more). fp32: bf16
-    # autocast is 2-4x faster on CPUs with native bf16, but far slower on many laptops without.
-    "demo": {
-        "data_root": "data/synthetic",
-        "download": False,
-        "arch": "efficientnet-lite0",
-        "pretrained": True,
-        "bn_momentum": 0.1,
-        "img_size": 96,
-        "epochs": 6,
-        "batch_size": 16,
-        "lr": 1e-3,
-        "optimizer": "adamw",
-        "weight_decay": 0.05,
-        "warmup_epochs": 1,
-        "min_crop_scale": 0.8,
-        "affine_degrees": 5.0,
-        "precision": "fp32",
-        "channels_last": False,
-        "device": "cpu",
-        "workers": 0,  # in-process loading: the images are small
-    },
-    # Your own photos or FGVC-Aircraft without a GPU. Each field and the measurement behind it, on real photos
-    # (README, "Results on real photos": warbirds20 val, rows of studies/warbirds20.yaml unless named otherwise):
-    # - arch, pretrained: Lite0 from the ImageNet weights its pip package installs (no squeeze-and-excitation,
-    #   ReLU6: cheap on CPUs; no download). Rows lite1 and lite2 have not run: Lite0 is not yet chosen against them.
-    # - img_size 224: row 224px, +6.8 points over 160 px at equal epochs (p < 0.001); 192 px matched it.
-    # - eval_img_size 256: row 224px-eval-256px, +3.0 over evaluating at 224 (FixRes); over 3 seeds at 25 photos per
-    #   type (studies/warbirds20-small-eval.yaml) row eval-224px -2.2 (-3.8 to -0.7, p = 0.008), row eval-288px -0.4.
-    # - eval_zoom off (its default): row zoom of that study, +0.6 (-0.7 to +2.0, p = 0.44); on all 2,000 photos (val)
-    #   -0.4 (p = 0.87).
-    # - epochs None, schedule_steps 400 in [5, 40] epochs (their defaults), time_budget 15: the length follows the
-    #   data (studies/warbirds20-small.yaml, 25 photos per type, 3 seeds: the rule's 27 epochs beat the old fixed
-    #   6 by +17.7 points val, +13.5 test, p < 0.001, in 14.7 minutes; on all 2,000 photos it gives 7 epochs, 14
-    #   minutes; 20 epochs beat 6 on 476 airliner photos), and the promise is 15 minutes on a laptop.
-    # - lr 1e-3 (AdamW, one rate for the whole network): rows lr-3e-4 (-9.0), lr-3e-3 (-13.4), head-lr-x10 (-3.4).
-    # - precision auto, channels_last: bf16 autocast where the CPU has bf16 arithmetic (AVX512-BF16, AMX: B0's step
-    #   1.53x with channels_last, BENCHMARKS.md), fp32 elsewhere (on an AVX2-only CPU bf16 is emulated: Lite0's step
-    #   0.54x, while channels_last makes fp32 2.09x faster; fgvc bench train). Row eval-fp32 shows bf16 costs
-    #   nothing measurable at inference; in training, the same seed in fp32 (studies/warbirds20-whole.yaml, row
-    #   preset) and in bf16 (the learning curve's run) differ by 0.4 points val (-2.6 to +3.0, p = 0.89).
-    # - ema_decay 0 (off, its default): row ema-0.99 of studies/warbirds20-whole.yaml, +0.2 (-1.4 to +1.8, p = 1.0).
-    # - weight_decay 0.05, warmup_epochs 1, min_crop_scale 0.35, label smoothing 0.1, BN momentum: not measured
-    #   (rows crop-0.6, no-label-smoothing, bn-momentum-0.1 have not run).
-    # Add --dataset imagefolder --data-root ROOT --train-split train --eval-split val for your photos (fgvc split ROOT).
-    "cpu": {
-        "arch": "efficientnet-lite0",
-        "pretrained": True,
-        "img_size": 224,
-        "eval_img_size": 256,
-        "epochs": None,  # chosen from the data: schedule_steps, within the time budget
-        "time_budget": 15.0,
-        "batch_size": 32,
-        "lr": 1e-3,
-        "optimizer": "adamw",
-        "weight_decay": 0.05,
-        "warmup_epochs": 1,
-        "min_crop_scale": 0.35,
-        "precision": "auto",
-        "channels_last": True,
-        "device": "cpu",
-        "workers": 2,
-    },
-}
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

@@ -27,9 +27,10 @@ import torch
 from torch import nn
 
 from fgvc.core import distributed
-from fgvc.core.config import PRESETS, TrainConfig, flag, resume_config
+from fgvc.core.config import TrainConfig, flag, resume_config
 from fgvc.core.distributed import Dist
 from fgvc.core.errors import ConfigError, NonFiniteLossError, Preempted
+from fgvc.core.presets import PRESETS
 from fgvc.core.runtime import Runtime, cpu_computes_bf16
 from fgvc.data.hierarchy import hierarchy_names
 from fgvc.data.loaders import Loaders, build_loaders

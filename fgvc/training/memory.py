@@ -30,8 +30,9 @@ from pathlib import Path
 
 import torch
 
-from fgvc.core.config import PRESETS, TrainConfig
+from fgvc.core.config import TrainConfig
 from fgvc.core.errors import NotEnoughMemoryError
+from fgvc.core.presets import PRESETS
 from fgvc.core.runtime import Runtime, resolve_device, resolve_precision
 
 # arch: bytes autograd keeps for the backward pass per pixel of one image, (fp32, under bf16 or fp16 autocast)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 from fgvc.apps.cli.flags import add_config_flags, config_overrides
-from fgvc.core.config import PRESETS, make_config
+from fgvc.core.config import make_config
 from fgvc.core.errors import ConfigError
+from fgvc.core.presets import PRESETS
 
 REQUEUE_EXIT = 75  # EX_TEMPFAIL: a temporary failure, try again (requeue and resume); also fgvc status's for it
 UNFINISHED_EXIT = 1  # fgvc status: the run has epochs (or its start) left to train, and no signal stopped it
