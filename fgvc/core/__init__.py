@@ -1,1 +1,12 @@
-"""fgvc.core."""
+"""The ground every layer stands on: what a run is asked to do, and where and how it computes.
+
+    config       ``TrainConfig``: each field with its help text, ``make_config``, ``--config`` files, validation
+    presets      the named presets (``--preset``) and the measurements behind their fields
+    errors       ``FgvcError`` and its kinds: every deliberate message (the CLI catches nothing else)
+    labels       class indices checked, and ``top_classes``: the one tie rule (the lower index wins)
+    runtime      ``Runtime``: device, autocast precision, memory layout, shared by training and inference
+    distributed  torchrun: rank and world size, each rank's device, the DDP wrapper, evaluation gathered
+
+The package's layers, each a folder, import only the layers below them (tests/test_layers.py):
+core < data < models < runs < evaluation < training < studies < apps.
+"""

@@ -12,6 +12,9 @@
     hierarchy      each class's family and manufacturer (FGVC-Aircraft's, or an imagefolder's hierarchy.csv)
     kinds          each kind of dataset (fgvc-aircraft, imagefolder) as one object, found by name; the splits cfg names
     loaders        the training and evaluation DataLoaders
+    synthetic      the offline dataset in FGVC-Aircraft's layout (``fgvc synth``), from
+    synthetic_aircraft  its classes and the shapes of their aircraft, and
+    synthetic_render    one image of an aircraft drawn
 
     train_set = build_dataset("data", "trainval")          # FGVC-Aircraft, banner cropped
     loaders = build_loaders(cfg)                           # augmented train, plain eval
