@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from readme_checks import english_documentation
 
 from fgvc.apps.cli import main
 from fgvc.core.errors import ConfigError
@@ -175,7 +176,13 @@ def test_a_study_file_without_recipes_is_refused(tmp_path: Path) -> None:
 
 
 def test_the_project_study_files_are_valid() -> None:
-    for path in sorted(Path(__file__).parents[1].glob("studies/*.yaml")):
+    """Every study file in studies/ reads, and every one that the README or docs/ cite is there."""
+    repo = Path(__file__).parents[1]
+    cited = {name for page in english_documentation()
+             for name in re.findall(r"studies/[\w.-]+\.yaml", page.read_text())}
+    files = sorted(repo.glob("studies/*.yaml"))
+    assert cited and cited <= {str(path.relative_to(repo)) for path in files}
+    for path in files:
         study = read_study(path)
         assert study.recipes[0].evaluates is None
 

@@ -9,14 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
-from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from fgvc.core.config import SPLIT_FILE
-from fgvc.core.errors import DatasetError
-from fgvc.data.datasets import build_dataset, build_imagefolder
-from fgvc.data.split import imagefolder_splits, split_file_of
+from fgvc.data.kinds import dataset_kind
 
-FGVC_AUDIT_SPLITS = ("train", "val", "test")  # FGVC-Aircraft's disjoint splits
 SPLIT_ORDER = ("train", "trainval", "val", "test")  # of a pair across splits, the later split's copy is listed
 
 
@@ -40,17 +35,7 @@ def split_order(splits: Sequence[str]) -> list[str]:
 def dataset_splits(root: str | Path, dataset: str) -> list[str]:
     """The splits of a data set, training splits first: FGVC-Aircraft's train, val and test; an imagefolder's
     (those of its split file, or its split folders)."""
-    if dataset != "imagefolder":
-        return list(FGVC_AUDIT_SPLITS)
-    flat = [p for p in Path(root).glob("*/*") if p.is_file() and p.name.lower().endswith(IMG_EXTENSIONS)]
-    if flat and split_file_of(root) is None:
-        raise DatasetError(f"{flat[0]} lies in a class folder with no split file: split the flat folder first "
-                           f"(`fgvc split {root}` writes {Path(root) / SPLIT_FILE}), then audit it")
-    splits = imagefolder_splits(root)
-    if not splits:
-        raise DatasetError(f"no split file or split folders under {root}: expected {Path(root) / SPLIT_FILE} "
-                           f"(fgvc split {root}) or {root}/<split>/<class name>/<image files>")
-    return split_order(splits)
+    return split_order(dataset_kind(dataset).disjoint_splits(root))
 
 
 def read_photos(root: str | Path, dataset: str, splits: Sequence[str]
@@ -59,7 +44,7 @@ def read_photos(root: str | Path, dataset: str, splits: Sequence[str]
     training does (FGVC-Aircraft's banner cut off)."""
     photos, loader, base = [], None, Path(os.path.abspath(root))
     for split in splits:
-        data = (build_imagefolder(root, split) if dataset == "imagefolder" else build_dataset(root, split))
+        data = dataset_kind(dataset).read(root, split)
         loader = data.loader
         photos += [Photo(Path(path), Path(os.path.abspath(path)).relative_to(base).as_posix(), split,
                          data.classes[label]) for path, label in data.samples]

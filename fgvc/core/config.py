@@ -173,6 +173,11 @@ class TrainConfig:
                                "run folder (tensorboard --logdir logs)")
     run_dir: str | None = _field(None, "run folder (default logs/<time>-<preset>)")
 
+    def __post_init__(self) -> None:
+        """A config is validated once, when it is made (``make_config``, ``from_dict``, ``dataclasses.replace``):
+        whoever holds one holds a valid one."""
+        validate(self)
+
     @property
     def eval_size(self) -> int:
         """The resolution evaluation and inference feed the network."""
@@ -185,11 +190,16 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Rebuild a config saved by ``to_dict``; unknown keys are refused."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"unknown config field(s) {unknown}; expected some of {sorted(known)}")
+        _refuse_unknown(values)
         return cls(**values)
+
+
+def _refuse_unknown(values: dict[str, Any]) -> None:
+    """A ``ConfigError`` naming the keys of ``values`` that are no config field."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown config field(s) {unknown}; expected some of {sorted(known)}")
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -214,7 +224,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path} holds a {type(values).__name__}: expected a mapping of field names")
     values = {k: v for k, v in values.items() if k not in RUN_FACTS}
-    TrainConfig.from_dict({k: v for k, v in values.items() if k != "preset"})  # names unknown fields
+    _refuse_unknown({k: v for k, v in values.items() if k != "preset"})
     return values
 
 
@@ -232,9 +242,7 @@ def make_config(preset: str | None = None, config_file: str | Path | None = None
     values: dict[str, Any] = {**PRESETS[preset], **chosen, "preset": preset}
     if "img_size" in chosen and "eval_img_size" not in chosen:
         values["eval_img_size"] = None  # a preset's evaluation size belongs to its own img_size
-    cfg = TrainConfig.from_dict(values)
-    validate(cfg)
-    return cfg
+    return TrainConfig.from_dict(values)
 
 
 # What config.json records about a run beside its config (not settable: they follow from how it was launched).
@@ -262,9 +270,7 @@ def resume_config(saved: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
     if changes.get("epochs", saved.epochs) < saved.epochs:
         raise ConfigError(f"--epochs {changes['epochs']} is shorter than the run's {saved.epochs}: a resume may "
                           f"only lengthen the schedule")
-    cfg = dataclasses.replace(saved, **changes)
-    validate(cfg)
-    return cfg
+    return dataclasses.replace(saved, **changes)
 
 
 def _check(ok: bool, name: str, value: Any, expected: str) -> None:

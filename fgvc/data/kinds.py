@@ -21,9 +21,9 @@ from typing import NamedTuple
 
 from torch.utils.data import Dataset
 from torchvision import datasets
-from torchvision.datasets.folder import find_classes
+from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes
 
-from fgvc.core.config import FGVC_SPLITS, LEVELS, TrainConfig
+from fgvc.core.config import FGVC_SPLITS, LEVELS, SPLIT_FILE, TrainConfig
 from fgvc.core.errors import ConfigError, DatasetError
 from fgvc.data.datasets import build_dataset, build_imagefolder, keep_samples, leave_out, per_class_subset
 from fgvc.data.hierarchy import HIERARCHY_FILE, Hierarchy, hierarchy_problems, read_hierarchy, read_hierarchy_csv
@@ -34,6 +34,7 @@ from fgvc.data.split import (
     check_listing,
     find_photos,
     imagefolder_classes,
+    imagefolder_splits,
     listed_classes,
     read_split_file,
     split_file_of,
@@ -75,6 +76,15 @@ class DatasetKind(ABC):
     def prepared_size(self, root: str | Path) -> int | None:
         """The ``img_size`` ``fgvc prepare`` made the dataset under ``root`` for, or None for an unprepared one."""
 
+    @abstractmethod
+    def disjoint_splits(self, root: str | Path) -> list[str]:
+        """The splits under ``root`` that share no photo (what ``fgvc audit`` reads); a ``DatasetError`` when
+        there are none."""
+
+    @abstractmethod
+    def read(self, root: str | Path, split: str) -> Dataset:
+        """Split ``split`` under ``root`` as training reads its photos, without transforms."""
+
 
 class FgvcAircraftKind(DatasetKind):
     """FGVC-Aircraft, read from its annotation files (``fgvc.data.layout``)."""
@@ -107,6 +117,12 @@ class FgvcAircraftKind(DatasetKind):
     def prepared_size(self, root: str | Path) -> int | None:
         info = prepared_info(root)
         return int(info["img_size"]) if info else None
+
+    def disjoint_splits(self, root: str | Path) -> list[str]:
+        return ["train", "val", "test"]  # trainval is train and val
+
+    def read(self, root: str | Path, split: str) -> Dataset:
+        return build_dataset(root, split)
 
 
 class ImageFolderKind(DatasetKind):
@@ -144,6 +160,21 @@ class ImageFolderKind(DatasetKind):
 
     def prepared_size(self, root: str | Path) -> int | None:
         return None
+
+    def disjoint_splits(self, root: str | Path) -> list[str]:
+        """The splits of the split file or the split folders; a flat folder must be split first."""
+        flat = [p for p in Path(root).glob("*/*") if p.is_file() and p.name.lower().endswith(IMG_EXTENSIONS)]
+        if flat and split_file_of(root) is None:
+            raise DatasetError(f"{flat[0]} lies in a class folder with no split file: split the flat folder first "
+                               f"(`fgvc split {root}` writes {Path(root) / SPLIT_FILE})")
+        splits = imagefolder_splits(root)
+        if not splits:
+            raise DatasetError(f"no split file or split folders under {root}: expected {Path(root) / SPLIT_FILE} "
+                               f"(fgvc split {root}) or {root}/<split>/<class name>/<image files>")
+        return list(splits)
+
+    def read(self, root: str | Path, split: str) -> Dataset:
+        return build_imagefolder(root, split)
 
 
 KINDS: dict[str, DatasetKind] = {kind.name: kind for kind in (FgvcAircraftKind(), ImageFolderKind())}

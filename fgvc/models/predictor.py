@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 from tqdm.auto import tqdm
 
-from fgvc.core.config import TrainConfig, validate
+from fgvc.core.config import TrainConfig
 from fgvc.core.errors import ConfigError
 from fgvc.core.labels import top_classes
 from fgvc.core.runtime import Runtime
@@ -148,7 +148,6 @@ class Predictor:
             layout = trained.cfg.channels_last if channels_last is None else channels_last
             runtime = Runtime.create(device, precision, layout)
         cfg = trained.cfg if img_size is None else dataclasses.replace(trained.cfg, eval_img_size=img_size)
-        validate(cfg)  # refuses a too small img_size
         view = view or cfg.eval_view
         eval_transform(cfg.eval_size, model_spec(cfg.arch).norm, view)  # refuses an unknown view
         if trained.has_ema:

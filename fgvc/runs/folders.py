@@ -82,7 +82,7 @@ def new_run_dir(base: str | Path, name: str) -> Path:
 
 
 def start_run(cfg: TrainConfig, processes: int = 1) -> TrainConfig:
-    """Claim the run folder of ``cfg`` (validated where it was made: ``make_config``), write ``config.json`` (for
+    """Claim the run folder of ``cfg`` (valid: a ``TrainConfig`` validates itself when made), write ``config.json`` (for
     ``processes`` training processes) and log to ``train.log``.
 
     The folder is ``cfg.run_dir``, or a new ``logs/<time>-<preset>``; a folder that already

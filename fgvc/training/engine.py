@@ -69,9 +69,9 @@ def fit(cfg: TrainConfig | None = None, *, resume: str | Path | None = None, ove
         progress: bool = True, stop_after: int | None = None, loaders: Loaders | None = None) -> Path:
     """Train ``cfg``, or resume the run of checkpoint ``resume``, to the last epoch; return the run folder.
 
-    ``cfg`` comes validated from ``make_config``. A resumed run keeps its config except for ``overrides`` that can
-    safely change (device, workers, data_root, and a longer ``epochs`` with the learning-rate schedule recomputed;
-    ``resume_config`` validates the result); any other override is refused with a ``ConfigError`` naming its flag.
+    ``cfg`` is valid: a ``TrainConfig`` validates itself when made. A resumed run keeps its config except for
+    ``overrides`` that can safely change (device, workers, data_root, and a longer ``epochs`` with the learning-rate
+    schedule recomputed; ``resume_config``); any other override is refused with a ``ConfigError`` naming its flag.
     ``stop_after`` ends this call after that many epochs (a cluster job with a time limit); resuming carries on.
 
     The run folder receives ``config.json``, ``train.log``, ``samples.png`` (augmented training

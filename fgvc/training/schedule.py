@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from fgvc.core.config import TrainConfig, flag, validate
+from fgvc.core.config import TrainConfig, flag
 
 log = logging.getLogger("fgvc")
 SCHEDULE_FILE = "schedule.json"
@@ -102,7 +102,6 @@ def choose_schedule(cfg: TrainConfig, steps_per_epoch: int,
     warmup = min(cfg.warmup_epochs, chosen)
     cfg = dataclasses.replace(cfg, epochs=chosen, warmup_epochs=warmup,
                               head_only_epochs=min(cfg.head_only_epochs, chosen - max(warmup, 1)))
-    validate(cfg)
     return cfg, record
 
 
