@@ -23,7 +23,7 @@ from fgvc.apps.audit import Audit, run_audit
 from fgvc.apps.audit_copies import Pair
 from fgvc.apps.audit_photos import split_order
 from fgvc.apps.cli import main
-from fgvc.core.config import SPLIT_FILE
+from fgvc.core.defaults import SPLIT_FILE
 from fgvc.core.errors import DatasetError
 from fgvc.data.split import read_exclusions, read_split_file, split_folder
 

@@ -32,7 +32,7 @@ from torch import nn
 from fgvc.apps import serve
 from fgvc.apps.cli import build_parser, main
 from fgvc.apps.serve import BANNER_NOTE, TOP_CLASS, CamBudget, Shown, build_app, describe, label, launch
-from fgvc.core.config import PER_CHANNEL_METHODS
+from fgvc.core.defaults import PER_CHANNEL_METHODS
 from fgvc.data import FGVC_FOLDER
 from fgvc.models.backbones import cam_target_layer
 from fgvc.models.gradcam import CAM_BATCH, compute_cam

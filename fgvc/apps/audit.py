@@ -25,7 +25,7 @@ from fgvc.apps.audit_copies import Pair, merge_pairs
 from fgvc.apps.audit_embeddings import EMBEDDING_ARCH, cached_embeddings
 from fgvc.apps.audit_labels import Doubt, rank_labels
 from fgvc.apps.audit_photos import Photo, dataset_splits, odd_sizes, read_photos
-from fgvc.core.config import AUDIT_FOLDS, AUDIT_MAX_ASPECT, AUDIT_MIN_SIDE, AUDIT_SIMILARITY, NEAR_BITS
+from fgvc.core.defaults import AUDIT_FOLDS, AUDIT_MAX_ASPECT, AUDIT_MIN_SIDE, AUDIT_SIMILARITY, NEAR_BITS
 from fgvc.core.errors import ConfigError
 from fgvc.data.duplicates import hash_photos
 

@@ -35,7 +35,7 @@ from PIL import Image
 
 from fgvc.apps.banner import banner_rows, trained_without_banner
 from fgvc.apps.predict_output import format_predictions, format_unknown, lineage, prediction_entry
-from fgvc.core.config import CAM_BUDGET_S, CAM_METHODS, MAX_UPLOAD_MB, PER_CHANNEL_METHODS, QUEUE_SIZE
+from fgvc.core.defaults import CAM_BUDGET_S, CAM_METHODS, MAX_UPLOAD_MB, PER_CHANNEL_METHODS, QUEUE_SIZE
 from fgvc.core.errors import BadImageError, ConfigError
 from fgvc.data.images import expand_images, load_image
 from fgvc.data.layout import is_original_name

@@ -26,34 +26,11 @@ ARCHS = (tuple(f"efficientnet-b{i}" for i in range(8)) + tuple(f"efficientnet-li
 LEVELS = ("variant", "family", "manufacturer")
 PARENT_LEVELS = LEVELS[1:]  # the coarser levels a class may have: family, manufacturer
 FGVC_SPLITS = ("train", "val", "trainval", "test")
-DIFFICULTIES = ("easy", "hard")  # fgvc synth's datasets (see fgvc.data.synthetic)
-# fgvc audit's defaults: near copies by the cosine similarity of pretrained Lite0 features (on warbirds20 every pair at
-# 0.90 or above that was looked at is one photo, cropped, recoloured or mirrored; copies go down to about 0.87,
-# look-alikes come in below 0.90); tiny photos (short side in px) and stretched ones (long side / short side); the
-# folds of the out-of-fold probabilities behind the doubtful labels
-AUDIT_SIMILARITY, AUDIT_MIN_SIDE, AUDIT_MAX_ASPECT, AUDIT_FOLDS = 0.90, 64, 3.0, 5
 OPTIMIZERS = ("sgd", "adamw")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 EVAL_VIEWS = ("squash", "whole", "crop")
-WEIGHTS = ("raw", "ema")  # what inference may load: the trained weights, or their moving average (ema_decay)
-CAM_METHODS = ("gradcam", "gradcam++", "hirescam", "xgradcam", "layercam", "eigencam", "scorecam", "ablationcam")
-PER_CHANNEL_METHODS = ("scorecam", "ablationcam")  # one forward pass per channel of the target layer (1,280 for Lite0)
-# fgvc serve's limits: a phone's photo is a few MB (FGVC-Aircraft's under 1 MB); the longest one click's ScoreCAM or
-# AblationCAM may take by its estimate, in seconds; clicks that may wait while one photo is worked on
-MAX_UPLOAD_MB, CAM_BUDGET_S, QUEUE_SIZE = 20.0, 30.0, 8
 MIN_IMG_SIZE = 32  # EfficientNets downsample 32x: a smaller input leaves no spatial map
-# Your own photos (fgvc.data.split, fgvc.data.duplicates): the split file fgvc split writes into the data root; its
-# default shares, 70 / 15 / 15 (most photos train: on small data every one counts, warbirds20's learning curve gains
-# 9 points from 50 to 100 photos per type; and 15 % of 100 photos for each of 20 types is 300 to tune on); near
-# duplicates, 64-bit dHashes within 6 bits (issue 29's measurement on web photos: re-encoded and resized copies
-# and some look-alikes)
-SPLIT_FILE, VAL_SHARE, TEST_SHARE, NEAR_BITS = "splits.csv", 0.15, 0.15, 6
-ZOOM_THRESHOLD, ZOOM_PAD = 0.3, 0.1  # the defaults of fgvc.models.zoom.Zoom, the zoomed second look
-UNKNOWN_SCORES = ("msp", "energy", "mahalanobis")  # fgvc.models.calibration's scores of "none of the types I know"
-# fgvc calibrate's defaults: the score (the best against warbirds20 types held out of training, README), the share
-# of val photos kept
-UNKNOWN_SCORE, UNKNOWN_KEEP = "energy", 0.95
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 import imagehash
 import numpy as np
 
-from fgvc.core.config import NEAR_BITS
+from fgvc.core.defaults import NEAR_BITS
 from fgvc.core.errors import BadImageError
 from fgvc.data.images import load_image
 

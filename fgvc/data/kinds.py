@@ -23,7 +23,8 @@ from torch.utils.data import Dataset
 from torchvision import datasets
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes
 
-from fgvc.core.config import FGVC_SPLITS, LEVELS, SPLIT_FILE, TrainConfig
+from fgvc.core.config import FGVC_SPLITS, LEVELS, TrainConfig
+from fgvc.core.defaults import SPLIT_FILE
 from fgvc.core.errors import ConfigError, DatasetError
 from fgvc.data.datasets import build_dataset, build_imagefolder, keep_samples, leave_out, per_class_subset
 from fgvc.data.hierarchy import HIERARCHY_FILE, Hierarchy, hierarchy_problems, read_hierarchy, read_hierarchy_csv

@@ -41,7 +41,7 @@ from typing import NamedTuple
 import numpy as np
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes
 
-from fgvc.core.config import NEAR_BITS, SPLIT_FILE, TEST_SHARE, VAL_SHARE
+from fgvc.core.defaults import NEAR_BITS, SPLIT_FILE, TEST_SHARE, VAL_SHARE
 from fgvc.core.errors import BadImageError, ConfigError, DatasetError, FolderError
 from fgvc.data.duplicates import duplicate_labels, hash_photos
 

@@ -55,7 +55,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fgvc.core.config import DIFFICULTIES, FGVC_SPLITS, LEVELS
+from fgvc.core.config import FGVC_SPLITS, LEVELS
+from fgvc.core.defaults import DIFFICULTIES
 from fgvc.core.errors import ConfigError, FolderError
 from fgvc.data.layout import (
     BOX_FILE,

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from fgvc.core.config import UNKNOWN_KEEP, UNKNOWN_SCORE, UNKNOWN_SCORES, TrainConfig
+from fgvc.core.config import TrainConfig
+from fgvc.core.defaults import UNKNOWN_KEEP, UNKNOWN_SCORE, UNKNOWN_SCORES
 from fgvc.core.errors import ConfigError, DatasetError
 from fgvc.data.datasets import image_files, keep_samples, per_class_subset
 from fgvc.data.hierarchy import Hierarchy

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fgvc.core.config import UNKNOWN_KEEP, UNKNOWN_SCORES
+from fgvc.core.defaults import UNKNOWN_KEEP, UNKNOWN_SCORES
 
 CALIBRATION_KEY = "calibration"  # in a checkpoint: {setting_name: Calibration.to_record()}
 LOG_T_RANGE = (-5.0, 5.0)  # T is searched in [e^-5, e^5]: 0.007 to 148

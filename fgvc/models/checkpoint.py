@@ -30,7 +30,8 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-from fgvc.core.config import WEIGHTS, TrainConfig
+from fgvc.core.config import TrainConfig
+from fgvc.core.defaults import WEIGHTS
 from fgvc.core.errors import CheckpointError, ConfigError
 from fgvc.models.calibration import Calibration, read_calibrations
 

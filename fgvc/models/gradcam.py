@@ -27,7 +27,7 @@ from pytorch_grad_cam import AblationCAM, EigenCAM, GradCAM, GradCAMPlusPlus, Hi
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
-from fgvc.core.config import CAM_METHODS, PER_CHANNEL_METHODS
+from fgvc.core.defaults import CAM_METHODS, PER_CHANNEL_METHODS
 from fgvc.core.errors import ConfigError
 from fgvc.data.transforms import visible_part
 from fgvc.models.backbones import cam_target_layer

@@ -32,7 +32,7 @@ import torch
 from PIL import Image, ImageDraw
 from torch import nn
 
-from fgvc.core.config import ZOOM_PAD, ZOOM_THRESHOLD
+from fgvc.core.defaults import ZOOM_PAD, ZOOM_THRESHOLD
 from fgvc.core.errors import ConfigError
 from fgvc.data.transforms import visible_box
 from fgvc.models.backbones import model_spec

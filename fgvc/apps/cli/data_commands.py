@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from fgvc.core.config import (
+from fgvc.core.config import DATASETS
+from fgvc.core.defaults import (
     AUDIT_FOLDS,
     AUDIT_MAX_ASPECT,
     AUDIT_MIN_SIDE,
     AUDIT_SIMILARITY,
-    DATASETS,
     DIFFICULTIES,
     NEAR_BITS,
     SPLIT_FILE,

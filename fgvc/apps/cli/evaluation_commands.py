@@ -7,7 +7,8 @@ import argparse
 from pathlib import Path
 
 from fgvc.apps.cli.flags import add_config_flags, config_overrides, zoom_choice
-from fgvc.core.config import DEVICES, UNKNOWN_KEEP, UNKNOWN_SCORE, UNKNOWN_SCORES
+from fgvc.core.config import DEVICES
+from fgvc.core.defaults import UNKNOWN_KEEP, UNKNOWN_SCORE, UNKNOWN_SCORES
 from fgvc.core.errors import ConfigError
 from fgvc.core.presets import PRESETS
 

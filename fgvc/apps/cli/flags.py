@@ -7,7 +7,8 @@ import argparse
 import dataclasses
 from typing import TYPE_CHECKING
 
-from fgvc.core.config import DEVICES, EVAL_VIEWS, WEIGHTS, ZOOM_PAD, ZOOM_THRESHOLD, TrainConfig, flag
+from fgvc.core.config import DEVICES, EVAL_VIEWS, TrainConfig, flag
+from fgvc.core.defaults import WEIGHTS, ZOOM_PAD, ZOOM_THRESHOLD
 from fgvc.core.errors import ConfigError
 
 if TYPE_CHECKING:

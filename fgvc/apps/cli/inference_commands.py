@@ -7,7 +7,8 @@ import argparse
 import sys
 
 from fgvc.apps.cli.flags import zoom_choice, zoom_settings
-from fgvc.core.config import CAM_BUDGET_S, CAM_METHODS, MAX_UPLOAD_MB, PER_CHANNEL_METHODS, PRECISIONS, QUEUE_SIZE
+from fgvc.core.config import PRECISIONS
+from fgvc.core.defaults import CAM_BUDGET_S, CAM_METHODS, MAX_UPLOAD_MB, PER_CHANNEL_METHODS, QUEUE_SIZE
 
 BENCHMARKS = ("data", "train", "predict")
 

@@ -29,7 +29,7 @@ from PIL import Image
 
 from fgvc.evaluation import analysis, metrics, statistics
 from fgvc.models import calibration
-from fgvc.core.config import UNKNOWN_SCORES
+from fgvc.core.defaults import UNKNOWN_SCORES
 from fgvc.data.datasets import keep_samples, per_class_subset
 from fgvc.data.kinds import build_split
 from fgvc.data.images import load_image
