@@ -54,8 +54,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     #   nothing measurable at inference; in training, the same seed in fp32 (studies/warbirds20-whole.yaml, row
     #   preset) and in bf16 (the learning curve's run) differ by 0.4 points val (-2.6 to +3.0, p = 0.89).
     # - ema_decay 0 (off, its default): row ema-0.99 of studies/warbirds20-whole.yaml, +0.2 (-1.4 to +1.8, p = 1.0).
-    # - weight_decay 0.05, warmup_epochs 1, min_crop_scale 0.35, label smoothing 0.1, BN momentum: not measured
-    #   (rows crop-0.6, no-label-smoothing, bn-momentum-0.1 have not run).
+    # - min_crop_scale 0.35: row crop-0.6 of studies/warbirds20-whole.yaml, +0.0 (-3.0 to +3.2, p = 1.0): kept.
+    # - weight_decay 0.05, warmup_epochs 1, label smoothing 0.1, BN momentum: not measured (rows no-label-smoothing,
+    #   bn-momentum-0.1 have not run).
     # Add --dataset imagefolder --data-root ROOT --train-split train --eval-split val for your photos (fgvc split ROOT).
     "cpu": {
         "arch": "efficientnet-lite0",
