@@ -1,5 +1,5 @@
-"""The recipe options a study measures: the head's learning rate, layer-wise decay, the head alone first, batch
-augmentations from torchvision, and an evaluation size apart from the training size."""
+"""The recipe options a study measures: the head's learning rate, layer-wise decay, the head alone first, frozen
+early stages, batch augmentations from torchvision, and an evaluation size apart from the training size."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from fgvc.apps.cli import main
 from fgvc.core.config import make_config
 from fgvc.core.errors import ConfigError
 from fgvc.data import batch_augmentation
-from fgvc.models.backbones import build_model
+from fgvc.models.backbones import backbone_stages, build_model, freeze_stages
 from fgvc.models.checkpoint import load_checkpoint
 from fgvc.models.predictor import Predictor
 from fgvc.training.engine import fit
@@ -78,6 +78,47 @@ def test_a_run_with_the_head_alone_first_keeps_the_backbone_for_those_epochs(tin
     assert not torch.equal(final["_conv_stem.weight"], before["_conv_stem.weight"])
 
 
+@pytest.mark.parametrize("arch", ["efficientnet-lite0", "tv_efficientnet_b0"])
+def test_frozen_stages_get_no_gradient_and_keep_their_batch_norm_statistics(arch: str) -> None:
+    model = build_model(arch, 5, pretrained=False)
+    stages = backbone_stages(model, arch)
+    assert len(stages) == 17  # the stem and 16 blocks (Lite0's; B0's 7 stages hold 16)
+    freeze_stages(model, arch, 3)
+    frozen = [m for stage in stages[:3] for m in stage]
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    model.train()
+    model(torch.randn(4, 3, 64, 64)).sum().backward()
+    assert all(not m.training for module in frozen for m in module.modules())
+    assert all(m.training for m in stages[3][0].modules())
+    assert all(p.grad is None and not p.requires_grad for module in frozen for p in module.parameters())
+    assert all(p.grad is not None for p in stages[3][0].parameters())
+    frozen_state = {id(value) for module in frozen for value in module.state_dict(keep_vars=True).values()}
+    state = model.state_dict(keep_vars=True)
+    moved = {name for name, value in state.items() if not torch.equal(value, before[name])}
+    assert moved and all(id(state[name]) not in frozen_state for name in moved)  # batch norm moved elsewhere only
+    optimized = {id(p) for group in build_optimizer(model, make_config("cpu", arch=arch)).param_groups
+                 for p in group["params"]}
+    assert optimized == {id(p) for p in model.parameters() if p.requires_grad}
+    with pytest.raises(ConfigError, match="frozen_stages=17 .* expected 0 to 16"):
+        freeze_stages(build_model(arch, 5, pretrained=False), arch, 17)
+
+
+def test_a_run_with_frozen_stages_keeps_them_as_pretrained_through_a_resume(tiny_root: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(tiny_root, tmp_path / "run", arch="efficientnet-lite0", pretrained=True, epochs=2, batch_size=8,
+                      frozen_stages=3)
+    before = build_model("efficientnet-lite0", 6, pretrained=True).state_dict()
+    run = fit(cfg, progress=False, stop_after=1)
+    fit(resume=run / "last.pt", progress=False)
+    after = load_checkpoint(run / "last.pt")
+    assert after["epoch"] == 2 and after["config"]["frozen_stages"] == 3
+    kept = {name for name, value in after["model"].items() if torch.equal(value, before[name])}
+    stem_and_two_blocks = {name for name in before if name.split(".")[0] in ("_conv_stem", "_bn0")
+                           or name.startswith(("_blocks.0.", "_blocks.1."))}
+    assert stem_and_two_blocks <= kept  # weights and batch-norm statistics alike
+    assert not any(name.startswith("_blocks.2.") and "weight" in name for name in kept)
+    assert Predictor.from_checkpoint(run / "last.pt", device="cpu").transform(Image.new("RGB", (50, 40))).ndim == 3
+
+
 def test_batch_augmentations_are_off_by_default_and_seeded() -> None:
     assert batch_augmentation(make_config("cpu"), 4) is None
     augment = batch_augmentation(make_config("cpu", mixup_alpha=0.4, cutmix_alpha=1.0, random_erasing=0.5), 4)
@@ -116,10 +157,15 @@ def test_random_erasing_erases_a_rectangle_of_each_image_on_its_own() -> None:
 
 @pytest.mark.parametrize(("field", "value"), [("head_lr_scale", 0), ("mixup_alpha", -1), ("random_erasing", 1.5),
                                               ("eval_img_size", 16), ("layer_decay", 0), ("layer_decay", 1.5),
-                                              ("head_only_epochs", 5)])
+                                              ("head_only_epochs", 5), ("frozen_stages", -1)])
 def test_bad_recipe_values_are_refused(field: str, value: float) -> None:
     with pytest.raises(ConfigError, match=field):
         make_config("cpu", **{field: value})
+
+
+def test_frozen_stages_need_pretrained_weights() -> None:
+    with pytest.raises(ConfigError, match="frozen_stages=2 .* pretrained=False"):
+        make_config("cpu", frozen_stages=2, pretrained=False)
 
 
 def test_a_run_with_every_option_trains_and_evaluates_at_its_own_size(tiny_root: Path, tmp_path: Path) -> None:

@@ -115,6 +115,9 @@ class TrainConfig:
     layer_decay: float = _field(1.0, "layer-wise learning-rate decay: each block of the pretrained backbone trains "
                                 "at this multiple of the rate of the block above it, the head at lr (1: one rate "
                                 "for the whole network)")
+    frozen_stages: int = _field(0, "the first N stages of the pretrained backbone (its stem, then one per block) "
+                                "stay as ImageNet trained them: no gradient and batch norm on its running "
+                                "statistics, so each training step is shorter (0: the whole network trains)")
     head_only_epochs: int = _field(0, "epochs at the start in which only the new classifier head learns, the "
                                    "pretrained backbone waiting at learning rate 0 (a linear probe, then "
                                    "fine-tuning; the backbone's warmup and cosine follow them)")
@@ -280,7 +283,7 @@ def validate(cfg: TrainConfig) -> None:
     _check(cfg.time_budget >= 0, "time_budget", cfg.time_budget, "minutes >= 0 (0: no budget)")
     _check(cfg.train_per_class is None or (isinstance(cfg.train_per_class, int) and cfg.train_per_class > 0),
            "train_per_class", cfg.train_per_class, "None (every photo) or a positive integer")
-    for name in ("workers", "warmup_epochs", "banner_px", "head_only_epochs"):
+    for name in ("workers", "warmup_epochs", "banner_px", "head_only_epochs", "frozen_stages"):
         value = getattr(cfg, name)
         _check(isinstance(value, int) and value >= 0, name, value, "an integer >= 0")
     _check(cfg.warmup_epochs <= (cfg.epochs or cfg.schedule_min_epochs), "warmup_epochs", cfg.warmup_epochs,
@@ -308,3 +311,5 @@ def validate(cfg: TrainConfig) -> None:
     _check(cfg.eval_view in EVAL_VIEWS, "eval_view", cfg.eval_view, f"one of {EVAL_VIEWS}")
     _check(not (cfg.weights and not cfg.pretrained), "weights", cfg.weights,
            "no weights file together with pretrained=False")
+    _check(not (cfg.frozen_stages and not cfg.pretrained), "frozen_stages", cfg.frozen_stages,
+           "0 with pretrained=False (frozen random weights learn nothing)")

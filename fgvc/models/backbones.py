@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import pickle
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,6 +172,33 @@ def build_model(arch: str, num_classes: int, pretrained: bool = True, weights: s
             if isinstance(module, nn.BatchNorm2d):
                 module.momentum = bn_momentum
     return model
+
+
+def backbone_stages(model: nn.Module, arch: str) -> list[list[nn.Module]]:
+    """The backbone's stages in the order the input flows through them: the stem, then one per block."""
+    if model_spec(arch).family == "torchvision":
+        return [[model.features[0]]] + [[block] for stage in model.features[1:-1] for block in stage]
+    return [[model._conv_stem, model._bn0]] + [[block] for block in model._blocks]
+
+
+def _stay_in_eval(module: nn.Module, mode: bool = True) -> nn.Module:
+    return nn.Module.train(module, False)
+
+
+def freeze_stages(model: nn.Module, arch: str, stages: int) -> None:
+    """Keep the first ``stages`` stages of the backbone (``backbone_stages``) as the pretrained weights left them:
+    no gradient (autograd stops above them, so a training step skips their backward) and batch norm on its
+    running statistics, also under ``model.train()``. The state dict is unchanged: the checkpoint loads anywhere."""
+    if stages == 0:
+        return
+    backbone = backbone_stages(model, arch)
+    if not 0 < stages < len(backbone):
+        raise ConfigError(f"frozen_stages={stages} is invalid for {arch}: expected 0 to {len(backbone) - 1} (its "
+                          f"stem and {len(backbone) - 1} blocks; the last block and the head always train)")
+    for module in (module for stage in backbone[:stages] for module in stage):
+        module.requires_grad_(False)
+        module.train = types.MethodType(_stay_in_eval, module)
+        module.eval()
 
 
 def cam_target_layer(model: nn.Module, arch: str) -> nn.Module:

@@ -36,7 +36,7 @@ from fgvc.data.hierarchy import hierarchy_names
 from fgvc.data.loaders import Loaders, build_loaders
 from fgvc.data.transforms import batch_augmentation, normalize
 from fgvc.evaluation.plots import curves_figure, samples_figure
-from fgvc.models.backbones import build_model, model_spec
+from fgvc.models.backbones import build_model, freeze_stages, model_spec
 from fgvc.models.checkpoint import TrainState, load_checkpoint, save_checkpoint, unwrap
 from fgvc.runs import provenance
 from fgvc.runs.csvlog import EMA_PREFIX
@@ -148,6 +148,7 @@ def build_state(cfg: TrainConfig, num_classes: int, steps_per_epoch: int, runtim
     if model is None:
         model = build_model(cfg.arch, num_classes, pretrained=cfg.pretrained and pretrained,
                             weights=cfg.weights if pretrained else None, bn_momentum=cfg.bn_momentum)
+    freeze_stages(model, cfg.arch, cfg.frozen_stages)
     model = runtime.prepare(model)
     optimizer = build_optimizer(model, cfg)
     ema = ema_model(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
@@ -235,8 +236,9 @@ def _choose_schedule(cfg: TrainConfig, steps_per_epoch: int, loaders: Loaders, r
     batches first (rank 0's pace decides for every rank)."""
 
     def measure() -> Pace:
-        model = runtime.prepare(build_model(cfg.arch, len(loaders.classes), pretrained=False,
-                                            bn_momentum=cfg.bn_momentum))
+        model = build_model(cfg.arch, len(loaders.classes), pretrained=False, bn_momentum=cfg.bn_momentum)
+        freeze_stages(model, cfg.arch, cfg.frozen_stages)
+        model = runtime.prepare(model)
         optimizer, criterion, norm = build_optimizer(model, cfg), nn.CrossEntropyLoss(), model_spec(cfg.arch).norm
 
         def train_step(batch: tuple[torch.Tensor, torch.Tensor]) -> None:
