@@ -12,7 +12,8 @@ from fgvc.apps.cli import main
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("benchmark", [pytest.param("data", marks=pytest.mark.slow), "train"])  # data: writes photos
+# data writes photos first: the slow tier
+@pytest.mark.parametrize("benchmark", [pytest.param("data", marks=pytest.mark.slow), "train", "recipe"])
 def test_a_benchmark_prints_its_table_against_a_same_run_baseline(benchmark: str, tmp_path: Path, capsys) -> None:
     out = tmp_path / "bench.md"
     assert main(["bench", benchmark, "--quick", "--repeats", "1", "--device", "cpu", "--workdir", str(tmp_path),

@@ -99,7 +99,7 @@ def test_frozen_stages_get_no_gradient_and_keep_their_batch_norm_statistics(arch
     optimized = {id(p) for group in build_optimizer(model, make_config("cpu", arch=arch)).param_groups
                  for p in group["params"]}
     assert optimized == {id(p) for p in model.parameters() if p.requires_grad}
-    with pytest.raises(ConfigError, match="frozen_stages=17 .* expected 0 to 16"):
+    with pytest.raises(ConfigError, match=r"frozen_stages=17 .* expected 0 to 16"):
         freeze_stages(build_model(arch, 5, pretrained=False), arch, 17)
 
 
@@ -164,7 +164,7 @@ def test_bad_recipe_values_are_refused(field: str, value: float) -> None:
 
 
 def test_frozen_stages_need_pretrained_weights() -> None:
-    with pytest.raises(ConfigError, match="frozen_stages=2 .* pretrained=False"):
+    with pytest.raises(ConfigError, match=r"frozen_stages=2 .* pretrained=False"):
         make_config("cpu", frozen_stages=2, pretrained=False)
 
 

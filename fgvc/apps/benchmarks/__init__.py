@@ -2,6 +2,7 @@
 
     fgvc bench data       # the training input pipeline at 448 px
     fgvc bench train      # one optimisation step: fp32 NCHW against autocast, channels_last, torch.compile
+    fgvc bench recipe     # the cpu preset's step against smaller inputs and frozen early stages
     fgvc bench predict    # fgvc predict's path and ONNX Runtime: throughput and the latency of one image
     bash fgvc/apps/benchmarks/gpu.sh        # on a GPU machine: bench train and bench data at 448 px
     bash fgvc/apps/benchmarks/gpu_ddp.sh    # DDP scaling on every GPU (fgvc.apps.benchmarks.ddp under torchrun)

@@ -10,7 +10,7 @@ from fgvc.apps.cli.flags import zoom_choice, zoom_settings
 from fgvc.core.config import PRECISIONS
 from fgvc.core.defaults import CAM_BUDGET_S, CAM_METHODS, MAX_UPLOAD_MB, PER_CHANNEL_METHODS, QUEUE_SIZE
 
-BENCHMARKS = ("data", "train", "predict")
+BENCHMARKS = ("data", "train", "recipe", "predict")
 
 
 def add_inference(sub: argparse._SubParsersAction, shared: dict[str, argparse.ArgumentParser]) -> None:
@@ -73,7 +73,8 @@ def add_tools(sub: argparse._SubParsersAction, shared: dict[str, argparse.Argume
     p = sub.add_parser("bench", help="benchmarks: images/s against a baseline measured in the same run",
                        parents=[shared["device"]])
     p.add_argument("benchmark", choices=BENCHMARKS, help="data: the training input pipeline; train: one "
-                   "optimisation step; predict: inference and ONNX Runtime")
+                   "optimisation step; recipe: the cpu preset's step against smaller inputs and frozen stages; "
+                   "predict: inference and ONNX Runtime")
     p.add_argument("--img-size", type=int, help="input size (default: 448 for data, per benchmark otherwise)")
     p.add_argument("--batch-size", type=int, help="images per batch (default: per benchmark)")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats after the warm-up; rows give the median")
@@ -145,7 +146,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     run = importlib.import_module(f"fgvc.apps.benchmarks.{args.benchmark}").run
     options = ({"archs": args.arch, "with_compile": args.compile} if args.benchmark == "train"
-               else {"workdir": args.workdir})
+               else {} if args.benchmark == "recipe" else {"workdir": args.workdir})
     report = run(repeats=args.repeats, device=args.device, img_size=args.img_size, batch_size=args.batch_size,
                  quick=args.quick, **options)
     print(report)
