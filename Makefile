@@ -80,6 +80,7 @@ bench: setup
 	mkdir -p logs
 	$(PY) -m fgvc bench data --out logs/bench-$(RUN_ID).md
 	$(PY) -m fgvc bench train --out logs/bench-$(RUN_ID).md
+	$(PY) -m fgvc bench recipe --out logs/bench-$(RUN_ID).md
 	$(PY) -m fgvc bench predict --out logs/bench-$(RUN_ID).md
 
 # source/serve.png: the web demo of logs/figures-demo/last.pt, photographed by the browser test.
