@@ -52,6 +52,9 @@ def test_the_budget_keeps_the_epochs_that_fit() -> None:
     assert fit_budget(27, pace, budget_minutes=15) == 18  # 900 s / 50 s an epoch
     assert fit_budget(10, pace, budget_minutes=15) == 10
     assert fit_budget(27, pace, budget_minutes=0.1) == 1  # a run trains at least one epoch
+    started = dataclasses.replace(pace, before_s=60.0, final_passes=3)  # a minute gone, 3 passes of 10 s to come
+    assert started.run_s(16) == pytest.approx(60 + 16 * 50 + 30)
+    assert fit_budget(27, started, budget_minutes=15) == 16  # (900 - 60 - 30) s / 50 s an epoch
 
 
 def test_a_schedule_without_a_budget_measures_nothing(caplog: pytest.LogCaptureFixture) -> None:
@@ -83,6 +86,8 @@ def test_a_tiny_budget_shortens_the_run_says_so_and_records_it(tiny_root: Path, 
     schedule = json.loads((run_dir / SCHEDULE_FILE).read_text())
     assert schedule["rule_epochs"] == 3 and schedule["epochs"] == 1 and schedule["shortened"]
     assert schedule["projected_minutes"] > 1e-7 and schedule["pace"]["train_batches"] == 3
+    assert 0 < schedule["pace"]["before_s"] < 60 * schedule["projected_minutes"]  # the time before the probe counts
+    assert schedule["pace"]["final_passes"] == 0  # this run evaluates on test: nothing to calibrate after it
     assert json.loads((run_dir / "config.json").read_text())["epochs"] == 1
     assert load_checkpoint(run_dir / "last.pt")["config"]["epochs"] == 1
     assert [row["epoch"] for row in read_rows(run_dir / "epochs.csv")] == [1]

@@ -184,7 +184,7 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
         raise ConfigError("fit(loaders=...) is for one process: under torchrun, let fit build each rank's loaders")
     steps_per_epoch = math.ceil(len(loaders.train) / cfg.accum_steps)
     if checkpoint is None:  # a new run chooses its length; a resumed one keeps the epochs it chose
-        cfg = _choose_schedule(cfg, steps_per_epoch, loaders, runtime, ranks)
+        cfg = _choose_schedule(cfg, steps_per_epoch, loaders, runtime, ranks, clock)
     state = build_state(cfg, len(loaders.classes), steps_per_epoch, runtime, pretrained=checkpoint is None)
     if checkpoint is not None:
         _restore(state, checkpoint, source, cfg, run_dir)
@@ -230,7 +230,7 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
 
 
 def _choose_schedule(cfg: TrainConfig, steps_per_epoch: int, loaders: Loaders, runtime: Runtime,
-                     ranks: Dist) -> TrainConfig:
+                     ranks: Dist, clock: provenance.Clock) -> TrainConfig:
     """``cfg`` with the epochs this new run trains (``fgvc.training.schedule``), written to ``config.json`` and
     ``schedule.json``. With a time budget, a throwaway model of the same arch times a few training and evaluation
     batches first (rank 0's pace decides for every rank)."""
@@ -254,7 +254,8 @@ def _choose_schedule(cfg: TrainConfig, steps_per_epoch: int, loaders: Loaders, r
             with torch.no_grad(), runtime.autocast():
                 model(runtime.inputs(batch[0]))
 
-        pace = measure_pace(loaders.train, loaders.eval, train_step, eval_step, 2 if cfg.ema_decay > 0 else 1)
+        pace = measure_pace(loaders.train, loaders.eval, train_step, eval_step, 2 if cfg.ema_decay > 0 else 1,
+                            int(cfg.calibrate and cfg.eval_split != "test") + 2 * int(cfg.eval_zoom), clock.seconds)
         return distributed.broadcast(pace, ranks)
 
     def record_schedule() -> None:

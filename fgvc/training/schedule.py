@@ -10,7 +10,8 @@ size). With ``epochs`` left unset (``None``) and ``schedule_steps`` set, a new r
 ``schedule_max_epochs``: the same data, batch and number of processes give the same epochs on any machine.
 
 With ``time_budget`` (minutes; 0: none), a new run times a few training and evaluation batches before its schedule
-starts, projects the whole run, and when the projection exceeds the budget trains fewer epochs, saying so and
+starts, projects the whole run (the time it has taken so far, its epochs, and the evaluation passes after the last
+one: calibration, a zoomed look), and when the projection exceeds the budget trains fewer epochs, saying so and
 recording it. Either way the chosen ``epochs`` go into the run's config (``config.json``, the checkpoint), so
 ``--resume`` keeps them and ``--epochs N`` reproduces the run; ``schedule.json`` in the run folder holds the
 rule, its numbers and the projection.
@@ -51,10 +52,20 @@ class Pace:
     train_batches: int
     eval_batches: int
     evaluations: int = 1  # evaluation passes an epoch (2 with an EMA: both weights are evaluated)
+    before_s: float = 0.0  # seconds the run took before its first epoch: checking the images, this probe
+    final_passes: float = 0.0  # evaluation passes after the last epoch: the calibration's, a zoomed look's (2)
 
     def epoch_s(self) -> float:
         """Projected seconds of one epoch: its training batches, then its evaluations."""
         return self.train_batch_s * self.train_batches + self.evaluations * self.eval_batch_s * self.eval_batches
+
+    def outside_s(self) -> float:
+        """Seconds of the run outside its epochs: before the first, and the passes after the last."""
+        return self.before_s + self.final_passes * self.eval_batch_s * self.eval_batches
+
+    def run_s(self, epochs: int) -> float:
+        """Projected seconds of a whole run of ``epochs``, from its start to its end."""
+        return self.outside_s() + epochs * self.epoch_s()
 
 
 def rule_epochs(cfg: TrainConfig, steps_per_epoch: int) -> tuple[int, str]:
@@ -70,8 +81,8 @@ def rule_epochs(cfg: TrainConfig, steps_per_epoch: int) -> tuple[int, str]:
 
 
 def fit_budget(epochs: int, pace: Pace, budget_minutes: float) -> int:
-    """The most epochs, at most ``epochs`` and at least 1, whose projected time fits ``budget_minutes``."""
-    return max(1, min(epochs, math.floor(60 * budget_minutes / pace.epoch_s())))
+    """The most epochs, at most ``epochs`` and at least 1, whose whole run (``Pace.run_s``) fits ``budget_minutes``."""
+    return max(1, min(epochs, math.floor((60 * budget_minutes - pace.outside_s()) / pace.epoch_s())))
 
 
 def choose_schedule(cfg: TrainConfig, steps_per_epoch: int,
@@ -85,15 +96,16 @@ def choose_schedule(cfg: TrainConfig, steps_per_epoch: int,
     log.info("schedule: %d epochs (%s)", epochs, rule)
     if cfg.time_budget > 0:
         pace = measure()
-        projected = epochs * pace.epoch_s() / 60
+        projected = pace.run_s(epochs) / 60
         fitted = fit_budget(epochs, pace, cfg.time_budget)
         record.update(projected_minutes=projected, pace=dataclasses.asdict(pace), epochs=fitted,
                       shortened=fitted < epochs)
         if fitted < epochs:
             log.warning("schedule: %d epochs project to %.1f min on this machine (%.2f s a training batch, %.0f s "
-                        "an epoch), over the time budget of %g min: training %d epochs instead. %s %d reproduces "
-                        "this run; %s 0 turns the budget off", epochs, projected, pace.train_batch_s,
-                        pace.epoch_s(), cfg.time_budget, fitted, flag("epochs"), fitted, flag("time_budget"))
+                        "an epoch, %.0f s before the first and after the last), over the time budget of %g min: "
+                        "training %d epochs instead. %s %d reproduces this run; %s 0 turns the budget off", epochs,
+                        projected, pace.train_batch_s, pace.epoch_s(), pace.outside_s(), cfg.time_budget, fitted,
+                        flag("epochs"), fitted, flag("time_budget"))
         else:
             log.info("schedule: %d epochs project to %.1f min on this machine, within the time budget of %g min",
                      epochs, projected, cfg.time_budget)
@@ -111,12 +123,15 @@ def write_schedule(run_dir: str | Path, record: dict[str, Any]) -> None:
 
 
 def measure_pace(train_loader: Iterable[Any], eval_loader: Iterable[Any], train_step: Callable[[Any], None],
-                 eval_step: Callable[[Any], None], evaluations: int) -> Pace:
+                 eval_step: Callable[[Any], None], evaluations: int, final_passes: float,
+                 since_start: Callable[[], float]) -> Pace:
     """Time ``PROBE_BATCHES`` batches of ``train_loader`` through ``train_step`` and ``PROBE_EVAL_BATCHES`` of
-    ``eval_loader`` through ``eval_step``, loading included, leaving out the warm-up."""
-    return Pace(_seconds_per_batch(train_loader, train_step, PROBE_BATCHES),
-                _seconds_per_batch(eval_loader, eval_step, PROBE_EVAL_BATCHES), len(train_loader), len(eval_loader),
-                evaluations)
+    ``eval_loader`` through ``eval_step``, loading included, leaving out the warm-up; ``since_start()`` then gives
+    the seconds the run has taken so far."""
+    train_batch_s = _seconds_per_batch(train_loader, train_step, PROBE_BATCHES)
+    eval_batch_s = _seconds_per_batch(eval_loader, eval_step, PROBE_EVAL_BATCHES)
+    return Pace(train_batch_s, eval_batch_s, len(train_loader), len(eval_loader), evaluations, since_start(),
+                final_passes)
 
 
 def _seconds_per_batch(loader: Iterable[Any], work: Callable[[Any], None], batches: int) -> float:
