@@ -21,7 +21,7 @@ if "PYTEST_XDIST_WORKER_COUNT" in os.environ:  # make test runs pytest-xdist's w
 
     torch.set_num_threads(_threads)
 
-from helpers import NUM_CLASSES, MakeDataset, learning_config, tiny_config
+from helpers import NUM_CLASSES, SMALL, MakeDataset, learning_config, tiny_config
 
 from fgvc.data.synthetic import write_synthetic_dataset
 
@@ -78,6 +78,16 @@ def short_run(make_dataset: MakeDataset, tmp_path_factory: pytest.TempPathFactor
     data = make_dataset(NUM_CLASSES, 12, size=(128, 116))
     return made_once(tmp_path_factory, "short-run", lambda folder: fit(
         tiny_config(data, folder, epochs=2, batch_size=8, arch="efficientnet-lite0", pretrained=True), progress=False))
+
+
+@pytest.fixture(scope="session")
+def val_run(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One epoch at 32 px trained on ``train`` and evaluated on ``val``, the split held out for choosing and
+    calibrating (``tiny_config`` with ``SMALL``): its folder."""
+    from fgvc.training.engine import fit
+
+    return made_once(tmp_path_factory, "val-run", lambda folder: fit(
+        tiny_config(tiny_root, folder, epochs=1, train_split="train", eval_split="val", **SMALL), progress=False))
 
 
 @pytest.fixture(scope="session")
