@@ -8,8 +8,9 @@ SYNTH_MARK := $(SYNTH)/fgvc-aircraft-2013b/data/variants.txt
 RUN_ID := $(shell date +%Y%m%d-%H%M%S)
 DEMO_DIR ?= logs/$(RUN_ID)-demo
 PAPERMILL := $(PY) -m papermill --log-output --no-progress-bar
-# the tests in parallel processes (pytest-xdist), one per core up to 4; each shares out the cores (tests/conftest.py)
-PYTEST := $(PY) -m pytest -n auto --maxprocesses 4
+# the tests in parallel processes (pytest-xdist), one per core up to 4; each shares out the cores (tests/conftest.py);
+# a test file's tests in one process, so that a module's fixtures (a training run, an export) are made once
+PYTEST := $(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile
 
 .PHONY: setup run demo test test-fast lint figures bench browser serve-screenshot
 

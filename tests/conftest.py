@@ -1,12 +1,16 @@
-"""Shared fixtures: synthetic datasets made once per session, and the short and the long training run."""
+"""Shared fixtures: synthetic datasets and the short and the long training run, each made once per test session,
+also across pytest-xdist's workers."""
 
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
 import pytest
+from filelock import FileLock
 
 matplotlib.use("Agg")
 os.environ.setdefault("TORCH_HOME", "/nonexistent-fgvc-test-torch-home")  # a test must never download weights
@@ -17,9 +21,24 @@ if "PYTEST_XDIST_WORKER_COUNT" in os.environ:  # make test runs pytest-xdist's w
 
     torch.set_num_threads(_threads)
 
-from helpers import NUM_CLASSES, MakeDataset, learning_config, tiny_config
+from helpers import NUM_CLASSES, SMALL, MakeDataset, learning_config, tiny_config
 
 from fgvc.data.synthetic import write_synthetic_dataset
+
+
+def made_once(factory: pytest.TempPathFactory, name: str, make: Callable[[Path], object]) -> Path:
+    """The folder ``name`` that ``make(folder)`` fills once per test session: under the temporary folder that
+    pytest-xdist's workers share, behind a file lock, so that the first worker to ask makes it and the others
+    wait for it and read it. A test that changes the folder works on a copy."""
+    root = factory.getbasetemp()
+    root = root.parent if "PYTEST_XDIST_WORKER" in os.environ else root
+    folder, done = root / name, root / f"{name}.done"
+    with FileLock(root / f"{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # what a worker that failed left
+            make(folder)
+            done.touch()
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -27,15 +46,11 @@ def make_dataset(tmp_path_factory: pytest.TempPathFactory) -> MakeDataset:
     """``make_dataset(num_classes, per_class, size=(80, 76), **options)``: a synthetic FGVC-Aircraft in the real
     on-disk layout (``write_synthetic_dataset``'s arguments), written once per session for each set of
     arguments and shared: a test that damages or renames files works on a copy."""
-    made: dict[tuple, Path] = {}
 
     def make(num_classes: int, per_class: int, size: tuple[int, int] = (80, 76), **options: object) -> Path:
-        key = (num_classes, per_class, size, *sorted(options.items()))
-        if key not in made:
-            made[key] = tmp_path_factory.mktemp(f"synthetic-{num_classes}x{per_class}-")
-            write_synthetic_dataset(made[key], num_classes=num_classes, per_class=per_class, size=size,
-                                    **options)
-        return made[key]
+        name = "-".join(map(str, (num_classes, per_class, *size, *(f"{k}={v}" for k, v in sorted(options.items())))))
+        return made_once(tmp_path_factory, f"synthetic-{name}".replace(" ", ""), lambda folder: write_synthetic_dataset(
+            folder, num_classes=num_classes, per_class=per_class, size=size, **options))
 
     return make
 
@@ -60,10 +75,19 @@ def short_run(make_dataset: MakeDataset, tmp_path_factory: pytest.TempPathFactor
     the step log; its folder."""
     from fgvc.training.engine import fit
 
-    run_dir = tmp_path_factory.mktemp("runs") / "short"
     data = make_dataset(NUM_CLASSES, 12, size=(128, 116))
-    return fit(tiny_config(data, run_dir, epochs=2, batch_size=8, arch="efficientnet-lite0", pretrained=True),
-               progress=False)
+    return made_once(tmp_path_factory, "short-run", lambda folder: fit(
+        tiny_config(data, folder, epochs=2, batch_size=8, arch="efficientnet-lite0", pretrained=True), progress=False))
+
+
+@pytest.fixture(scope="session")
+def val_run(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One epoch at 32 px trained on ``train`` and evaluated on ``val``, the split held out for choosing and
+    calibrating (``tiny_config`` with ``SMALL``): its folder."""
+    from fgvc.training.engine import fit
+
+    return made_once(tmp_path_factory, "val-run", lambda folder: fit(
+        tiny_config(tiny_root, folder, epochs=1, train_split="train", eval_split="val", **SMALL), progress=False))
 
 
 @pytest.fixture(scope="session")
@@ -72,4 +96,5 @@ def trained_run(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) 
     (test_pretrained.py). (Training from random weights learns too, slowly: test_gradcam.py shows it.) Its folder."""
     from fgvc.training.engine import fit
 
-    return fit(learning_config(synthetic_root, tmp_path_factory.mktemp("runs") / "trained"), progress=False)
+    return made_once(tmp_path_factory, "trained-run", lambda folder: fit(learning_config(synthetic_root, folder),
+                                                                           progress=False))

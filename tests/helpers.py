@@ -7,9 +7,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import nbformat
-import papermill
 import torch
 from torch.utils.data import DataLoader
 
@@ -18,6 +17,9 @@ from fgvc.core.runtime import Runtime
 from fgvc.models.checkpoint import TrainState
 from fgvc.training.loop import train_one_epoch
 from fgvc.training.optim import build_optimizer, build_scheduler
+
+if TYPE_CHECKING:  # nbformat and papermill take seconds to import: only the notebook tests load them
+    import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 NUM_CLASSES = 6  # the classes of conftest's ``synthetic_root``
@@ -108,6 +110,9 @@ def code_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
 
 def execute(name: str, out: Path, parameters: dict[str, object]) -> nbformat.NotebookNode:
     """Run the project's notebook ``name`` headless with ``parameters`` into ``out``; it must raise nothing."""
+    import nbformat
+    import papermill
+
     papermill.execute_notebook(str(ROOT / name), str(out), parameters=parameters, cwd=str(ROOT),
                                kernel_name="python3", progress_bar=False)
     executed = nbformat.read(out, as_version=4)

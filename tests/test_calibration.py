@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import NUM_CLASSES, PROBABILITY_TOLERANCE, SMALL, tiny_config
+from helpers import NUM_CLASSES, PROBABILITY_TOLERANCE, tiny_config
 
 from fgvc.apps.cam_examples import load_split_images
 from fgvc.apps.cli import main
@@ -199,24 +199,17 @@ def test_a_temperature_fitted_with_zoom_is_not_used_without(calibrated_run: Path
     assert "not for 'raw squash 64px tta'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("eval_split", ["val", "test"])
-def test_training_ends_by_calibrating_on_a_held_out_evaluation_split_only(eval_split: str, make_dataset: object,
-                                                                         tmp_path: Path) -> None:
-    from fgvc.training.engine import fit
-
-    data = make_dataset(NUM_CLASSES, 30, size=(128, 116))
-    run = fit(tiny_config(data, tmp_path / "run", **SMALL, epochs=1, train_split="train", eval_split=eval_split),
-              progress=False)
-    said = (run / "train.log").read_text()
-    stored = load_checkpoint(run / "last.pt").get(CALIBRATION_KEY, {})
-    if eval_split == "val":
-        [(setting, record)] = stored.items()
-        assert record["facts"]["split"] == "val" and record["score"] == "energy"
-        assert f"setting {setting!r}: temperature {record['temperature']:.4f}, fitted on val" in said
-        assert json.loads((run / "calibration.json").read_text())[setting]["temperature"] == record["temperature"]
-    else:  # never fitted on test
-        assert not stored and not (run / "calibration.json").exists()
-        assert "not calibrated: --split test is refused: a temperature or threshold is never fitted on test" in said
-    off = fit(tiny_config(data, tmp_path / "off", **SMALL, epochs=1, train_split="train", eval_split=eval_split,
-                          calibrate=False), progress=False)
-    assert CALIBRATION_KEY not in load_checkpoint(off / "last.pt")
+def test_training_ends_by_calibrating_on_a_held_out_evaluation_split_only(val_run: Path, short_run: Path,
+                                                                         held_out_run: Path) -> None:
+    """``val_run`` is evaluated on val, which it did not train on; ``short_run`` on test, never fitted on; and
+    ``held_out_run`` on val with ``calibrate=False``."""
+    said = (val_run / "train.log").read_text()
+    [(setting, record)] = load_checkpoint(val_run / "last.pt")[CALIBRATION_KEY].items()
+    assert record["facts"]["split"] == "val" and record["score"] == "energy"
+    assert f"setting {setting!r}: temperature {record['temperature']:.4f}, fitted on val" in said
+    assert json.loads((val_run / "calibration.json").read_text())[setting]["temperature"] == record["temperature"]
+    assert CALIBRATION_KEY not in load_checkpoint(short_run / "last.pt")
+    assert not (short_run / "calibration.json").exists()
+    assert "not calibrated: --split test is refused: a temperature or threshold is never fitted on test" in (
+        short_run / "train.log").read_text()
+    assert CALIBRATION_KEY not in load_checkpoint(held_out_run / "last.pt")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -48,14 +49,12 @@ def test_steps_every_five_batches_and_epochs_every_epoch(short_run: Path) -> Non
     assert all(0 <= r[k] <= 1 for r in epochs for k in ("eval_top1", "eval_top5", "eval_mean_class_acc"))
 
 
-def test_best_checkpoint_only_when_selecting_on_val(tiny_root: Path, tmp_path: Path) -> None:
-    run = fit(tiny_config(tiny_root, tmp_path / "val", epochs=1, train_split="train", eval_split="val", **SMALL),
-              progress=False)
-    assert (run / "best.pt").exists()
+def test_best_checkpoint_only_when_selecting_on_val(val_run: Path) -> None:
+    assert (val_run / "best.pt").exists()
 
 
-def test_a_run_folder_is_never_shared(tiny_root: Path, tmp_path: Path) -> None:
-    fit(tiny_config(tiny_root, tmp_path / "run", epochs=1, **SMALL), progress=False)
+def test_a_run_folder_is_never_shared(val_run: Path, tiny_root: Path, tmp_path: Path) -> None:
+    shutil.copytree(val_run, tmp_path / "run")  # a finished run
     with pytest.raises(FolderError, match="--resume"):
         fit(tiny_config(tiny_root, tmp_path / "run", epochs=1, **SMALL), progress=False)
 
@@ -73,7 +72,7 @@ def test_fit_trains_on_the_loaders_the_caller_built(tiny_root: Path, tmp_path: P
     from fgvc.data import build_loaders
     from fgvc.training import engine
 
-    cfg = tiny_config(tiny_root, tmp_path / "run", epochs=1, batch_size=4)
+    cfg = tiny_config(tiny_root, tmp_path / "run", epochs=1, **SMALL)
     loaders = build_loaders(cfg)
 
     def refuse(*args: object, **kwargs: object) -> None:
@@ -88,7 +87,7 @@ def test_a_gpu_preset_on_the_cpu_is_named_and_the_log_projects_the_whole_run(tin
     """`make run` on a machine without a GPU must say so before training, then project the run's length."""
     import dataclasses
 
-    cfg = dataclasses.replace(tiny_config(tiny_root, tmp_path / "run", epochs=2, batch_size=4, log_every=1),
+    cfg = dataclasses.replace(tiny_config(tiny_root, tmp_path / "run", epochs=2, log_every=1, **SMALL),
                               preset="b4", device="cpu")
     log = (fit(cfg, progress=False) / "train.log").read_text()
     warning = log.index("preset 'b4' is made for a GPU, and this run trains on the CPU")
@@ -101,7 +100,8 @@ def test_a_gpu_preset_on_the_cpu_is_named_and_the_log_projects_the_whole_run(tin
 def test_a_cpu_preset_on_the_cpu_gets_no_warning_and_one_first_projection(tiny_root: Path, tmp_path: Path) -> None:
     """2 batches an epoch, logged every 5: the projection comes after the first batch, before the first logged
     step (the second batch), and the first logged step of epoch 2 is not the session's first."""
-    log = (fit(tiny_config(tiny_root, tmp_path / "run", epochs=2, batch_size=6), progress=False) / "train.log")
+    log = (fit(tiny_config(tiny_root, tmp_path / "run", epochs=2, batch_size=6, img_size=32), progress=False) /
+           "train.log")
     text = log.read_text()
     assert "is made for a GPU" not in text
     assert text.count("the first batch took") == 1

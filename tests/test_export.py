@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import torch
@@ -18,7 +19,7 @@ from fgvc.core.errors import CheckpointError, ConfigError
 from fgvc.data import FGVC_FOLDER, load_image
 from fgvc.models.backbones import model_spec
 from fgvc.models.checkpoint import load_trained
-from fgvc.models.export import export_onnx, load_onnx
+from fgvc.models.export import MIN_SIDE, export_onnx, load_onnx
 from fgvc.models.predictor import Predictor
 
 
@@ -27,17 +28,27 @@ def photos(synthetic_root: Path) -> list[Path]:
     return sorted((synthetic_root / FGVC_FOLDER / "data" / "images").glob("*.jpg"))[::97][:5]
 
 
+class Exported(NamedTuple):
+    checkpoint: Path
+    onnx_file: Path
+    traces: int  # the calls to torch.export.export that exporting made
+
+
 @pytest.fixture(scope="module", params=[pytest.param("efficientnet-b0", marks=pytest.mark.slow), "efficientnet-lite0"])
-def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Exported:
     """A 6-class checkpoint at 64 px and its ONNX file: B0 (efficientnet_pytorch, swish: its export-safe swish;
     the slow tier) with random weights, Lite0 (the fork, ReLU6) with its ImageNet backbone."""
     folder = tmp_path_factory.mktemp(request.param)
     checkpoint = write_checkpoint(folder / "last.pt", img_size=64, batch_size=4, arch=request.param, classes=6)
-    return checkpoint, export_onnx(checkpoint, folder / "model.onnx")
+    traces, trace = [], torch.export.export
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.export, "export", lambda *args, **kwargs: traces.append(args) or trace(*args, **kwargs))
+        onnx_file = export_onnx(checkpoint, folder / "model.onnx")
+    return Exported(checkpoint, onnx_file, len(traces))
 
 
-def test_onnx_computes_the_pytorch_logits_at_batch_1_and_3(exported: tuple[Path, Path], photos: list[Path]) -> None:
-    checkpoint, onnx_file = exported
+def test_onnx_computes_the_pytorch_logits_at_batch_1_and_3(exported: Exported, photos: list[Path]) -> None:
+    checkpoint, onnx_file, _ = exported
     torch_model, onnx_model = load_trained(checkpoint).model, load_onnx(onnx_file).model
     predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
     images = torch.stack([predictor.transform(load_image(p, 20)) for p in photos[:3]])
@@ -52,8 +63,22 @@ def test_onnx_computes_the_pytorch_logits_at_batch_1_and_3(exported: tuple[Path,
     assert float(expected.std()) > 0.01 * scale > 0  # logits that differ between classes and images
 
 
-def test_the_file_carries_what_inference_needs(exported: tuple[Path, Path]) -> None:
-    trained, loaded = load_trained(exported[0]), load_onnx(exported[1])
+def test_one_trace_gives_a_dynamic_batch_height_and_width(exported: Exported) -> None:
+    """The sizes are declared as the backbone takes them (each side at least ``MIN_SIDE``): unbounded, the exporter
+    traces the model, fails, and traces it again with that bound."""
+    assert exported.traces == 1
+    torch_model, onnx_model = load_trained(exported.checkpoint).model, load_onnx(exported.onnx_file).model
+    assert [images.shape for images in onnx_model.session.get_inputs()] == [["batch", 3, "height", "width"]]
+    torch.manual_seed(0)
+    for height, width in ((MIN_SIDE, MIN_SIDE), (MIN_SIDE + 1, 3 * MIN_SIDE - 1)):
+        batch = torch.randn(2, 3, height, width)
+        with torch.no_grad():
+            expected = torch_model(batch)
+        assert (onnx_model(batch) - expected).abs().max() <= LOGIT_TOLERANCE * max(float(expected.abs().max()), 1.0)
+
+
+def test_the_file_carries_what_inference_needs(exported: Exported) -> None:
+    trained, loaded = load_trained(exported.checkpoint), load_onnx(exported.onnx_file)
     assert loaded.cfg == trained.cfg and loaded.classes == trained.classes
     assert loaded.hierarchy == trained.hierarchy and set(loaded.hierarchy) == {"family", "manufacturer"}
     metadata, norm = loaded.model.metadata, model_spec(trained.cfg.arch).norm
@@ -68,9 +93,9 @@ def top5(result: dict) -> Ranked:
 
 
 def test_predict_on_the_onnx_file_names_the_top5_of_the_checkpoint(
-        exported: tuple[Path, Path], photos: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
+        exported: Exported, photos: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
     outputs = {}
-    for checkpoint in exported:
+    for checkpoint in (exported.checkpoint, exported.onnx_file):
         capsys.readouterr()
         assert main(["predict", "--checkpoint", str(checkpoint), *map(str, photos), "--json", "--crop-banner",
                      "--batch-size", "2"]) == 0
@@ -81,9 +106,9 @@ def test_predict_on_the_onnx_file_names_the_top5_of_the_checkpoint(
         assert agree(top5(onnx_result), top5(torch_result))
 
 
-def test_batched_predict_equals_one_image_at_a_time(exported: tuple[Path, Path], photos: list[Path]) -> None:
-    batched = Predictor.from_checkpoint(exported[0], device="cpu", batch_size=4)
-    single = Predictor.from_checkpoint(exported[0], device="cpu", batch_size=1)
+def test_batched_predict_equals_one_image_at_a_time(exported: Exported, photos: list[Path]) -> None:
+    batched = Predictor.from_checkpoint(exported.checkpoint, device="cpu", batch_size=4)
+    single = Predictor.from_checkpoint(exported.checkpoint, device="cpu", batch_size=1)
     together = predict_files(batched, photos, crop_banner=True)
     apart = [result for photo in photos for result in predict_files(single, [photo], crop_banner=True)]
     assert [r["file"] for r in together] == [r["file"] for r in apart] == list(map(str, photos))
@@ -91,14 +116,14 @@ def test_batched_predict_equals_one_image_at_a_time(exported: tuple[Path, Path],
         assert agree(top5(one), top5(other))
 
 
-def test_onnx_files_are_checked(exported: tuple[Path, Path], tmp_path: Path) -> None:
+def test_onnx_files_are_checked(exported: Exported, tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match=r"missing\.onnx"):
         Predictor.from_checkpoint(tmp_path / "missing.onnx")
     (tmp_path / "text.onnx").write_text("not a model")
     with pytest.raises(CheckpointError, match=r"text\.onnx"):
         Predictor.from_checkpoint(tmp_path / "text.onnx")
     with pytest.raises(ConfigError, match="ONNX Runtime"):
-        Predictor.from_checkpoint(exported[1], precision="bf16")
+        Predictor.from_checkpoint(exported.onnx_file, precision="bf16")
 
 
 @pytest.mark.slow  # every inference configuration timed: fgvc.apps.benchmarks' fast tests are test_bench.py's

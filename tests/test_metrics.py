@@ -1,4 +1,5 @@
-"""Evaluation math checked against values worked out by hand, plus the confusion and reliability figures."""
+"""Evaluation math checked against values worked out by hand, plus the confusion and reliability figures and the
+figures of images."""
 
 from __future__ import annotations
 
@@ -7,12 +8,22 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from matplotlib.figure import Figure
 
 from fgvc.data.hierarchy import Hierarchy, ParentLevel, parent_index
 from fgvc.evaluation import metrics, statistics
 from fgvc.evaluation.analysis import summarize
-from fgvc.evaluation.plots import confusion_figure, reliability_figure
+from fgvc.evaluation.plots import (
+    cam_figure,
+    confusion_figure,
+    confusion_pairs_figure,
+    overlays_figure,
+    reliability_figure,
+    samples_figure,
+)
+from fgvc.models.backbones import model_spec
+from fgvc.models.gradcam import Explanation
 
 # One hand example used throughout: 4 classes A, B, C, D; 9 samples.
 #   true A (3 samples): predicted A, A, C  -> 2/3 correct
@@ -443,3 +454,14 @@ def test_confusion_figure_validates_shapes() -> None:
         confusion_figure(CONFUSION, NAMES[:3])
     with pytest.raises(ValueError, match="group_of has 2 entries; expected 4"):
         confusion_figure(CONFUSION, NAMES, group_of=["X", "Y"])
+
+
+def test_figures_of_images_show_bare_panels() -> None:
+    """No frame and no ticks: ticks left hidden would still be made and laid out at every save."""
+    samples = [(torch.rand(3, 8, 8), label) for label in (0, 1, 0, 1)]
+    seen = Explanation(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.float32), 0, 1, 0.6)
+    for fig in (samples_figure(samples, ["a", "b"], model_spec("efficientnet-b0").norm, count=4),
+                cam_figure([seen], ["a", "b"], [0]), overlays_figure({"x": seen, "y": seen}, "title"),
+                confusion_pairs_figure([(seen, seen)], ["a", "b"])):
+        assert fig.axes and all(ax.images for ax in fig.axes)
+        assert all(not ax.axison and len(ax.get_xticks()) == len(ax.get_yticks()) == 0 for ax in fig.axes)

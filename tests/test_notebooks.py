@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import nbformat
 import pytest
 from helpers import NUM_CLASSES, ROOT, MakeDataset, code_cells, execute
+
+if TYPE_CHECKING:
+    import nbformat
 
 NOTEBOOKS = ("main.ipynb", "gradcam.ipynb")
 
@@ -18,6 +21,8 @@ def images_per_cell(notebook: nbformat.NotebookNode) -> list[int]:
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_committed_without_outputs_and_without_logic(name: str) -> None:
+    import nbformat  # seconds to import: not at collection, in every worker
+
     notebook = nbformat.read(ROOT / name, as_version=4)
     for cell in code_cells(notebook):
         assert cell.outputs == [] and cell.execution_count is None, f"{name} is committed with outputs"

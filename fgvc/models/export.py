@@ -3,13 +3,13 @@
     export_onnx("logs/<run>/last.pt", "model.onnx")              # fgvc export --checkpoint ... --onnx ...
     predictor = Predictor.from_checkpoint("model.onnx")          # runs it with ONNX Runtime on the CPU
 
-The file takes a float32 NCHW batch of images, preprocessed as ``fgvc.data.eval_transform`` does, with
-any batch size, height and width, and returns the logits (batch, classes). Its metadata holds what
-inference needs: the run's config (size, arch and so normalisation, view, banner), the class names
-and their hierarchy, the weights exported (``raw`` or ``ema``) and ``fgvc calibrate``'s temperatures and
-unknown-type thresholds for them (``fgvc.*`` keys, read back by ``load_onnx``; ``Predictor`` applies them as
-for the checkpoint), and the preprocessing spelled out
-for other runtimes (``img_size``, ``mean``, ``std``, ``interpolation``, ``eval_view``).
+The file takes a float32 NCHW batch of images, preprocessed as ``fgvc.data.eval_transform`` does, with any batch
+size and any height and width from ``MIN_SIDE`` up, and returns the logits (batch, classes). Its metadata holds
+what inference needs: the run's config (size, arch and so normalisation, view, banner), the class names and their
+hierarchy, the weights exported (``raw`` or ``ema``) and ``fgvc calibrate``'s temperatures and unknown-type
+thresholds for them (``fgvc.*`` keys, read back by ``load_onnx``; ``Predictor`` applies them as for the
+checkpoint), and the preprocessing spelled out for other runtimes (``img_size``, ``mean``, ``std``,
+``interpolation``, ``eval_view``).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from fgvc.models.checkpoint import Trained, load_trained
 
 INPUT, OUTPUT = "images", "logits"
 FGVC_KEYS = ("fgvc.config", "fgvc.classes", "fgvc.hierarchy")
+MIN_SIDE = 32  # every backbone halves its input five times: the smallest height and width the graph takes
 
 
 def onnx_calibrations(trained: Trained) -> dict[str, dict[str, Any]]:
@@ -62,7 +63,8 @@ def onnx_metadata(trained: Trained) -> dict[str, str]:
 
 def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
     """Write the model of ``checkpoint`` to ``out`` as ONNX (torch.export-based exporter), with a dynamic batch
-    size, height and width, and ``onnx_metadata`` attached."""
+    size, height and width (each side at least ``MIN_SIDE``: declared so, the model is traced once, where unbounded
+    sides make the exporter trace it, fail, and trace it again with that bound), and ``onnx_metadata`` attached."""
     trained = load_trained(checkpoint)
     model = trained.model.eval()
     if model_spec(trained.cfg.arch).family == "efficientnet_pytorch":
@@ -70,7 +72,8 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> Path:
         # its `_swish` is a ReLU6, which set_swish would replace with a swish.
         model.set_swish(memory_efficient=False)
     size = trained.cfg.eval_size
-    batch, height, width = torch.export.Dim("batch"), torch.export.Dim("height"), torch.export.Dim("width")
+    batch = torch.export.Dim("batch")
+    height, width = torch.export.Dim("height", min=MIN_SIDE), torch.export.Dim("width", min=MIN_SIDE)
     program = torch.onnx.export(model, (torch.randn(2, 3, size, size),), input_names=[INPUT], output_names=[OUTPUT],
                                 dynamic_shapes=({0: batch, 2: height, 3: width},), verbose=False)
     program.model.metadata_props.update(onnx_metadata(trained))
