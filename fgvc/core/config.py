@@ -312,4 +312,5 @@ def validate(cfg: TrainConfig) -> None:
     _check(not (cfg.weights and not cfg.pretrained), "weights", cfg.weights,
            "no weights file together with pretrained=False")
     _check(not (cfg.frozen_stages and not cfg.pretrained), "frozen_stages", cfg.frozen_stages,
-           "0 with pretrained=False (frozen random weights learn nothing)")
+           f"0 with pretrained=False (frozen random weights learn nothing; {flag('frozen_stages')} 0 trains the "
+           f"whole network)")

@@ -31,8 +31,9 @@ ARCH, CLASSES = "efficientnet-lite0", 100
 def write_checkpoint(path: Path, img_size: int, batch_size: int, arch: str = ARCH, classes: int = CLASSES) -> Path:
     """A checkpoint of an untrained model, as ``fgvc train`` writes one: a fresh head on the ImageNet backbone
     for the Lite family (installed by pip), random weights otherwise; classes in families of two."""
-    cfg = make_config("cpu", arch=arch, pretrained=arch.startswith("efficientnet-lite"), img_size=img_size,
-                      batch_size=batch_size, channels_last=False)
+    pretrained = arch.startswith("efficientnet-lite")
+    cfg = make_config("cpu", arch=arch, pretrained=pretrained, img_size=img_size, batch_size=batch_size,
+                      channels_last=False, **({} if pretrained else {"frozen_stages": 0}))
     torch.manual_seed(0)
     model = build_model(arch, classes, pretrained=cfg.pretrained)
     hierarchy = {"family": [f"family {i // 2}" for i in range(classes)], "manufacturer": ["maker"] * classes}
