@@ -154,11 +154,12 @@ def read_weights(spec: ModelSpec, weights: str | Path | None) -> tuple[dict[str,
 
 
 def build_model(arch: str, num_classes: int, pretrained: bool = True, weights: str | Path | None = None,
-                bn_momentum: float | None = None, keep_head: bool = False) -> nn.Module:
+                bn_momentum: float | None = None, keep_head: bool = False, frozen_stages: int = 0) -> nn.Module:
     """An EfficientNet with a ``num_classes`` head; ImageNet weights when ``pretrained`` (or ``weights`` given).
 
     ``bn_momentum`` (PyTorch's convention) replaces the library's batch-norm momentum. ``keep_head``
     loads the weights' classifier too, instead of a fresh one (``num_classes=1000`` for ImageNet's).
+    ``frozen_stages`` keeps the first stages of the backbone as the weights left them (``freeze_stages``).
     """
     if num_classes < 2:
         raise ConfigError(f"num_classes={num_classes} is invalid: expected at least 2 classes")
@@ -171,6 +172,7 @@ def build_model(arch: str, num_classes: int, pretrained: bool = True, weights: s
         for module in model.modules():
             if isinstance(module, nn.BatchNorm2d):
                 module.momentum = bn_momentum
+    freeze_stages(model, arch, frozen_stages)
     return model
 
 

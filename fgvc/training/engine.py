@@ -36,7 +36,7 @@ from fgvc.data.hierarchy import hierarchy_names
 from fgvc.data.loaders import Loaders, build_loaders
 from fgvc.data.transforms import batch_augmentation, normalize
 from fgvc.evaluation.plots import curves_figure, samples_figure
-from fgvc.models.backbones import build_model, freeze_stages, model_spec
+from fgvc.models.backbones import build_model, model_spec
 from fgvc.models.checkpoint import TrainState, load_checkpoint, save_checkpoint, unwrap
 from fgvc.runs import provenance
 from fgvc.runs.csvlog import EMA_PREFIX
@@ -58,7 +58,7 @@ from fgvc.training.loop import (
 )
 from fgvc.training.optim import build_optimizer, build_scheduler
 from fgvc.training.preemption import preemption_signals, uninterrupted
-from fgvc.training.report import final_report
+from fgvc.training.report import final_passes, final_report
 from fgvc.training.schedule import Pace, choose_schedule, measure_pace, write_schedule
 
 log = logging.getLogger("fgvc")
@@ -141,15 +141,13 @@ def _stopped(what: str, run_dir: Path) -> str:
 
 
 def build_state(cfg: TrainConfig, num_classes: int, steps_per_epoch: int, runtime: Runtime,
-                pretrained: bool = True, model: nn.Module | None = None) -> TrainState:
-    """A fresh training state: the model (``model``, or ``cfg.arch`` with ImageNet weights when ``pretrained`` and
-    the config asks for them), its optimizer, the schedule over the whole run, the loss scaler and the EMA."""
+                pretrained: bool = True) -> TrainState:
+    """A fresh training state: ``cfg.arch`` (with ImageNet weights when ``pretrained`` and the config asks for
+    them), its optimizer, the schedule over the whole run, the loss scaler and the EMA."""
     seed_everything(cfg.seed * 1000)  # the same initial weights in every process, so reruns are exact
-    if model is None:
-        model = build_model(cfg.arch, num_classes, pretrained=cfg.pretrained and pretrained,
-                            weights=cfg.weights if pretrained else None, bn_momentum=cfg.bn_momentum)
-    freeze_stages(model, cfg.arch, cfg.frozen_stages)
-    model = runtime.prepare(model)
+    model = runtime.prepare(build_model(cfg.arch, num_classes, pretrained=cfg.pretrained and pretrained,
+                                        weights=cfg.weights if pretrained else None, bn_momentum=cfg.bn_momentum,
+                                        frozen_stages=cfg.frozen_stages))
     optimizer = build_optimizer(model, cfg)
     ema = ema_model(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     return TrainState(model, optimizer, build_scheduler(optimizer, cfg, steps_per_epoch), runtime.grad_scaler(), ema)
@@ -236,9 +234,8 @@ def _choose_schedule(cfg: TrainConfig, steps_per_epoch: int, loaders: Loaders, r
     batches first (rank 0's pace decides for every rank)."""
 
     def measure() -> Pace:
-        model = build_model(cfg.arch, len(loaders.classes), pretrained=False, bn_momentum=cfg.bn_momentum)
-        freeze_stages(model, cfg.arch, cfg.frozen_stages)
-        model = runtime.prepare(model)
+        model = runtime.prepare(build_model(cfg.arch, len(loaders.classes), pretrained=False,
+                                            bn_momentum=cfg.bn_momentum, frozen_stages=cfg.frozen_stages))
         optimizer, criterion, norm = build_optimizer(model, cfg), nn.CrossEntropyLoss(), model_spec(cfg.arch).norm
 
         def train_step(batch: tuple[torch.Tensor, torch.Tensor]) -> None:
@@ -255,7 +252,7 @@ def _choose_schedule(cfg: TrainConfig, steps_per_epoch: int, loaders: Loaders, r
                 model(runtime.inputs(batch[0]))
 
         pace = measure_pace(loaders.train, loaders.eval, train_step, eval_step, 2 if cfg.ema_decay > 0 else 1,
-                            int(cfg.calibrate and cfg.eval_split != "test") + 2 * int(cfg.eval_zoom), clock.seconds)
+                            final_passes(cfg), clock.seconds)
         return distributed.broadcast(pace, ranks)
 
     def record_schedule() -> None:

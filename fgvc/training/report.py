@@ -21,6 +21,7 @@ from fgvc.data.hierarchy import Hierarchy
 from fgvc.data.loaders import Loaders
 from fgvc.evaluation.analysis import Analysis, analyse, format_report
 from fgvc.evaluation.evaluate import calibrate_checkpoint, evaluate_split, format_calibration
+from fgvc.models.calibration import NEVER_FITTED_ON
 from fgvc.models.checkpoint import TrainState, unwrap
 from fgvc.models.predictor import Predictor
 from fgvc.models.zoom import chosen_zoom
@@ -55,6 +56,12 @@ def final_report(cfg: TrainConfig, state: TrainState, loaders: Loaders, result: 
     if cfg.calibrate:
         _calibrate(run_dir / "last.pt", cfg)
     run_log.end_session(step)
+
+
+def final_passes(cfg: TrainConfig) -> int:
+    """About how many passes over the evaluation split ``final_report`` makes after the last epoch's own: the
+    calibration's (where the split is held out) and a zoomed look's (each photo twice)."""
+    return int(cfg.calibrate and cfg.eval_split != NEVER_FITTED_ON) + 2 * int(cfg.eval_zoom)
 
 
 def _zoomed_analysis(cfg: TrainConfig, model: nn.Module, weights: str, loaders: Loaders, record: dict[str, Any],

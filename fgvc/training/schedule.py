@@ -53,7 +53,7 @@ class Pace:
     eval_batches: int
     evaluations: int = 1  # evaluation passes an epoch (2 with an EMA: both weights are evaluated)
     before_s: float = 0.0  # seconds the run took before its first epoch: checking the images, this probe
-    final_passes: float = 0.0  # evaluation passes after the last epoch: the calibration's, a zoomed look's (2)
+    final_passes: int = 0  # evaluation passes after the last epoch: the calibration's, a zoomed look's (2)
 
     def epoch_s(self) -> float:
         """Projected seconds of one epoch: its training batches, then its evaluations."""
@@ -123,7 +123,7 @@ def write_schedule(run_dir: str | Path, record: dict[str, Any]) -> None:
 
 
 def measure_pace(train_loader: Iterable[Any], eval_loader: Iterable[Any], train_step: Callable[[Any], None],
-                 eval_step: Callable[[Any], None], evaluations: int, final_passes: float,
+                 eval_step: Callable[[Any], None], evaluations: int, final_passes: int,
                  since_start: Callable[[], float]) -> Pace:
     """Time ``PROBE_BATCHES`` batches of ``train_loader`` through ``train_step`` and ``PROBE_EVAL_BATCHES`` of
     ``eval_loader`` through ``eval_step``, loading included, leaving out the warm-up; ``since_start()`` then gives

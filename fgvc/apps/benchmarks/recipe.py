@@ -14,7 +14,7 @@ from fgvc.apps.benchmarks import Row, measure, table
 from fgvc.apps.benchmarks.train import training_step
 from fgvc.core.config import make_config
 from fgvc.core.runtime import Runtime, cpu_computes_bf16, resolve_device
-from fgvc.models.backbones import build_model, freeze_stages
+from fgvc.models.backbones import build_model
 from fgvc.training.optim import build_optimizer
 
 BASELINE = "224 px, whole network (baseline)"
@@ -31,9 +31,7 @@ def _row(name: str, fields: dict[str, Any], device: torch.device, batch_size: in
     cfg = make_config("cpu", **{"device": device.type, "img_size": 224, **fields})
     cfg = dataclasses.replace(cfg, img_size=max(32, round(cfg.img_size * scale)))
     runtime = Runtime.create(cfg.device, cfg.precision, cfg.channels_last, training=True)
-    model = build_model(cfg.arch, CLASSES, pretrained=False)
-    freeze_stages(model, cfg.arch, cfg.frozen_stages)
-    model = runtime.prepare(model).train()
+    model = runtime.prepare(build_model(cfg.arch, CLASSES, pretrained=False, frozen_stages=cfg.frozen_stages)).train()
     images = runtime.inputs(torch.randn(batch_size, 3, cfg.img_size, cfg.img_size))
     targets = torch.randint(0, CLASSES, (batch_size,), device=runtime.device)
     step = training_step(model, build_optimizer(model, cfg), runtime.grad_scaler(), runtime, images, targets)
