@@ -82,12 +82,13 @@ def short_run(make_dataset: MakeDataset, tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture(scope="session")
 def val_run(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One epoch at 32 px trained on ``train`` and evaluated on ``val``, the split held out for choosing and
-    calibrating (``tiny_config`` with ``SMALL``): its folder."""
+    """One epoch at 32 px trained on ``train`` (one batch of 4 of its 6 images) and evaluated on ``val``, the split
+    held out for choosing and calibrating, without TensorBoard events (``tiny_config`` with ``SMALL``): its folder."""
     from fgvc.training.engine import fit
 
-    return made_once(tmp_path_factory, "val-run", lambda folder: fit(
-        tiny_config(tiny_root, folder, epochs=1, train_split="train", eval_split="val", **SMALL), progress=False))
+    options = {"epochs": 1, "train_split": "train", "eval_split": "val", "tensorboard": False, **SMALL}
+    return made_once(tmp_path_factory, "val-run", lambda folder: fit(tiny_config(tiny_root, folder, **options),
+                                                                       progress=False))
 
 
 @pytest.fixture(scope="session")

@@ -145,7 +145,7 @@ def test_every_inference_path_divides_by_the_stored_temperature(calibrated_run: 
     assert abs(max(shown.confidences.values()) - expected[0].max()) <= PROBABILITY_TOLERANCE
 
 
-@pytest.mark.slow  # exporting takes seconds; test_export proves the graph in the fast tier
+@pytest.mark.slow  # exporting takes 15 s and more, as for test_export.py's exported files
 def test_an_onnx_file_exported_afterwards_divides_by_the_stored_temperature(calibrated_run: Path,
                                                                             tmp_path: Path) -> None:
     checkpoint = calibrated_run / "last.pt"

@@ -33,8 +33,8 @@ def test_synth_difficulty_reaches_the_generator(tmp_path: Path, capsys: pytest.C
 
 def test_synth_train_evaluate_predict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data, run = tmp_path / "data", tmp_path / "run"
-    assert main(["synth", "--out", str(data), "--classes", "4", "--per-class", "12", "--size", "96x88"]) == 0
-    assert main(["train", "--preset", "demo", "--data-root", str(data), "--epochs", "1", "--img-size", "64",
+    assert main(["synth", "--out", str(data), "--classes", "4", "--per-class", "6", "--size", "96x88"]) == 0
+    assert main(["train", "--preset", "demo", "--data-root", str(data), "--epochs", "1", "--img-size", "32",
                  "--batch-size", "8", "--workers", "0", "--run-dir", str(run), "--no-progress"]) == 0
     assert (run / "last.pt").exists()
     capsys.readouterr()
@@ -125,8 +125,8 @@ def test_config_file_sets_fields_and_flags_override_it(tmp_path: Path, capsys: p
 
 def test_resume_honours_safe_overrides_and_refuses_the_rest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data, run = tmp_path / "data", tmp_path / "run"
-    assert main(["synth", "--out", str(data), "--classes", "3", "--per-class", "12", "--size", "96x88"]) == 0
-    assert main(["train", "--preset", "demo", "--data-root", str(data), "--epochs", "2", "--img-size", "64",
+    assert main(["synth", "--out", str(data), "--classes", "3", "--per-class", "6", "--size", "96x88"]) == 0
+    assert main(["train", "--preset", "demo", "--data-root", str(data), "--epochs", "2", "--img-size", "32",
                  "--batch-size", "8", "--workers", "0", "--warmup-epochs", "0", "--run-dir", str(run),
                  "--no-progress", "--stop-after", "1"]) == 0
     last = str(run / "last.pt")

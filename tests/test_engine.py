@@ -66,21 +66,27 @@ def test_warmup_then_cosine() -> None:
     assert all(a >= b for a, b in itertools.pairwise(factors[9:]))
 
 
-def test_fit_trains_on_the_loaders_the_caller_built(tiny_root: Path, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """The notebook builds the loaders to show them; fit must train on those, not decode every image again."""
+@pytest.fixture(scope="module")
+def on_the_callers_loaders(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two epochs of 2 batches (of 6 images) at 32 px with the demo preset, trained on loaders built before ``fit``,
+    as the notebook builds them to show them: ``fit`` may not build its own (it would decode every image again).
+    Its folder."""
     from fgvc.data import build_loaders
     from fgvc.training import engine
 
-    cfg = tiny_config(tiny_root, tmp_path / "run", epochs=1, **SMALL)
+    cfg = tiny_config(tiny_root, tmp_path_factory.mktemp("runs") / "notebook", epochs=2, batch_size=6, img_size=32)
     loaders = build_loaders(cfg)
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("fit built its own loaders")
 
-    monkeypatch.setattr(engine, "build_loaders", refuse)
-    run = fit(cfg, loaders=loaders, progress=False)
-    assert load_checkpoint(run / "last.pt")["epoch"] == 1
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine, "build_loaders", refuse)
+        return fit(cfg, loaders=loaders, progress=False)
+
+
+def test_fit_trains_on_the_loaders_the_caller_built(on_the_callers_loaders: Path) -> None:
+    assert load_checkpoint(on_the_callers_loaders / "last.pt")["epoch"] == 2
 
 
 def test_a_gpu_preset_on_the_cpu_is_named_and_the_log_projects_the_whole_run(tiny_root: Path, tmp_path: Path) -> None:
@@ -97,12 +103,10 @@ def test_a_gpu_preset_on_the_cpu_is_named_and_the_log_projects_the_whole_run(tin
     assert len(lefts) == 6 and lefts[-1] == "0 s left)"
 
 
-def test_a_cpu_preset_on_the_cpu_gets_no_warning_and_one_first_projection(tiny_root: Path, tmp_path: Path) -> None:
+def test_a_cpu_preset_on_the_cpu_gets_no_warning_and_one_first_projection(on_the_callers_loaders: Path) -> None:
     """2 batches an epoch, logged every 5: the projection comes after the first batch, before the first logged
     step (the second batch), and the first logged step of epoch 2 is not the session's first."""
-    log = (fit(tiny_config(tiny_root, tmp_path / "run", epochs=2, batch_size=6, img_size=32), progress=False) /
-           "train.log")
-    text = log.read_text()
+    text = (on_the_callers_loaders / "train.log").read_text()
     assert "is made for a GPU" not in text
     assert text.count("the first batch took") == 1
     assert text.index("the first batch took") < text.index("epoch 1 step 2 ")

@@ -53,10 +53,18 @@ def long_root(make_dataset: MakeDataset) -> Path:
 
 
 @pytest.fixture(scope="module")
-def one_epoch_checkpoint(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """last.pt of a one-epoch run (efficientnet-b0, 3 classes)."""
-    run = fit(tiny_config(tiny_root, tmp_path_factory.mktemp("runs") / "trained", epochs=1, **SMALL), progress=False)
+def one_epoch_checkpoint(val_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """last.pt of a copy of conftest's one-epoch run (efficientnet-b0, 3 classes)."""
+    run = tmp_path_factory.mktemp("runs") / "trained"
+    shutil.copytree(val_run, run)
     return run / "last.pt"
+
+
+@pytest.fixture(scope="module")
+def first_of_two_epochs(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A two-epoch run stopped after its first (3 steps of 4 images): its folder, for a test to resume a copy of."""
+    return fit(tiny_config(tiny_root, tmp_path_factory.mktemp("runs") / "stopped", epochs=2, **SMALL), progress=False,
+               stop_after=1)
 
 
 def copy_dataset(root: Path, dest: Path) -> Path:
@@ -358,9 +366,9 @@ class NaNLoss(torch.nn.CrossEntropyLoss):
 
 @pytest.mark.parametrize("where", ["train", "eval"])
 def test_a_non_finite_loss_stops_with_epoch_and_step_keeping_the_last_good_checkpoint(
-        tiny_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-        where: str) -> None:
-    run = fit(tiny_config(tiny_root, tmp_path / "run", epochs=2, **SMALL), progress=False, stop_after=1)
+        first_of_two_epochs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], where: str) -> None:
+    run = shutil.copytree(first_of_two_epochs, tmp_path / "run")
     good = (run / "last.pt").read_bytes()
     if where == "train":
         monkeypatch.setattr(torch.nn, "CrossEntropyLoss", NaNLoss)

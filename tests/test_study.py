@@ -21,7 +21,7 @@ from fgvc.studies.study_file import read_study, recipe_config
 from fgvc.studies.study_report import study_figure
 from fgvc.training import engine
 
-BASE = {"preset": "demo", "img_size": 64, "batch_size": 4, "workers": 0, "epochs": 1, "warmup_epochs": 0,
+BASE = {"preset": "demo", "img_size": 32, "batch_size": 4, "workers": 0, "epochs": 1, "warmup_epochs": 0,
         "arch": "efficientnet-b0", "pretrained": False, "tensorboard": False, "train_split": "trainval",
         "eval_split": "test", "log_every": 1}
 

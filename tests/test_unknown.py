@@ -1,7 +1,8 @@
 """"None of the types I know": on synthetic data, the classes of a family left out of training score as unknown
-far more often than the trained classes (after ``fgvc calibrate`` fits the threshold on val); predict, evaluate
-and the web demo say so with the score; with the option off their outputs are those of a checkpoint without a
-threshold; the scores and the AUROC behave as defined."""
+far more often than the trained classes (after ``fgvc calibrate`` fits the threshold on val; the slow tier, as a
+run that must learn); predict scores a photo as calibrate did, with each score; predict, evaluate and the web demo
+say so with the score; with the option off their outputs are those of a checkpoint without a threshold; the
+scores and the AUROC behave as defined."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from fgvc.apps.cli import main
 from fgvc.apps.predict_output import predict_files
 from fgvc.apps.serve import describe
 from fgvc.core.config import make_config
+from fgvc.core.defaults import UNKNOWN_KEEP, UNKNOWN_SCORES
 from fgvc.core.runtime import Runtime
 from fgvc.data import build_split
 from fgvc.data.images import expand_images
@@ -96,6 +98,7 @@ def flagged_share(predictor: Predictor, folder: Path) -> float:
     return float(np.mean([result["unknown"]["flagged"] for result in predict_files(predictor, [folder])]))
 
 
+@pytest.mark.slow  # must learn, as test_engine.py's run: 12 classes' photos through calibrate and predict per score
 @pytest.mark.parametrize("score", ["energy", "msp", "mahalanobis"])
 def test_classes_left_out_of_training_are_flagged_far_more_often(without_one_family: Path, left_out_data: Path,
                                                                 tmp_path: Path, score: str) -> None:
@@ -108,6 +111,21 @@ def test_classes_left_out_of_training_are_flagged_far_more_often(without_one_fam
     # measured: energy 5.0 % against 27.2 %, msp 3.9 % against 23.3 %, mahalanobis 4.4 % against 13.9 % (its
     # covariance of 1,280 features is fitted on 180 photos here)
     assert unseen >= 3 * known and unseen >= (0.1 if score == "mahalanobis" else 0.2), (known, unseen)
+
+
+@pytest.mark.parametrize("score", UNKNOWN_SCORES)
+def test_predict_scores_a_photo_as_calibrate_did(val_run: Path, tmp_path: Path, score: str) -> None:
+    """Fitted on val's 6 photos, the threshold that keeps 95 % of them is their lowest score: predict, scoring the
+    same photos its own way (files, batches, banner cut), finds that lowest score again, within rounding."""
+    checkpoint = tmp_path / "last.pt"
+    shutil.copy(val_run / "last.pt", checkpoint)  # conftest's run, trained on train: val is held out
+    assert main(["calibrate", "--checkpoint", str(checkpoint), "--unknown-score", score]) == 0
+    predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
+    check = predictor.unknown_check
+    assert check.score == score and check.keep == UNKNOWN_KEEP
+    val = [path for path, _ in build_split(predictor.cfg, "val", None).samples]
+    values = [result["unknown"]["value"] for result in predict_files(predictor, val)]
+    assert len(values) == 6 and min(values) == pytest.approx(check.threshold, rel=1e-4, abs=1e-6)
 
 
 def test_predict_evaluate_and_the_demo_answer_unknown_with_the_score(without_one_family: Path, left_out_data: Path,
