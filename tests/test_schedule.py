@@ -109,6 +109,48 @@ def test_the_rule_is_recorded_and_a_stopped_run_resumes_to_the_epochs_it_chose(
     assert run_status(run_dir)[0]
 
 
+def test_after_its_first_epoch_a_run_fits_its_length_to_the_budget_again(caplog: pytest.LogCaptureFixture) -> None:
+    # the probe: 40 s an epoch, 60 s gone before it and one final pass of 10 s; the rule wants 27 epochs
+    pace = Pace(train_batch_s=2.0, eval_batch_s=1.0, train_batches=15, eval_batches=10, before_s=60.0, final_passes=1)
+    cfg, record = choose_schedule(rule_config(time_budget=15.0, warmup_epochs=1), 15, lambda: pace)
+    assert cfg.epochs == 20 and schedule.can_refit(cfg, record)  # (900 - 70) s / 40 s
+    caplog.set_level(logging.INFO, logger="fgvc")
+    faster, refit = schedule.refit_schedule(cfg, record, first_epoch_s=32.0, elapsed_s=100.0)
+    assert faster.epochs == refit["epochs"] == 25  # 1 + (900 - 100 - 10) s / 32 s
+    assert refit["refit"] == {"first_epoch_s": 32.0, "elapsed_s": 100.0, "epochs_before": 20} and refit["shortened"]
+    assert "not the 20 the probe projected: training 25. --epochs 25 reproduces this run" in caplog.text
+    assert schedule.refit_schedule(cfg, record, 60.0, 130.0)[0].epochs == 13  # slower: 1 + 760 s / 60 s
+    assert schedule.refit_schedule(cfg, record, 10.0, 70.0)[0].epochs == 27  # never past the rule
+    assert schedule.refit_schedule(cfg, record, 2000.0, 2060.0)[0].epochs == 1  # the epoch trained stays
+    assert not schedule.can_refit(cfg, None)  # a resumed run keeps its epochs
+    assert not schedule.can_refit(cfg, choose_schedule(rule_config(time_budget=0.0), 15, lambda: pace)[1])
+    assert not schedule.can_refit(dataclasses.replace(cfg, warmup_epochs=0), record)  # its cosine has begun
+
+
+@pytest.mark.slow  # three sessions of training: the refit itself is the test above
+def test_a_run_its_probe_underrated_trains_what_its_first_epoch_shows_fits_and_resumes_to_it(
+        tiny_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A probe that made each batch last 1000 s fits 1 epoch of the rule's 3 in 10 minutes; the first epoch takes
+    about a second, and the run trains all 3, as ``--epochs 3`` would: the same learning rates, step by step."""
+    monkeypatch.setattr(schedule, "_seconds_per_batch", lambda loader, work, batches: 1000.0)
+    cfg = dataclasses.replace(tiny_config(tiny_root, tmp_path / "run", **SMALL, schedule_steps=9, log_every=1,
+                                          schedule_min_epochs=1, warmup_epochs=1, time_budget=10.0), epochs=None)
+    run_dir = fit(cfg, progress=False, stop_after=1)
+    record = json.loads((run_dir / SCHEDULE_FILE).read_text())
+    assert record["refit"]["epochs_before"] == 1 and record["epochs"] == 3 and not record["shortened"]
+    assert json.loads((run_dir / "config.json").read_text())["epochs"] == 3
+    assert load_checkpoint(run_dir / "last.pt")["config"]["epochs"] == 3
+    said = (run_dir / "train.log").read_text()
+    assert "training 1 epochs instead" in said and "not the 1 the probe projected: training 3" in said
+    fit(resume=run_dir / "last.pt", progress=False)
+    pinned = fit(dataclasses.replace(cfg, run_dir=str(tmp_path / "pinned"), epochs=3, time_budget=0.0), progress=False)
+    for name in ("epochs.csv", "steps.csv"):
+        refitted, reference = read_rows(run_dir / name), read_rows(pinned / name)
+        assert [row["epoch"] for row in refitted] == [row["epoch"] for row in reference]
+        assert [row["lr"] for row in refitted] == pytest.approx([row["lr"] for row in reference], rel=1e-6)
+    assert [row["epoch"] for row in read_rows(run_dir / "epochs.csv")] == [1, 2, 3]
+
+
 def test_the_subset_is_seeded_stratified_and_nested() -> None:
     targets = [label for label in range(4) for _ in range(30)] + [4] * 7  # class 4 has fewer than asked
     kept = per_class_subset(targets, 10, seed=0)

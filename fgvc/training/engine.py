@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import logging
 import math
 import time
@@ -59,7 +60,14 @@ from fgvc.training.loop import (
 from fgvc.training.optim import build_optimizer, build_scheduler
 from fgvc.training.preemption import preemption_signals, uninterrupted
 from fgvc.training.report import final_passes, final_report
-from fgvc.training.schedule import Pace, choose_schedule, measure_pace, write_schedule
+from fgvc.training.schedule import (
+    Pace,
+    can_refit,
+    choose_schedule,
+    measure_pace,
+    refit_schedule,
+    write_schedule,
+)
 
 log = logging.getLogger("fgvc")
 RANK_SEED_STRIDE = 100_003  # rank r seeds dropout from seed + r * stride (rank 0: the plain seed)
@@ -157,12 +165,17 @@ def _restore(state: TrainState, checkpoint: dict[str, Any], source: str | Path, 
              run_dir: Path) -> None:
     """Continue from ``checkpoint``: weights, optimizer and schedule position (``RunLog`` cuts the CSVs back)."""
     state.restore(checkpoint, source)
-    scheduler = state.scheduler  # the schedule follows cfg.epochs, which a resume may have lengthened
-    for group, base, factor in zip(state.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
-        group["lr"] = base * factor(scheduler.last_epoch)
+    _apply_schedule(state)  # the schedule follows cfg.epochs, which a resume may have lengthened
     saved_epochs = checkpoint["config"]["epochs"]
     log.info("resuming %s after epoch %d of %d%s", run_dir, state.epoch, cfg.epochs,
              f" (was {saved_epochs}: schedule recomputed)" if cfg.epochs != saved_epochs else "")
+
+
+def _apply_schedule(state: TrainState) -> None:
+    """Set each group's learning rate to its schedule's at the position the scheduler holds."""
+    scheduler = state.scheduler
+    for group, base, factor in zip(state.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+        group["lr"] = base * factor(scheduler.last_epoch)
 
 
 def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | None, source: str | Path | None,
@@ -181,8 +194,9 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
     elif ranks.enabled:  # a caller's loaders hold every image: each rank would train and score the whole split
         raise ConfigError("fit(loaders=...) is for one process: under torchrun, let fit build each rank's loaders")
     steps_per_epoch = math.ceil(len(loaders.train) / cfg.accum_steps)
-    if checkpoint is None:  # a new run chooses its length; a resumed one keeps the epochs it chose
-        cfg = _choose_schedule(cfg, steps_per_epoch, loaders, runtime, ranks, clock)
+    schedule = None  # how a new run chose its length; a resumed one keeps the epochs it chose
+    if checkpoint is None:
+        cfg, schedule = _choose_schedule(cfg, steps_per_epoch, loaders, runtime, ranks, clock)
     state = build_state(cfg, len(loaders.classes), steps_per_epoch, runtime, pretrained=checkpoint is None)
     if checkpoint is not None:
         _restore(state, checkpoint, source, cfg, run_dir)
@@ -202,7 +216,11 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
                     "how long it takes. On a machine without a GPU, `--preset cpu` is the recipe measured for the "
                     "CPU (see the README's results on real photos)", cfg.preset)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    last_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, state.epoch + stop_after)
+    first_epoch = state.epoch + 1
+
+    def session_end(cfg: TrainConfig) -> int:
+        return cfg.epochs if stop_after is None else min(cfg.epochs, first_epoch - 1 + stop_after)
+
     clock = dataclasses.replace(clock, before_s=provenance.resumed_wall_s(checkpoint))
     record = provenance.open_record(run_dir, checkpoint, clock, provenance.run_data(cfg, loaders)) \
         if ranks.primary else None
@@ -211,12 +229,15 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
     try:
         if run_log is not None and checkpoint is None:
             _record_start(run_log, cfg, loaders, ranks)
-        with contextlib.closing(RunProgress(state.epoch * len(loaders.train), last_epoch * len(loaders.train),
+        with contextlib.closing(RunProgress(state.epoch * len(loaders.train), session_end(cfg) * len(loaders.train),
                                             progress)) as run_progress:  # its clock starts with the first batch
-            for epoch in range(state.epoch + 1, last_epoch + 1):
+            for epoch in itertools.count(first_epoch):
+                if epoch > session_end(cfg):
+                    break
                 with contextlib.ExitStack() as records:  # a stop waits from the epoch's records to the analysis
-                    result = _run_epoch(state, epoch, cfg, loaders, criterion, runtime, run_progress, run_log, records,
-                                        clock, record)
+                    result, cfg = _run_epoch(state, epoch, cfg, loaders, criterion, runtime, run_progress, run_log,
+                                             records, clock, record, schedule)
+                    run_progress.retarget(session_end(cfg) * len(loaders.train))
                     if epoch == cfg.epochs and run_log is not None:
                         final_report(cfg, state, loaders, result, record, run_log, epoch * len(loaders.train))
     finally:
@@ -228,10 +249,10 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
 
 
 def _choose_schedule(cfg: TrainConfig, steps_per_epoch: int, loaders: Loaders, runtime: Runtime,
-                     ranks: Dist, clock: provenance.Clock) -> TrainConfig:
+                     ranks: Dist, clock: provenance.Clock) -> tuple[TrainConfig, dict[str, Any]]:
     """``cfg`` with the epochs this new run trains (``fgvc.training.schedule``), written to ``config.json`` and
-    ``schedule.json``. With a time budget, a throwaway model of the same arch times a few training and evaluation
-    batches first (rank 0's pace decides for every rank)."""
+    ``schedule.json``, and that record. With a time budget, a throwaway model of the same arch times a few training
+    and evaluation batches first (rank 0's pace decides for every rank)."""
 
     def measure() -> Pace:
         model = runtime.prepare(build_model(cfg.arch, len(loaders.classes), pretrained=False,
@@ -255,13 +276,34 @@ def _choose_schedule(cfg: TrainConfig, steps_per_epoch: int, loaders: Loaders, r
                             final_passes(cfg), clock.seconds)
         return distributed.broadcast(pace, ranks)
 
-    def record_schedule() -> None:
+    cfg, record = choose_schedule(cfg, steps_per_epoch, measure)
+    _record_schedule(cfg, record, ranks)
+    return cfg, record
+
+
+def _record_schedule(cfg: TrainConfig, record: dict[str, Any], ranks: Dist) -> None:
+    """Write the run's length to ``config.json`` and how it was chosen to ``schedule.json`` (rank 0)."""
+
+    def write() -> None:
         write_config(cfg, ranks.world_size)
         write_schedule(cfg.run_dir, record)
 
-    cfg, record = choose_schedule(cfg, steps_per_epoch, measure)
-    distributed.on_primary(record_schedule, ranks)
-    return cfg
+    distributed.on_primary(write, ranks)
+
+
+def _refit_schedule(state: TrainState, cfg: TrainConfig, schedule: dict[str, Any], first_epoch_s: float,
+                    clock: provenance.Clock, ranks: Dist) -> tuple[TrainConfig, dict[str, Any]]:
+    """After a new run's first epoch, ``cfg`` with the epochs that fit its budget at that epoch's pace (rank 0's),
+    the scheduler following them, and the record of that choice (``schedule.refit_schedule``)."""
+    first_epoch_s, elapsed_s = distributed.broadcast((first_epoch_s, clock.seconds()), ranks)
+    refitted, schedule = refit_schedule(cfg, schedule, first_epoch_s, elapsed_s)
+    if refitted.epochs != cfg.epochs:
+        position = state.scheduler.state_dict()
+        state.scheduler = build_scheduler(state.optimizer, refitted, schedule["steps_per_epoch"])
+        state.scheduler.load_state_dict(position)
+        _apply_schedule(state)
+    _record_schedule(refitted, schedule, ranks)
+    return refitted, schedule
 
 
 def _record_start(run_log: RunLog, cfg: TrainConfig, loaders: Loaders, ranks: Dist) -> None:
@@ -276,12 +318,15 @@ def _record_start(run_log: RunLog, cfg: TrainConfig, loaders: Loaders, ranks: Di
 
 def _run_epoch(state: TrainState, epoch: int, cfg: TrainConfig, loaders: Loaders, criterion: nn.Module,
                runtime: Runtime, run_progress: RunProgress, run_log: RunLog | None, records: contextlib.ExitStack,
-               clock: provenance.Clock, record: dict[str, Any] | None) -> EvalResult:
+               clock: provenance.Clock, record: dict[str, Any] | None,
+               schedule: dict[str, Any] | None) -> tuple[EvalResult, TrainConfig]:
     """Train and evaluate epoch ``epoch``, then write its metrics, checkpoints, curves and the run's provenance
     ``record`` (``run_log`` and ``record``: rank 0 alone has them; ``clock`` times the run for ``wall_s``;
     ``run_progress`` shows the session's bar and projects its end in the log). From
     its records on, ``records`` holds the section ``uninterrupted`` until it closes, so a stop signal never leaves
-    ``epochs.csv``, ``last.pt`` and ``best.pt`` disagreeing or half written.
+    ``epochs.csv``, ``last.pt`` and ``best.pt`` disagreeing or half written. The first epoch of a new run with a
+    time budget (``schedule``: how it chose its length) fits the run's length again before its checkpoint: the
+    config returned trains those epochs.
 
     With an EMA both weights are evaluated; the EMA's result is returned and chooses ``best.pt``, as the
     EMA is what ``fgvc evaluate`` and ``fgvc predict`` use."""
@@ -324,6 +369,8 @@ def _run_epoch(state: TrainState, epoch: int, cfg: TrainConfig, loaders: Loaders
     is_best = cfg.eval_split == "val" and result.top1 > state.best_top1
     state.epoch, state.best_top1 = epoch, max(state.best_top1, result.top1)
     records.enter_context(uninterrupted())
+    if epoch == 1 and can_refit(cfg, schedule):
+        cfg, schedule = _refit_schedule(state, cfg, schedule, row["seconds"], clock, ranks)
     if run_log is not None:
         run_log.epoch(row, epoch * len(loaders.train))
         checkpoint = state.checkpoint(cfg, loaders.classes, hierarchy_names(loaders.hierarchy or {}), row,
@@ -341,4 +388,4 @@ def _run_epoch(state: TrainState, epoch: int, cfg: TrainConfig, loaders: Loaders
         log.info("epoch %d/%d: EMA weights: %s loss %.4f, top-1 %.2f%%, top-5 %.2f%%, mean class %.2f%%", epoch,
                  cfg.epochs, cfg.eval_split, result.loss, 100 * result.top1, 100 * result.top5,
                  100 * result.mean_class_acc)
-    return result
+    return result, cfg

@@ -178,6 +178,12 @@ class RunProgress:
         self.done = done
         return self.seconds_per_batch() * (self.last_step - step)
 
+    def retarget(self, last_step: int) -> None:
+        """End the session at ``last_step`` instead (a run that fitted its length again)."""
+        if last_step != self.last_step:
+            self.last_step, self.bar.total = last_step, last_step - self.first_step
+            self.bar.refresh()
+
     def step(self, row: dict[str, float]) -> float:
         """Move the bar to ``row``, show its epoch and loss, and return the seconds projected for the rest of
         this session."""
