@@ -46,7 +46,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # - epochs None, schedule_steps 400 in [5, 40] epochs (their defaults), time_budget 15: the length follows the
     #   data (studies/warbirds20-small.yaml, 25 photos per type, 3 seeds: the rule's 27 epochs beat the old fixed
     #   6 by +17.7 points val, +13.5 test, p < 0.001, in 14.7 minutes; on all 2,000 photos it gives 7 epochs, 14
-    #   minutes; 20 epochs beat 6 on 476 airliner photos), and the promise is 15 minutes on a laptop.
+    #   minutes; 20 epochs beat 6 on 476 airliner photos), and the promise is 15 minutes on a laptop. The first
+    #   epoch fits the length again (studies/results/warbirds20-cpu-shipped-avx2-refit: 5 epochs where the probe
+    #   projected 4 on 2 AVX2 cores, val +2.0, p = 0.18, in 15.2 minutes).
     # - lr 1e-3 (AdamW, one rate for the whole network): rows lr-3e-4 (-9.0), lr-3e-3 (-13.4), head-lr-x10 (-3.4).
     # - precision auto, channels_last: bf16 autocast where the CPU has bf16 arithmetic (AVX512-BF16, AMX: B0's step
     #   1.53x with channels_last, BENCHMARKS.md), fp32 elsewhere (on an AVX2-only CPU bf16 is emulated: Lite0's step
