@@ -56,9 +56,11 @@ def rank_output(logs: Path, rank: int, stream: str) -> str:
 @pytest.fixture(scope="module")
 def two_process_run(odd_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """2 epochs under torchrun with an EMA of the weights (each rank averages its own batch-norm statistics into
-    it: every rank must evaluate rank 0's): the run folder and the ranks' logs."""
+    it: every rank must evaluate rank 0's) and a time budget (rank 0's probe and first epoch decide the length for
+    every rank): the run folder and the ranks' logs."""
     base = tmp_path_factory.mktemp("ddp")
-    result = torchrun(base / "run", odd_root, "--epochs", "2", "--ema-decay", "0.5", logs=base / "logs")
+    result = torchrun(base / "run", odd_root, "--epochs", "2", "--ema-decay", "0.5", "--time-budget", "60",
+                      logs=base / "logs")
     assert result.returncode == 0, result.stdout + result.stderr + rank_output(base / "logs", 0, "stderr")
     return base / "run", base / "logs"
 
@@ -72,6 +74,8 @@ def test_one_run_folder_written_by_rank_0_alone(two_process_run: tuple[Path, Pat
         ".lock", "config.json", "curves.png", "epochs.csv", "eval-test", "last.pt", "provenance.json", "samples.png",
         "schedule.json", "steps.csv", "train.log"]
     assert [r["epoch"] for r in read_rows(run / "epochs.csv")] == [1, 2]
+    schedule = json.loads((run / "schedule.json").read_text())
+    assert schedule["epochs"] == 2 and schedule["pace"]["evaluations"] == 2 and schedule["refit"]["first_epoch_s"] > 0
     config = json.loads((run / "config.json").read_text())
     assert (config["processes"], config["global_batch"]) == (2, 8)
     assert "global batch 8 = 2 process(es) x batch 4" in (run / "train.log").read_text()

@@ -35,17 +35,18 @@ from fgvc.core.presets import PRESETS
 from fgvc.core.runtime import Runtime, cpu_computes_bf16
 from fgvc.data.hierarchy import hierarchy_names
 from fgvc.data.loaders import Loaders, build_loaders
-from fgvc.data.transforms import batch_augmentation, normalize
+from fgvc.data.transforms import batch_augmentation
 from fgvc.evaluation.plots import curves_figure, samples_figure
 from fgvc.models.backbones import build_model, model_spec
 from fgvc.models.checkpoint import TrainState, load_checkpoint, save_checkpoint, unwrap
 from fgvc.runs import provenance
 from fgvc.runs.csvlog import EMA_PREFIX
-from fgvc.runs.folders import hold_for_resume, release_run_dir, run_record, start_run, write_config
+from fgvc.runs.folders import hold_for_resume, release_run_dir, run_record, start_run
 from fgvc.runs.logs import setup_logging
 from fgvc.runs.runlog import RunLog
 from fgvc.runs.status import record_stop
 from fgvc.training import memory
+from fgvc.training.budget import refit_new_run, schedule_new_run
 from fgvc.training.ema import ema_model
 from fgvc.training.loop import (
     EvalResult,
@@ -57,17 +58,10 @@ from fgvc.training.loop import (
     seed_everything,
     train_one_epoch,
 )
-from fgvc.training.optim import build_optimizer, build_scheduler
+from fgvc.training.optim import build_optimizer, build_scheduler, follow_schedule
 from fgvc.training.preemption import preemption_signals, uninterrupted
-from fgvc.training.report import final_passes, final_report
-from fgvc.training.schedule import (
-    Pace,
-    can_refit,
-    choose_schedule,
-    measure_pace,
-    refit_schedule,
-    write_schedule,
-)
+from fgvc.training.report import final_report
+from fgvc.training.schedule import can_refit
 
 log = logging.getLogger("fgvc")
 RANK_SEED_STRIDE = 100_003  # rank r seeds dropout from seed + r * stride (rank 0: the plain seed)
@@ -165,17 +159,10 @@ def _restore(state: TrainState, checkpoint: dict[str, Any], source: str | Path, 
              run_dir: Path) -> None:
     """Continue from ``checkpoint``: weights, optimizer and schedule position (``RunLog`` cuts the CSVs back)."""
     state.restore(checkpoint, source)
-    _apply_schedule(state)  # the schedule follows cfg.epochs, which a resume may have lengthened
+    follow_schedule(state.optimizer, state.scheduler)  # cfg.epochs, which a resume may have lengthened
     saved_epochs = checkpoint["config"]["epochs"]
     log.info("resuming %s after epoch %d of %d%s", run_dir, state.epoch, cfg.epochs,
              f" (was {saved_epochs}: schedule recomputed)" if cfg.epochs != saved_epochs else "")
-
-
-def _apply_schedule(state: TrainState) -> None:
-    """Set each group's learning rate to its schedule's at the position the scheduler holds."""
-    scheduler = state.scheduler
-    for group, base, factor in zip(state.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
-        group["lr"] = base * factor(scheduler.last_epoch)
 
 
 def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | None, source: str | Path | None,
@@ -196,7 +183,7 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
     steps_per_epoch = math.ceil(len(loaders.train) / cfg.accum_steps)
     schedule = None  # how a new run chose its length; a resumed one keeps the epochs it chose
     if checkpoint is None:
-        cfg, schedule = _choose_schedule(cfg, steps_per_epoch, loaders, runtime, ranks, clock)
+        cfg, schedule = schedule_new_run(cfg, steps_per_epoch, loaders, runtime, ranks, clock)
     state = build_state(cfg, len(loaders.classes), steps_per_epoch, runtime, pretrained=checkpoint is None)
     if checkpoint is not None:
         _restore(state, checkpoint, source, cfg, run_dir)
@@ -246,64 +233,6 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
         if record is not None:
             provenance.write_record(run_dir, provenance.update_record(record, clock, ended=True))
     return run_dir
-
-
-def _choose_schedule(cfg: TrainConfig, steps_per_epoch: int, loaders: Loaders, runtime: Runtime,
-                     ranks: Dist, clock: provenance.Clock) -> tuple[TrainConfig, dict[str, Any]]:
-    """``cfg`` with the epochs this new run trains (``fgvc.training.schedule``), written to ``config.json`` and
-    ``schedule.json``, and that record. With a time budget, a throwaway model of the same arch times a few training
-    and evaluation batches first (rank 0's pace decides for every rank)."""
-
-    def measure() -> Pace:
-        model = runtime.prepare(build_model(cfg.arch, len(loaders.classes), pretrained=False,
-                                            bn_momentum=cfg.bn_momentum, frozen_stages=cfg.frozen_stages))
-        optimizer, criterion, norm = build_optimizer(model, cfg), nn.CrossEntropyLoss(), model_spec(cfg.arch).norm
-
-        def train_step(batch: tuple[torch.Tensor, torch.Tensor]) -> None:
-            model.train()
-            with runtime.autocast():
-                loss = criterion(model(normalize(runtime.inputs(batch[0]), norm)), batch[1].to(runtime.device))
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-
-        def eval_step(batch: tuple[torch.Tensor, torch.Tensor]) -> None:
-            model.eval()
-            with torch.no_grad(), runtime.autocast():
-                model(runtime.inputs(batch[0]))
-
-        pace = measure_pace(loaders.train, loaders.eval, train_step, eval_step, 2 if cfg.ema_decay > 0 else 1,
-                            final_passes(cfg), clock.seconds)
-        return distributed.broadcast(pace, ranks)
-
-    cfg, record = choose_schedule(cfg, steps_per_epoch, measure)
-    _record_schedule(cfg, record, ranks)
-    return cfg, record
-
-
-def _record_schedule(cfg: TrainConfig, record: dict[str, Any], ranks: Dist) -> None:
-    """Write the run's length to ``config.json`` and how it was chosen to ``schedule.json`` (rank 0)."""
-
-    def write() -> None:
-        write_config(cfg, ranks.world_size)
-        write_schedule(cfg.run_dir, record)
-
-    distributed.on_primary(write, ranks)
-
-
-def _refit_schedule(state: TrainState, cfg: TrainConfig, schedule: dict[str, Any], first_epoch_s: float,
-                    clock: provenance.Clock, ranks: Dist) -> tuple[TrainConfig, dict[str, Any]]:
-    """After a new run's first epoch, ``cfg`` with the epochs that fit its budget at that epoch's pace (rank 0's),
-    the scheduler following them, and the record of that choice (``schedule.refit_schedule``)."""
-    first_epoch_s, elapsed_s = distributed.broadcast((first_epoch_s, clock.seconds()), ranks)
-    refitted, schedule = refit_schedule(cfg, schedule, first_epoch_s, elapsed_s)
-    if refitted.epochs != cfg.epochs:
-        position = state.scheduler.state_dict()
-        state.scheduler = build_scheduler(state.optimizer, refitted, schedule["steps_per_epoch"])
-        state.scheduler.load_state_dict(position)
-        _apply_schedule(state)
-    _record_schedule(refitted, schedule, ranks)
-    return refitted, schedule
 
 
 def _record_start(run_log: RunLog, cfg: TrainConfig, loaders: Loaders, ranks: Dist) -> None:
@@ -370,7 +299,7 @@ def _run_epoch(state: TrainState, epoch: int, cfg: TrainConfig, loaders: Loaders
     state.epoch, state.best_top1 = epoch, max(state.best_top1, result.top1)
     records.enter_context(uninterrupted())
     if epoch == 1 and can_refit(cfg, schedule):
-        cfg, schedule = _refit_schedule(state, cfg, schedule, row["seconds"], clock, ranks)
+        cfg, schedule = refit_new_run(state, cfg, schedule, row["seconds"], clock, ranks)
     if run_log is not None:
         run_log.epoch(row, epoch * len(loaders.train))
         checkpoint = state.checkpoint(cfg, loaders.classes, hierarchy_names(loaders.hierarchy or {}), row,

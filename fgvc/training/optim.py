@@ -79,3 +79,10 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
 
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, [head if group.get("head") else backbone for group in optimizer.param_groups])
+
+
+def follow_schedule(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LambdaLR) -> None:
+    """Set each group's learning rate to its schedule's at the position ``scheduler`` holds (after a resume or a
+    new length)."""
+    for group, base, factor in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+        group["lr"] = base * factor(scheduler.last_epoch)
