@@ -61,8 +61,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     #   studies/warbirds20-whole.yaml, 78.2 against 78.8 at the rule's 7 epochs, -0.6 (-3.8 to +2.6, p = 0.81), for a
     #   step 0.69x as long (fgvc bench recipe, 2 AVX2 cores), so a slow CPU fits more of the rule's epochs in the
     #   budget. Row 192px trades the other way and loses: -3.4 (-6.6 to -0.2, p = 0.057) evaluated at 256 px.
-    # - weight_decay 0.05, warmup_epochs 1, label smoothing 0.1, BN momentum: not measured (rows no-label-smoothing,
-    #   bn-momentum-0.1 have not run).
+    # - label smoothing 0.1 and the random affine (10 degrees), their defaults: rows no-label-smoothing (+2.0 val,
+    #   -0.6 to +4.8, p = 0.19) and no-affine (+2.6, -0.4 to +5.6, p = 0.12) of studies/warbirds20-whole-frozen.yaml,
+    #   one seed each at the rule's 7 epochs: close, so kept until more seeds decide
+    #   (studies/warbirds20-whole-label-smoothing.yaml).
+    # - weight_decay 0.05, warmup_epochs 1, BN momentum: not measured (row bn-momentum-0.1 has not run).
     # Add --dataset imagefolder --data-root ROOT --train-split train --eval-split val for your photos (fgvc split ROOT).
     "cpu": {
         "arch": "efficientnet-lite0",
