@@ -60,9 +60,13 @@ class Pace:
         """Projected seconds of one epoch: its training batches, then its evaluations."""
         return self.train_batch_s * self.train_batches + self.evaluations * self.eval_batch_s * self.eval_batches
 
+    def final_s(self) -> float:
+        """Projected seconds of the evaluation passes after the last epoch."""
+        return self.final_passes * self.eval_batch_s * self.eval_batches
+
     def outside_s(self) -> float:
         """Seconds of the run outside its epochs: before the first, and the passes after the last."""
-        return self.before_s + self.final_passes * self.eval_batch_s * self.eval_batches
+        return self.before_s + self.final_s()
 
     def run_s(self, epochs: int) -> float:
         """Projected seconds of a whole run of ``epochs``, from its start to its end."""
@@ -136,7 +140,7 @@ def refit_schedule(cfg: TrainConfig, record: dict[str, Any], first_epoch_s: floa
     never more than the rule's epochs nor fewer than one. A whole epoch measures better than the probe's few batches
     (on warbirds20 with 2 AVX2 cores, those were 15 % pessimistic on 2,000 photos and 10 % optimistic on 500)."""
     pace, before = Pace(**record["pace"]), record["epochs"]
-    left_s = 60 * cfg.time_budget - elapsed_s - (pace.outside_s() - pace.before_s)
+    left_s = 60 * cfg.time_budget - elapsed_s - pace.final_s()
     epochs = max(1, min(record["rule_epochs"], 1 + math.floor(left_s / first_epoch_s)))
     record = {**record, "epochs": epochs, "shortened": epochs < record["rule_epochs"],
               "refit": {"first_epoch_s": first_epoch_s, "elapsed_s": elapsed_s, "epochs_before": before}}
