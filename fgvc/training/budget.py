@@ -61,11 +61,13 @@ def schedule_new_run(cfg: TrainConfig, steps_per_epoch: int, loaders: Loaders, r
     return cfg, record
 
 
-def _record_schedule(cfg: TrainConfig, record: dict[str, Any], ranks: Dist) -> None:
-    """Write the run's length to ``config.json`` and how it was chosen to ``schedule.json`` (rank 0)."""
+def _record_schedule(cfg: TrainConfig, record: dict[str, Any], ranks: Dist, length_changed: bool = True) -> None:
+    """Write how the run's length was chosen to ``schedule.json`` and, when it changed, the length to
+    ``config.json`` (rank 0)."""
 
     def write() -> None:
-        write_config(cfg, ranks.world_size)
+        if length_changed:
+            write_config(cfg, ranks.world_size)
         write_schedule(cfg.run_dir, record)
 
     distributed.on_primary(write, ranks)
@@ -77,10 +79,11 @@ def refit_new_run(state: TrainState, cfg: TrainConfig, schedule: dict[str, Any],
     the scheduler following them, and the record of that choice (``schedule.refit_schedule``)."""
     first_epoch_s, elapsed_s = distributed.broadcast((first_epoch_s, clock.seconds()), ranks)
     refitted, schedule = refit_schedule(cfg, schedule, first_epoch_s, elapsed_s)
-    if refitted.epochs != cfg.epochs:
+    length_changed = refitted.epochs != cfg.epochs
+    if length_changed:
         position = state.scheduler.state_dict()
         state.scheduler = build_scheduler(state.optimizer, refitted, schedule["steps_per_epoch"])
         state.scheduler.load_state_dict(position)
         follow_schedule(state.optimizer, state.scheduler)
-    _record_schedule(refitted, schedule, ranks)
+    _record_schedule(refitted, schedule, ranks, length_changed)
     return refitted, schedule
