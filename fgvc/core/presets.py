@@ -67,7 +67,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     #   (studies/warbirds20-whole-seeds.yaml) rows no-label-smoothing +1.0 (-0.5 to +2.5, p = 0.23) and no-affine
     #   +0.1 (-1.6 to +1.9, p = 0.94): no evidence against either, so both stay. Without label smoothing the raw
     #   probabilities are better calibrated (ECE 5-6 % against 19-21 %), but after the temperature each run fits both
-    #   reach 4-6 %.
+    #   reach 3.5-6.2 % (docs/real-photos.md).
     # - weight_decay 0.05, warmup_epochs 1, BN momentum: not measured (row bn-momentum-0.1 has not run).
     # Add --dataset imagefolder --data-root ROOT --train-split train --eval-split val for your photos (fgvc split ROOT).
     "cpu": {
