@@ -39,7 +39,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # - arch, pretrained: Lite0 from the ImageNet weights its pip package installs (no squeeze-and-excitation,
     #   ReLU6: cheap on CPUs; no download). Within the 15-minute budget on 2 AVX2 cores Lite1 trains 3 epochs to
     #   Lite0's 5 and loses: 70.2 against 76.8 % val, -6.6 (-10.4 to -2.6, p = 0.002; studies/results/
-    #   warbirds20-cpu-shipped-avx2-lite1). Lite2 has not run.
+    #   warbirds20-cpu-shipped-avx2-lite1); Lite2 trains 3 and loses more: 67.6 %, -9.2 (-13.0 to -5.6, p < 0.001;
+    #   studies/results/warbirds20-cpu-shipped-avx2-lite2).
     # - img_size 224: row 224px, +6.8 points over 160 px at equal epochs (p < 0.001); 192 px matched it.
     # - eval_img_size 256: row 224px-eval-256px, +3.0 over evaluating at 224 (FixRes); over 3 seeds at 25 photos per
     #   type (studies/warbirds20-small-eval.yaml) row eval-224px -2.2 (-3.8 to -0.7, p = 0.008), row eval-288px -0.4.
