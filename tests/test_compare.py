@@ -113,8 +113,8 @@ def test_paired_interval_holds_the_estimate_and_is_narrower_than_unpaired() -> N
     for key in ("top1", "mean_class_acc"):
         low, high = paired[f"{key}_diff_ci"]
         assert low < paired[f"{key}_diff"] < high, key
-    low_a, high_a = statistics.bootstrap_ci(lambda idx: (preds_a[idx] == targets[idx]).mean(), 400)
-    low_b, high_b = statistics.bootstrap_ci(lambda idx: (preds_b[idx] == targets[idx]).mean(), 400, seed=1)
+    low_a, high_a = statistics.bootstrap_ci(lambda idx: (preds_a[idx] == targets[idx]).mean(1), 400)
+    low_b, high_b = statistics.bootstrap_ci(lambda idx: (preds_b[idx] == targets[idx]).mean(1), 400, seed=1)
     low, high = paired["top1_diff_ci"]
     assert high - low < 0.5 * np.hypot(high_a - low_a, high_b - low_b)
     assert paired["a_only"] + paired["b_only"] == 16

@@ -136,8 +136,8 @@ def _hits(n: int, rate: float) -> np.ndarray:
 
 def test_bootstrap_ci_contains_estimate_and_narrows_with_n() -> None:
     small, large = _hits(50, 0.8), _hits(5000, 0.8)  # the same hit rate, 0.8
-    lo_s, hi_s = statistics.bootstrap_ci(lambda idx: small[idx].mean(), 50)
-    lo_l, hi_l = statistics.bootstrap_ci(lambda idx: large[idx].mean(), 5000)
+    lo_s, hi_s = statistics.bootstrap_ci(lambda idx: small[idx].mean(1), 50)
+    lo_l, hi_l = statistics.bootstrap_ci(lambda idx: large[idx].mean(1), 5000)
     assert lo_s <= 0.8 <= hi_s
     assert lo_l <= 0.8 <= hi_l
     # Standard error sqrt(0.8 * 0.2 / n): 0.057 at n=50, 0.0057 at n=5000, so a 95 % interval
@@ -147,21 +147,37 @@ def test_bootstrap_ci_contains_estimate_and_narrows_with_n() -> None:
     assert type(lo_s) is float and type(hi_s) is float
 
 
-def test_bootstrap_ci_passes_resampled_indices_and_is_seeded() -> None:
+def test_bootstrap_ci_passes_blocks_of_resampled_indices_and_is_seeded(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[np.ndarray] = []
 
-    def record(idx: np.ndarray) -> float:
+    def record(idx: np.ndarray) -> np.ndarray:
         seen.append(idx)
-        return 1.0
+        return np.ones(idx.shape[0])
 
+    monkeypatch.setattr(statistics, "RESAMPLED_INDICES", 7 * 8)  # blocks of 8 resamples of 7
     # A constant statistic has a zero-width interval.
     assert statistics.bootstrap_ci(record, 7, num_samples=20) == (1.0, 1.0)
-    assert len(seen) == 20
-    assert all(idx.shape == (7,) and idx.min() >= 0 and idx.max() < 7 for idx in seen)
+    assert [idx.shape for idx in seen] == [(8, 7), (8, 7), (4, 7)]
+    drawn = np.concatenate(seen)
+    assert drawn.min() >= 0 and drawn.max() < 7 and len({row.tobytes() for row in drawn}) > 10  # rows differ
     values = np.arange(30.0)
-    first = statistics.bootstrap_ci(lambda idx: values[idx].mean(), 30, seed=3)
-    assert first == statistics.bootstrap_ci(lambda idx: values[idx].mean(), 30, seed=3)
-    assert first != statistics.bootstrap_ci(lambda idx: values[idx].mean(), 30, seed=4)
+    first = statistics.bootstrap_ci(lambda idx: values[idx].mean(1), 30, seed=3)
+    assert first == statistics.bootstrap_ci(lambda idx: values[idx].mean(1), 30, seed=3)
+    assert first != statistics.bootstrap_ci(lambda idx: values[idx].mean(1), 30, seed=4)
+    with pytest.raises(ValueError, match="statistic gave 3 values for 20 resamples; expected one per row"):
+        statistics.bootstrap_ci(lambda idx: np.ones(1), 7, num_samples=20)  # one value for each block of 8
+
+
+def test_resampled_metrics_equal_the_metric_of_each_resample() -> None:
+    rng = np.random.default_rng(0)
+    targets, preds = rng.integers(0, 5, 40), rng.integers(0, 5, 40)
+    confidence, right = rng.uniform(0.2, 1.0, 40), preds == targets
+    resamples = rng.integers(0, 40, size=(6, 40))
+    resamples[0, :] = 3  # one class only: the mean is over the classes present
+    expected_mca = [metrics.mean_class_accuracy(metrics.confusion_matrix(preds[i], targets[i], 5)) for i in resamples]
+    expected_ece = [metrics.expected_calibration_error(confidence[i], right[i]) for i in resamples]
+    assert metrics.resampled_mean_class_accuracies(right, targets, 5, resamples) == pytest.approx(expected_mca)
+    assert metrics.resampled_calibration_errors(confidence, right, resamples) == pytest.approx(expected_ece)
 
 
 # --- most confused pairs -------------------------------------------------------------------
@@ -378,8 +394,9 @@ def test_reliability_figure_shows_the_bins_and_the_ece(tmp_path) -> None:
         (lambda: metrics.confusion_matrix(np.array([0]), np.array([0]), 0), "num_classes must be >= 1, got 0"),
         (lambda: metrics.per_class_accuracy(np.zeros((2, 3))), r"square \(C, C\) matrix, got shape \(2, 3\)"),
         (lambda: metrics.mean_class_accuracy(np.zeros((2, 2))), "confusion has no samples"),
-        (lambda: statistics.bootstrap_ci(lambda idx: 0.0, 0), "n must be >= 1, got 0"),
-        (lambda: statistics.bootstrap_ci(lambda idx: 0.0, 5, confidence=95), r"confidence must be in \(0, 1\), got 95"),
+        (lambda: statistics.bootstrap_ci(lambda idx: idx.mean(1), 0), "n must be >= 1, got 0"),
+        (lambda: statistics.bootstrap_ci(lambda idx: idx.mean(1), 5, confidence=95),
+         r"confidence must be in \(0, 1\), got 95"),
         (lambda: metrics.most_confused_pairs(CONFUSION, ["A"]), "class_names has 1 names; expected 4"),
         (lambda: HIERARCHY.parents(np.array([4]), "family"), r"labels must lie in \[0, 3\]"),
         (lambda: summarize(np.eye(4), np.arange(4), NAMES[:3]), "class_names has 3 names; expected 4"),

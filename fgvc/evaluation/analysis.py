@@ -67,17 +67,15 @@ def summarize(
     confidence, brier = scores.max(1), metrics.brier_scores(scores, targets)
     confusion = metrics.confusion_matrix(preds, targets, num_classes)
 
-    def resampled_mca(idx: np.ndarray) -> float:
-        return metrics.mean_class_accuracy(metrics.confusion_matrix(preds[idx], targets[idx], num_classes))
-
     report: dict = {"num_samples": int(num_samples)}
-    for name, value, statistic in (
-        ("top1", hits1.mean(), lambda idx: hits1[idx].mean()),
-        ("top5", hits5.mean(), lambda idx: hits5[idx].mean()),
-        ("mean_class_acc", metrics.mean_class_accuracy(confusion), resampled_mca),
+    for name, value, statistic in (  # each statistic scores a (resamples, images) array of indices
+        ("top1", hits1.mean(), lambda idx: hits1[idx].mean(1)),
+        ("top5", hits5.mean(), lambda idx: hits5[idx].mean(1)),
+        ("mean_class_acc", metrics.mean_class_accuracy(confusion),
+         lambda idx: metrics.resampled_mean_class_accuracies(hits1, targets, num_classes, idx)),
         ("ece", metrics.expected_calibration_error(confidence, hits1),
-         lambda idx: metrics.expected_calibration_error(confidence[idx], hits1[idx])),
-        ("brier", brier.mean(), lambda idx: brier[idx].mean()),
+         lambda idx: metrics.resampled_calibration_errors(confidence, hits1, idx)),
+        ("brier", brier.mean(), lambda idx: brier[idx].mean(1)),
     ):
         report[name] = float(value)
         report[f"{name}_ci"] = list(statistics.bootstrap_ci(statistic, num_samples, num_bootstrap, 0.95, seed))

@@ -34,6 +34,8 @@ __all__ = [
     "most_confused_pairs",
     "per_class_accuracy",
     "reliability_bins",
+    "resampled_calibration_errors",
+    "resampled_mean_class_accuracies",
     "topk_hits",
 ]
 
@@ -112,6 +114,19 @@ def mean_class_accuracy(confusion: np.ndarray) -> float:
     return float(accuracy[present].mean())
 
 
+def resampled_mean_class_accuracies(correct: np.ndarray, targets: np.ndarray, num_classes: int,
+                                    resamples: np.ndarray) -> np.ndarray:
+    """``mean_class_accuracy`` of each resample, float64 (K,): ``correct`` (N,) says which images are right,
+    ``targets`` (N,) their classes, and each row of ``resamples`` (K, M) indexes the images of one resample."""
+    rows = np.arange(resamples.shape[0])[:, None] * num_classes
+    cells = (rows + targets[resamples]).ravel()
+    size = resamples.shape[0] * num_classes
+    support = np.bincount(cells, minlength=size).reshape(-1, num_classes)
+    right = np.bincount(cells, weights=correct[resamples].ravel().astype(np.float64), minlength=size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nanmean(np.where(support > 0, right.reshape(-1, num_classes) / support, np.nan), axis=1)
+
+
 def _probabilities(scores: np.ndarray) -> np.ndarray:
     """``scores`` checked to be probabilities: each entry in [0, 1], each row summing to 1."""
     low, high = float(scores.min()), float(scores.max())
@@ -157,9 +172,17 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray,
     weighted by the share of images in it. 0 is perfectly calibrated; an overconfident model has a large ECE.
     """
     confidence, correct = checked_confidences(confidence, correct)
-    bins = _confidence_bins(confidence, num_bins)
-    gap_sums = np.bincount(bins, weights=correct - confidence, minlength=num_bins)
-    return float(np.abs(gap_sums).sum() / confidence.size)
+    return float(resampled_calibration_errors(confidence, correct, np.arange(confidence.size)[None], num_bins)[0])
+
+
+def resampled_calibration_errors(confidence: np.ndarray, correct: np.ndarray, resamples: np.ndarray,
+                                 num_bins: int = CALIBRATION_BINS) -> np.ndarray:
+    """``expected_calibration_error`` of each resample, float64 (K,): each row of ``resamples`` (K, M) indexes
+    the images of one resample (``confidence`` and ``correct`` as checked by ``checked_confidences``)."""
+    bins = _confidence_bins(confidence, num_bins)[resamples] + np.arange(resamples.shape[0])[:, None] * num_bins
+    gaps = (correct - confidence)[resamples]
+    gap_sums = np.bincount(bins.ravel(), weights=gaps.ravel(), minlength=resamples.shape[0] * num_bins)
+    return np.abs(gap_sums.reshape(-1, num_bins)).sum(1) / resamples.shape[1]
 
 
 def reliability_bins(confidence: np.ndarray, correct: np.ndarray, num_bins: int = CALIBRATION_BINS) -> list[dict]:

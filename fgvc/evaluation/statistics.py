@@ -1,7 +1,7 @@
 """How sure the test images make a number: bootstrap intervals, McNemar's exact test, and two classifiers (or two
 recipes over seeds) compared on the same images; plain numpy functions, no torch.
 
-    low, high = bootstrap_ci(lambda idx: hits[idx].mean(), len(hits))
+    low, high = bootstrap_ci(lambda idx: hits[idx].mean(1), len(hits))    # idx: (resamples, images)
     paired = paired_comparison(preds_a, preds_b, targets, class_names)     # is B better than A?
     seeds = paired_over_seeds(right_a, right_b)                            # (seeds, images) each
 
@@ -19,13 +19,16 @@ from fgvc.evaluation.metrics import (
     checked_confidences,
     confusion_matrix,
     expected_calibration_error,
-    mean_class_accuracy,
     per_class_accuracy,
+    resampled_calibration_errors,
+    resampled_mean_class_accuracies,
 )
+
+RESAMPLED_INDICES = 1 << 22  # indices per block of resamples in ``bootstrap_ci``: 32 MiB of int64
 
 
 def bootstrap_ci(
-    statistic: Callable[[np.ndarray], float],
+    statistic: Callable[[np.ndarray], np.ndarray],
     n: int,
     num_samples: int = 1000,
     confidence: float = 0.95,
@@ -33,8 +36,9 @@ def bootstrap_ci(
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of ``statistic`` over ``n`` samples.
 
-    ``statistic`` receives an index array drawn with replacement from ``range(n)`` and
-    returns the metric computed on that resample.
+    ``statistic`` receives a (K, n) index array, each row a resample drawn with replacement from ``range(n)``,
+    and returns the metric computed on each row, (K,): the resamples come in blocks of at most
+    ``RESAMPLED_INDICES`` indices, so that numpy scores many at once in bounded memory.
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
@@ -43,7 +47,12 @@ def bootstrap_ci(
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     rng = np.random.default_rng(seed)
-    values = np.array([statistic(rng.integers(0, n, size=n)) for _ in range(num_samples)], dtype=np.float64)
+    block = max(1, RESAMPLED_INDICES // n)
+    values = np.concatenate([
+        np.asarray(statistic(rng.integers(0, n, size=(min(block, num_samples - start), n))), dtype=np.float64)
+        for start in range(0, num_samples, block)])
+    if values.shape != (num_samples,):
+        raise ValueError(f"statistic gave {values.size} values for {num_samples} resamples; expected one per row")
     tail = 100.0 * (1.0 - confidence) / 2.0
     low, high = np.percentile(values, [tail, 100.0 - tail])
     return float(low), float(high)
@@ -92,20 +101,17 @@ def paired_comparison(
                          f"{targets.shape[0]} entries; expected equal")
     right_a, right_b = preds_a == targets, preds_b == targets
 
-    def mca(preds: np.ndarray, idx: np.ndarray) -> float:
-        return mean_class_accuracy(confusion_matrix(preds[idx], targets[idx], num_classes))
-
-    everything = np.arange(targets.shape[0])
+    everything = np.arange(targets.shape[0])[None]
     report: dict = {"num_samples": int(targets.shape[0])}
     for name, statistic in (
-        ("top1", lambda preds, idx: float((preds[idx] == targets[idx]).mean())),
-        ("mean_class_acc", mca),
+        ("top1", lambda right, idx: right[idx].mean(1)),
+        ("mean_class_acc", lambda right, idx: resampled_mean_class_accuracies(right, targets, num_classes, idx)),
     ):
-        report[f"{name}_a"] = statistic(preds_a, everything)
-        report[f"{name}_b"] = statistic(preds_b, everything)
+        report[f"{name}_a"] = float(statistic(right_a, everything)[0])
+        report[f"{name}_b"] = float(statistic(right_b, everything)[0])
         report[f"{name}_diff"] = report[f"{name}_b"] - report[f"{name}_a"]
         report[f"{name}_diff_ci"] = list(bootstrap_ci(
-            lambda idx, statistic=statistic: statistic(preds_b, idx) - statistic(preds_a, idx),
+            lambda idx, statistic=statistic: statistic(right_b, idx) - statistic(right_a, idx),
             targets.shape[0], num_bootstrap, 0.95, seed))
     report["a_only"] = int((right_a & ~right_b).sum())
     report["b_only"] = int((right_b & ~right_a).sum())
@@ -139,9 +145,9 @@ def paired_ece(confidence_a: np.ndarray, right_a: np.ndarray, confidence_b: np.n
     if confidence_a.shape != confidence_b.shape:
         raise ValueError(f"A has {confidence_a.size} samples and B {confidence_b.size}; expected the same samples")
 
-    def diff(idx: np.ndarray) -> float:
-        return (expected_calibration_error(confidence_b[idx], right_b[idx])
-                - expected_calibration_error(confidence_a[idx], right_a[idx]))
+    def diff(idx: np.ndarray) -> np.ndarray:
+        return (resampled_calibration_errors(confidence_b, right_b, idx)
+                - resampled_calibration_errors(confidence_a, right_a, idx))
 
     ece_a, ece_b = expected_calibration_error(confidence_a, right_a), expected_calibration_error(confidence_b, right_b)
     return {"ece_a": ece_a, "ece_b": ece_b, "ece_diff": ece_b - ece_a,
@@ -171,7 +177,7 @@ def paired_over_seeds(right_a: np.ndarray, right_b: np.ndarray, num_bootstrap: i
     diffs = right_b.mean(1) - right_a.mean(1)
     per_image = right_b.sum(0, dtype=np.int64) - right_a.sum(0, dtype=np.int64)  # (N,) integers: exact sums
     seeds, images = right_a.shape
-    low, high = bootstrap_ci(lambda idx: float(per_image[idx].mean()) / seeds, images, num_bootstrap, 0.95, seed)
+    low, high = bootstrap_ci(lambda idx: per_image[idx].mean(1) / seeds, images, num_bootstrap, 0.95, seed)
     moved = per_image[per_image != 0]
     observed, rng, as_extreme = abs(int(moved.sum())), np.random.default_rng(seed), 0
     for start in range(0, num_flips, 1000):  # 1000 sign vectors at a time: memory stays small for any N
