@@ -210,18 +210,31 @@ def denormalize(image: torch.Tensor, norm: Normalization) -> np.ndarray:
 
 def samples_figure(dataset: Dataset, classes: list[str], norm: Normalization, count: int = 12,
                    seed: int = 0) -> Figure:
-    """A grid of ``count`` random training samples as the augmentations leave them, titled with their class."""
+    """A grid of ``count`` random training samples as the augmentations leave them, titled with their class.
+
+    The grid is one image of tiles on one bare axes, 2.2 inches a column: an axes per sample would be made and
+    laid out at every save, which costs several times the drawing."""
     generator = torch.Generator().manual_seed(seed)
     indices = torch.randperm(len(dataset), generator=generator)[:count].tolist()
-    columns = min(6, count)
-    rows = -(-count // columns)
-    fig = Figure(figsize=(2.2 * columns, 2.4 * rows), layout="constrained")
-    for ax, index in zip(fig.subplots(rows, columns, squeeze=False).flat, indices):
-        image, label = dataset[index]
-        ax.imshow(denormalize(image, norm))
-        ax.set_title(classes[label], fontsize=9)
-    _image_panels(fig.axes)
-    fig.suptitle("Augmented training samples (random crop, flip, affine)")
+    samples = [dataset[index] for index in indices]
+    images = [denormalize(image, norm) for image, _ in samples]
+    columns = min(6, len(images))
+    rows = -(-len(images) // columns)
+    height, width = max(image.shape[0] for image in images), max(image.shape[1] for image in images)
+    gap = max(1, width // 10)
+    inches_per_pixel = 2.2 / (width + gap)
+    title = round(0.3 / inches_per_pixel)  # room above each tile for its class name
+    grid = np.ones((rows * (height + title), columns * (width + gap), 3))
+    fig_height = grid.shape[0] * inches_per_pixel + 0.45  # and for the figure's title
+    fig = Figure(figsize=(columns * 2.2, fig_height))
+    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0 - 0.45 / fig_height))
+    for position, (image, (_, label)) in enumerate(zip(images, samples)):
+        top, left = (position // columns) * (height + title) + title, (position % columns) * (width + gap) + gap // 2
+        grid[top:top + image.shape[0], left:left + image.shape[1]] = image
+        ax.text(left + width / 2, top - title * 0.15, classes[label], fontsize=9, ha="center", va="bottom")
+    ax.imshow(grid, aspect="auto", interpolation="antialiased")
+    _image_panels([ax])
+    fig.suptitle("Augmented training samples (random crop, flip, affine)", y=1.0 - 0.1 / fig_height, va="top")
     return fig
 
 
