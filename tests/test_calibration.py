@@ -70,6 +70,11 @@ def test_a_temperature_never_changes_the_top1_class(views: int) -> None:
         assert np.abs(calibrated(log_probs, 2.0) - expected).max() <= PROBABILITY_TOLERANCE
 
 
+# held_out_run must learn, which puts every test of it in the slow tier (the Makefile's rule); the fast tier keeps the
+# tests above and the one of val_run at the end
+ON_THE_LEARNT_RUN = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def held_out_run(make_dataset: object, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two epochs of Lite0 at 64 px trained on the ``train`` split alone (10 photos per class), so that ``val`` is
@@ -102,8 +107,10 @@ def expected_probabilities(checkpoint: Path, images: list, temperature: float) -
     return (logits / temperature).softmax(dim=1).numpy()
 
 
+@ON_THE_LEARNT_RUN
 def test_calibrate_stores_the_temperature_and_keeps_everything_else(held_out_run: Path, calibrated_run: Path) -> None:
     before, after = load_checkpoint(held_out_run / "last.pt"), load_checkpoint(calibrated_run / "last.pt")
+    assert CALIBRATION_KEY not in before  # trained with calibrate=False
     assert set(after) == set(before) | {CALIBRATION_KEY}
     assert all(torch.equal(after["model"][key], value) for key, value in before["model"].items())
     [(setting, record)] = after[CALIBRATION_KEY].items()
@@ -113,6 +120,7 @@ def test_calibrate_stores_the_temperature_and_keeps_everything_else(held_out_run
     assert stored[setting]["temperature"] == record["temperature"]
 
 
+@ON_THE_LEARNT_RUN
 def test_every_inference_path_divides_by_the_stored_temperature(calibrated_run: Path, tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     checkpoint = calibrated_run / "last.pt"
@@ -158,6 +166,7 @@ def test_an_onnx_file_exported_afterwards_divides_by_the_stored_temperature(cali
         PROBABILITY_TOLERANCE)
 
 
+@ON_THE_LEARNT_RUN
 def test_a_checkpoint_without_a_temperature_predicts_as_before(held_out_run: Path) -> None:
     predictor = Predictor.from_checkpoint(held_out_run / "last.pt", device="cpu")
     assert predictor.temperature == 1.0 and predictor.unknown_check is None
@@ -169,6 +178,7 @@ def test_a_checkpoint_without_a_temperature_predicts_as_before(held_out_run: Pat
         Predictor.from_checkpoint(held_out_run / "last.pt", device="cpu", calibrated=True)
 
 
+@ON_THE_LEARNT_RUN
 def test_calibrate_refuses_test_and_photos_the_run_trained_on(held_out_run: Path, short_run: Path, tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     shutil.copy(held_out_run / "last.pt", tmp_path / "last.pt")
@@ -183,6 +193,7 @@ def test_calibrate_refuses_test_and_photos_the_run_trained_on(held_out_run: Path
     assert CALIBRATION_KEY not in load_checkpoint(tmp_path / "last.pt")
 
 
+@ON_THE_LEARNT_RUN
 def test_a_temperature_fitted_with_zoom_is_not_used_without(calibrated_run: Path, tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     shutil.copy(calibrated_run / "last.pt", tmp_path / "last.pt")
@@ -199,10 +210,8 @@ def test_a_temperature_fitted_with_zoom_is_not_used_without(calibrated_run: Path
     assert "not for 'raw squash 64px tta'" in capsys.readouterr().err
 
 
-def test_training_ends_by_calibrating_on_a_held_out_evaluation_split_only(val_run: Path, short_run: Path,
-                                                                         held_out_run: Path) -> None:
-    """``val_run`` is evaluated on val, which it did not train on; ``short_run`` on test, never fitted on; and
-    ``held_out_run`` on val with ``calibrate=False``."""
+def test_training_ends_by_calibrating_on_a_held_out_evaluation_split_only(val_run: Path, short_run: Path) -> None:
+    """``val_run`` is evaluated on val, which it did not train on; ``short_run`` on test, never fitted on."""
     said = (val_run / "train.log").read_text()
     [(setting, record)] = load_checkpoint(val_run / "last.pt")[CALIBRATION_KEY].items()
     assert record["facts"]["split"] == "val" and record["score"] == "energy"
@@ -212,4 +221,3 @@ def test_training_ends_by_calibrating_on_a_held_out_evaluation_split_only(val_ru
     assert not (short_run / "calibration.json").exists()
     assert "not calibrated: --split test is refused: a temperature or threshold is never fitted on test" in (
         short_run / "train.log").read_text()
-    assert CALIBRATION_KEY not in load_checkpoint(held_out_run / "last.pt")

@@ -1,8 +1,8 @@
 """"None of the types I know": on synthetic data, the classes of a family left out of training score as unknown
-far more often than the trained classes (after ``fgvc calibrate`` fits the threshold on val; the slow tier, as a
-run that must learn); predict scores a photo as calibrate did, with each score; predict, evaluate and the web demo
-say so with the score; with the option off their outputs are those of a checkpoint without a threshold; the
-scores and the AUROC behave as defined."""
+far more often than the trained classes (after ``fgvc calibrate`` fits the threshold on val); predict, evaluate
+and the web demo say so with the score; with the option off their outputs are those of a checkpoint without a
+threshold (these three in the slow tier, as they need a run that has learnt); predict scores a photo as calibrate
+did, with each score; the scores and the AUROC behave as defined."""
 
 from __future__ import annotations
 
@@ -128,6 +128,7 @@ def test_predict_scores_a_photo_as_calibrate_did(val_run: Path, tmp_path: Path, 
     assert len(values) == 6 and min(values) == pytest.approx(check.threshold, rel=1e-4, abs=1e-6)
 
 
+@pytest.mark.slow  # without_one_family must learn (the Makefile's rule for the slow tier)
 def test_predict_evaluate_and_the_demo_answer_unknown_with_the_score(without_one_family: Path, left_out_data: Path,
                                                                      tmp_path: Path,
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
@@ -152,6 +153,7 @@ def test_predict_evaluate_and_the_demo_answer_unknown_with_the_score(without_one
     assert sum(int(row["unknown"]) for row in rows) == report["flagged"]
 
 
+@pytest.mark.slow  # without_one_family must learn (the Makefile's rule for the slow tier)
 def test_with_the_option_off_the_outputs_are_those_without_a_threshold(without_one_family: Path, left_out_data: Path,
                                                                        tmp_path: Path,
                                                                        capsys: pytest.CaptureFixture[str]) -> None:
