@@ -9,7 +9,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from matplotlib.axes._secondary_axes import SecondaryAxis
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 from fgvc.data.hierarchy import Hierarchy, ParentLevel, parent_index
 from fgvc.evaluation import metrics, statistics
@@ -464,6 +467,27 @@ def test_confusion_figure_size_grows_with_classes() -> None:
     assert widths[0] < widths[1] < widths[2]
     counts = confusion_figure(*_synthetic(10, 5), normalize=False)
     assert np.ma.filled(counts.axes[0].images[0].get_array(), 0.0).sum() == 300
+
+
+@pytest.mark.parametrize(("num_classes", "normalize"), [(3, True), (30, False), (100, True)])
+def test_confusion_figure_labels_lie_inside_it_and_clear_of_each_other(num_classes: int, normalize: bool) -> None:
+    """The margins come from the labels' widths in the font: every label is drawn whole, inside the figure, and
+    the groups named on the right stay left of the colour bar."""
+    confusion, names, group_of = _synthetic(num_classes, 5)
+    names[0] = "Messerschmitt Bf 109 G-6 with a long name"
+    fig = confusion_figure(confusion, names, group_of, normalize=normalize)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    inside = fig.bbox
+    texts = [text for ax in fig.axes for text in ax.findobj(Text) if text.get_text() and text.get_visible()]
+    assert len(texts) > 2 * num_classes
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        assert inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1, text
+    matrix, colour_bar = fig.axes[0], fig.axes[1]
+    groups_right = [child for child in matrix.get_children() if isinstance(child, SecondaryAxis)][-1]
+    right_edge = max(label.get_window_extent(renderer).x1 for label in groups_right.get_yticklabels())
+    assert right_edge < colour_bar.get_window_extent(renderer).x0
 
 
 def test_confusion_figure_validates_shapes() -> None:

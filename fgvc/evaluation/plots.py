@@ -20,6 +20,8 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.textpath import TextToPath
 from torch.utils.data import Dataset
 
 from fgvc.data.normalization import Normalization
@@ -27,6 +29,8 @@ from fgvc.runs.csvlog import read_rows
 
 if TYPE_CHECKING:
     from fgvc.models.gradcam import Explanation
+
+TEXT_PATHS = TextToPath()  # measures text from the font alone, without drawing a figure
 
 __all__ = [
     "cam_figure",
@@ -60,6 +64,19 @@ def _image_panels(axes: Iterable[Axes]) -> None:
     for ax in axes:
         ax.set(xticks=[], yticks=[])
         ax.set_axis_off()
+
+
+def _rc_points(name: str) -> float:
+    """A size from matplotlib's settings in points (``"medium"`` and the like resolved for fonts)."""
+    value = mpl.rcParams[name]
+    return FontProperties(size=value).get_size_in_points() if isinstance(value, str) else float(value)
+
+
+def _text_inches(texts: Iterable[str], size: float, weight: str = "normal") -> float:
+    """The width in inches of the widest of ``texts`` at ``size`` points, from the font's metrics (0 for none)."""
+    font = FontProperties(size=size, weight=weight)
+    widths = [TEXT_PATHS.get_text_width_height_descent(text, font, ismath=False)[0] for text in texts]
+    return max(widths, default=0.0) / 72
 
 
 def _margins(fig: Figure, left: float, right: float, bottom: float, top: float, gap: float) -> None:
@@ -104,20 +121,35 @@ def confusion_figure(
         matrix = np.divide(matrix, support, out=np.zeros_like(matrix), where=support > 0)
     vmax = 1.0 if normalize else max(float(matrix.max()), 1.0)
 
-    side = max(4.5, 0.16 * num_classes)
-    fig = Figure(figsize=(side + 2.5, side + 2.5), dpi=150, layout="constrained")
-    ax = fig.add_subplot()
+    side = max(4.5, 0.16 * num_classes)  # the matrix, square, in inches
+    label_size = 6 if num_classes > 30 else 8
+    names = [class_names[c] for c in order]
+    group_names = [name for name, _, _ in spans]
+    cbar_ticks = [0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0] if normalize else None
+    # Margins in inches from the widest label, measured from the font (the constrained layout would draw the
+    # whole figure to measure it, several times the cost of the drawing at 100 classes): tick labels and their
+    # tick, the axis label, the title; on the right the groups, the colour bar, its tick labels and its label.
+    tick = (2 + _rc_points("xtick.major.pad")) / 72
+    axis_label, title = 0.25, 0.35
+    names_width = _text_inches(names, label_size) + tick
+    groups_width = _text_inches(group_names, label_size + 1, "bold") + tick if spans else 0.0
+    cbar_labels = _text_inches(["0.00" if normalize else f"{vmax:.0f}"], _rc_points("ytick.labelsize"))
+    left, bottom, top = 0.1 + axis_label + names_width, 0.1 + axis_label + names_width, 0.1 + title + groups_width
+    cbar_left, cbar_width = left + side + groups_width + 0.1, 0.6 * side / 30  # 60 % of the side, 30 to 1
+    width = cbar_left + cbar_width + tick + cbar_labels + axis_label + 0.1
+    height = bottom + side + top
+    fig = Figure(figsize=(width, height), dpi=150)
+    ax = fig.add_axes((left / width, bottom / height, side / width, side / height))
+    cax = fig.add_axes((cbar_left / width, (bottom + 0.2 * side) / height, cbar_width / width, 0.6 * side / height))
     cmap = mpl.colormaps["viridis"].with_extremes(bad="white")
     image = ax.imshow(
         np.ma.masked_equal(matrix, 0.0), cmap=cmap, norm=PowerNorm(0.5, vmin=0.0, vmax=vmax), interpolation="nearest"
     )
-    cbar = fig.colorbar(image, ax=ax, shrink=0.6, pad=0.01, aspect=30)
-    if normalize:
-        cbar.set_ticks([0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0])
+    cbar = fig.colorbar(image, cax=cax)
+    if cbar_ticks:
+        cbar.set_ticks(cbar_ticks)
     cbar.set_label("share of true class (sqrt scale)" if normalize else "count (sqrt scale)")
 
-    label_size = 6 if num_classes > 30 else 8
-    names = [class_names[c] for c in order]
     ticks = np.arange(num_classes)
     ax.set_xticks(ticks, names, rotation=90, fontsize=label_size)
     ax.set_yticks(ticks, names, fontsize=label_size)
@@ -130,12 +162,11 @@ def confusion_figure(
             ax.axhline(start - 0.5, color="0.6", linewidth=0.4)
             ax.axvline(start - 0.5, color="0.6", linewidth=0.4)
         centres = [(start + stop - 1) / 2 for _, start, stop in spans]
-        group_names = [name for name, _, _ in spans]
-        top = ax.secondary_xaxis("top")
-        top.set_xticks(centres, group_names, rotation=90, fontsize=label_size + 1, fontweight="bold")
-        right = ax.secondary_yaxis("right")
-        right.set_yticks(centres, group_names, fontsize=label_size + 1, fontweight="bold")
-        for axis in (top, right):
+        top_axis = ax.secondary_xaxis("top")
+        top_axis.set_xticks(centres, group_names, rotation=90, fontsize=label_size + 1, fontweight="bold")
+        right_axis = ax.secondary_yaxis("right")
+        right_axis.set_yticks(centres, group_names, fontsize=label_size + 1, fontweight="bold")
+        for axis in (top_axis, right_axis):
             axis.tick_params(length=0)
     ax.set_title("Confusion matrix" + (" (rows normalised)" if normalize else ""))
     return fig
