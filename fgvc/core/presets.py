@@ -69,7 +69,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     #   +0.1 (-1.6 to +1.9, p = 0.94): no evidence against either, so both stay. Without label smoothing the raw
     #   probabilities are better calibrated (ECE 5-6 % against 19-21 %), but after the temperature each run fits both
     #   reach 3.5-6.2 % (docs/real-photos.md).
-    # - weight_decay 0.05, warmup_epochs 1, BN momentum: not measured (row bn-momentum-0.1 has not run).
+    # - bn_momentum None (the library's 0.01): row bn-momentum-0.1 of studies/warbirds20-whole-frozen.yaml, +0.4 (-1.0 to
+    #   +2.0, p = 0.79). weight_decay 0.05 and warmup_epochs 1: not measured.
     # Add --dataset imagefolder --data-root ROOT --train-split train --eval-split val for your photos (fgvc split ROOT).
     "cpu": {
         "arch": "efficientnet-lite0",
