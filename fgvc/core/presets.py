@@ -52,7 +52,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     #   minutes; 20 epochs beat 6 on 476 airliner photos), and the promise is 15 minutes on a laptop. The first
     #   epoch fits the length again (studies/results/warbirds20-cpu-shipped-avx2-refit: 5 epochs where the probe
     #   projected 4 on 2 AVX2 cores, val +2.0, p = 0.18, in 15.2 minutes).
-    # - lr 1e-3 (AdamW, one rate for the whole network): rows lr-3e-4 (-9.0), lr-3e-3 (-13.4), head-lr-x10 (-3.4).
+    # - lr 1e-3 (AdamW, one rate for the whole network): rows lr-3e-4 (-9.0), lr-3e-3 (-13.4), head-lr-x10 (-3.4); on
+    #   the preset as shipped over seeds 0-1 (studies/warbirds20-whole-levers.yaml) head-lr-x10 -1.4 (-3.6 to +0.6).
+    # - random_erasing 0 (its default): row erasing-0.25 -2.4 (p = 0.25); on the preset over seeds 0-1 +0.0 (-1.9 to
+    #   +1.8).
     # - precision auto, channels_last: bf16 autocast where the CPU has bf16 arithmetic (AVX512-BF16, AMX: B0's step
     #   1.53x with channels_last, BENCHMARKS.md), fp32 elsewhere (on an AVX2-only CPU bf16 is emulated: Lite0's step
     #   0.54x, while channels_last makes fp32 2.09x faster; fgvc bench train). Row eval-fp32 shows bf16 costs
@@ -69,8 +72,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     #   +0.1 (-1.6 to +1.9, p = 0.94): no evidence against either, so both stay. Without label smoothing the raw
     #   probabilities are better calibrated (ECE 5-6 % against 19-21 %), but after the temperature each run fits both
     #   reach 3.5-6.2 % (docs/real-photos.md).
-    # - bn_momentum None (the library's 0.01): row bn-momentum-0.1 of studies/warbirds20-whole-frozen.yaml, +0.4 (-1.0 to
-    #   +2.0, p = 0.79). weight_decay 0.05 and warmup_epochs 1: not measured.
+    # - bn_momentum None (the library's 0.01): row bn-momentum-0.1 of studies/warbirds20-whole-frozen.yaml, +0.4 (-1.0
+    #   to +2.0, p = 0.79). weight_decay 0.05 and warmup_epochs 1: not measured.
     # Add --dataset imagefolder --data-root ROOT --train-split train --eval-split val for your photos (fgvc split ROOT).
     "cpu": {
         "arch": "efficientnet-lite0",
