@@ -125,7 +125,6 @@ def confusion_figure(
     label_size = 6 if num_classes > 30 else 8
     names = [class_names[c] for c in order]
     group_names = [name for name, _, _ in spans]
-    cbar_ticks = [0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0] if normalize else None
     # Margins in inches from the widest label, measured from the font (the constrained layout would draw the
     # whole figure to measure it, several times the cost of the drawing at 100 classes): tick labels and their
     # tick, the axis label, the title; on the right the groups, the colour bar, its tick labels and its label.
@@ -146,8 +145,8 @@ def confusion_figure(
         np.ma.masked_equal(matrix, 0.0), cmap=cmap, norm=PowerNorm(0.5, vmin=0.0, vmax=vmax), interpolation="nearest"
     )
     cbar = fig.colorbar(image, cax=cax)
-    if cbar_ticks:
-        cbar.set_ticks(cbar_ticks)
+    if normalize:
+        cbar.set_ticks([0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0])  # "0.00" is the widest label, as measured above
     cbar.set_label("share of true class (sqrt scale)" if normalize else "count (sqrt scale)")
 
     ticks = np.arange(num_classes)
@@ -263,7 +262,7 @@ def samples_figure(dataset: Dataset, classes: list[str], norm: Normalization, co
         top, left = (position // columns) * (height + title) + title, (position % columns) * (width + gap) + gap // 2
         grid[top:top + image.shape[0], left:left + image.shape[1]] = image
         ax.text(left + width / 2, top - title * 0.15, classes[label], fontsize=9, ha="center", va="bottom")
-    ax.imshow(grid, aspect="auto", interpolation="antialiased")
+    ax.imshow(grid, aspect="auto")
     _image_panels([ax])
     fig.suptitle("Augmented training samples (random crop, flip, affine)", y=1.0 - 0.1 / fig_height, va="top")
     return fig
