@@ -6,6 +6,7 @@ is wrong with one, its local links and images, its EfficientNet table."""
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 from pathlib import Path
 
@@ -64,8 +65,14 @@ def page_with(pattern: str) -> Path:
     return path
 
 
+@functools.cache
+def fgvc_parser() -> argparse.ArgumentParser:
+    """fgvc's command-line parser, built once (reading arguments leaves it as it was)."""
+    return build_parser()
+
+
 def subparsers() -> dict[str, argparse.ArgumentParser]:
-    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    action = next(a for a in fgvc_parser()._actions if isinstance(a, argparse._SubParsersAction))
     return dict(action.choices)
 
 
@@ -92,7 +99,7 @@ def command_problems(command: str) -> list[str]:
                         problems.append(f"{command}: {following} for {alternative}")
     if tokens and not problems and not re.search(r"[\[\]|$]|\.\.\.", command):  # concrete: it parses as written
         try:
-            build_parser().parse_args(command.split()[1:])
+            fgvc_parser().parse_args(command.split()[1:])
         except SystemExit as exit_info:
             problems.append(f"the parser refuses `{command}` (exit {exit_info.code})")
     return problems

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import MakeDataset, tiny_config
+from helpers import PROBABILITY_TOLERANCE, MakeDataset, Ranked, agree, ranked, tiny_config
 from PIL import Image
 
 from fgvc.apps.cam_examples import load_split_images
@@ -106,9 +106,10 @@ def contract_config(root: Path, preset: str, **overrides: object):
 
 @pytest.fixture(scope="module")
 def contract_run(contract_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One epoch on the contract data (variant level): a checkpoint whose answers depend on the photo."""
-    return fit(tiny_config(contract_root, tmp_path_factory.mktemp("runs") / "contract", epochs=1, batch_size=8),
-               progress=False)
+    """One epoch on the contract data (variant level): a checkpoint whose answers depend on the photo. (Lite0 from
+    its ImageNet weights: B0 from random weights answers every photo alike after an epoch, to the sixth digit.)"""
+    return fit(tiny_config(contract_root, tmp_path_factory.mktemp("runs") / "contract", epochs=1, batch_size=8,
+                           arch="efficientnet-lite0", pretrained=True), progress=False)
 
 
 # --- the banner ------------------------------------------------------------------------------------------
@@ -154,10 +155,11 @@ def test_gradcam_command_crops_the_banner(contract_root: Path, contract_run: Pat
         assert overlay.size == (128, 116 - BANNER_HEIGHT)
 
 
-def predict_json(checkpoint: Path, image: Path, capsys: pytest.CaptureFixture[str], *flags: str) -> list[dict]:
+def predict_json(checkpoint: Path, image: Path, capsys: pytest.CaptureFixture[str], *flags: str) -> Ranked:
+    """``fgvc predict --json``'s six guesses for ``image``, as ``agree`` compares them."""
     capsys.readouterr()
     assert main(["predict", "--checkpoint", str(checkpoint), str(image), "--topk", "6", "--json", *flags]) == 0
-    return json.loads(capsys.readouterr().out)[0]["top"]
+    return ranked({guess["class"]: guess["probability"] for guess in json.loads(capsys.readouterr().out)[0]["top"]})
 
 
 def test_predict_crop_banner_sees_exactly_the_cropped_picture(contract_root: Path, contract_run: Path,
@@ -169,8 +171,8 @@ def test_predict_crop_banner_sees_exactly_the_cropped_picture(contract_root: Pat
     with_flag = predict_json(contract_run / "last.pt", image, capsys, "--crop-banner")
     by_hand = predict_json(contract_run / "last.pt", cropped, capsys)
     without = predict_json(contract_run / "last.pt", image, capsys, "--no-crop-banner")
-    # Same pixels, same deterministic CPU computation: bit-identical; the banner changes the scores.
-    assert with_flag == by_hand and with_flag != without
+    # Same pixels, same computation: the same answer within rounding; the banner changes the scores far more.
+    assert agree(with_flag, by_hand) and not agree(with_flag, without, slack=100 * PROBABILITY_TOLERANCE)
 
 
 def test_check_data_measures_images_without_the_banner(contract_root: Path, tmp_path: Path) -> None:

@@ -445,18 +445,17 @@ def _synthetic(num_classes: int, num_groups: int) -> tuple[np.ndarray, list[str]
 
 
 def test_confusion_figure_groups_normalises_and_saves(tmp_path) -> None:
-    confusion, names, group_of = _synthetic(100, 10)
+    confusion, names, group_of = _synthetic(30, 10)
     fig = confusion_figure(confusion, names, group_of)
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
-    # Groups are made adjacent: the first ten rows are group 0 (classes 0, 10, ..., 90).
+    # Groups are made adjacent: the first three rows are group 0 (classes 0, 10 and 20).
     labels = [t.get_text() for t in ax.get_yticklabels()]
-    assert labels[:10] == [names[c] for c in range(0, 100, 10)]
-    assert all(t.get_fontsize() >= 5 for t in ax.get_yticklabels())
+    assert labels[:3] == [names[c] for c in range(0, 30, 10)]
     # Rows are shares of the true class.
     shown = np.ma.filled(ax.images[0].get_array(), 0.0)
     np.testing.assert_allclose(shown.sum(1), 1.0)
-    path = tmp_path / "confusion_100.png"
+    path = tmp_path / "confusion_30.png"
     fig.savefig(path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -480,7 +479,7 @@ def test_confusion_figure_labels_lie_inside_it_and_clear_of_each_other(num_class
     fig.draw(renderer)
     inside = fig.bbox
     texts = [text for ax in fig.axes for text in ax.findobj(Text) if text.get_text() and text.get_visible()]
-    assert len(texts) > 2 * num_classes
+    assert len(texts) > 2 * num_classes and all(text.get_fontsize() >= 5 for text in texts)  # readable at 100
     for text in texts:
         box = text.get_window_extent(renderer)
         assert inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1, text

@@ -11,6 +11,7 @@ import torch
 from helpers import tiny_config
 from PIL import Image
 
+import fgvc.training.optim
 from fgvc.apps.cli import main
 from fgvc.core.config import make_config
 from fgvc.core.errors import ConfigError
@@ -35,6 +36,29 @@ def test_the_head_trains_at_its_own_learning_rate(arch: str) -> None:
         assert decay == (0.0 if param.ndim <= 1 else 0.05)
     plain = build_optimizer(model, make_config("cpu", arch=arch, lr=0.002))
     assert len(plain.param_groups) == 2 and {g["lr"] for g in plain.param_groups} == {0.002}
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_the_step_is_fused_on_a_cpu_and_makes_the_loops_update(optimizer: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One kernel for all parameters where PyTorch has one; elsewhere (here the ``meta`` device) its default loop."""
+    torch.manual_seed(0)
+    models = [build_model("efficientnet-lite0", 5, pretrained=False).eval() for _ in range(2)]  # no dropout
+    models[1].load_state_dict(models[0].state_dict())
+    cfg = make_config("cpu", optimizer=optimizer, lr=0.01)
+    fused = build_optimizer(models[0], cfg)
+    assert build_optimizer(build_model("efficientnet-lite0", 5, pretrained=False).to("meta"), cfg).defaults[
+        "fused"] is None
+    monkeypatch.setattr(fgvc.training.optim, "FUSED_DEVICES", ())
+    loop = build_optimizer(models[1], cfg)
+    assert fused.defaults["fused"] is True and loop.defaults["fused"] is None
+    inputs = torch.randn(4, 3, 32, 32)
+    for _ in range(3):
+        for model, step in zip(models, (fused, loop)):
+            step.zero_grad()
+            model(inputs).logsumexp(1).mean().backward()
+            step.step()
+    for (name, a), b in zip(models[0].named_parameters(), models[1].parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
 
 
 @pytest.mark.parametrize("arch", ["efficientnet-lite0", "tv_efficientnet_b0"])
