@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from helpers import SMALL, tiny_config
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import metadata
 
 from fgvc.core.config import make_config
 from fgvc.core.errors import ConfigError
@@ -142,6 +144,9 @@ def test_a_run_its_probe_underrated_trains_what_its_first_epoch_shows_fits_and_r
     assert load_checkpoint(run_dir / "last.pt")["config"]["epochs"] == 3
     said = (run_dir / "train.log").read_text()
     assert "training 1 epochs instead" in said and "not the 1 the probe projected: training 3" in said
+    hparams = EventAccumulator(str(run_dir)).Reload().PluginTagToContent(metadata.PLUGIN_NAME)
+    session = metadata.parse_session_start_info_plugin_data(hparams[metadata.SESSION_START_INFO_TAG])
+    assert session.hparams["epochs"].number_value == 3  # TensorBoard keeps a run's first hparams: the refitted
     fit(resume=run_dir / "last.pt", progress=False)
     pinned = fit(dataclasses.replace(cfg, run_dir=str(tmp_path / "pinned"), epochs=3, time_budget=0.0), progress=False)
     for name in ("epochs.csv", "steps.csv"):

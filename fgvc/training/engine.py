@@ -215,7 +215,7 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
                      batches_per_epoch=len(loaders.train), ema=state.ema is not None) if ranks.primary else None
     try:
         if run_log is not None and checkpoint is None:
-            _record_start(run_log, cfg, loaders, ranks)
+            _record_start(run_log, cfg, loaders)
         with contextlib.closing(RunProgress(state.epoch * len(loaders.train), session_end(cfg) * len(loaders.train),
                                             progress)) as run_progress:  # its clock starts with the first batch
             for epoch in itertools.count(first_epoch):
@@ -235,14 +235,13 @@ def _train_run(cfg: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | Non
     return run_dir
 
 
-def _record_start(run_log: RunLog, cfg: TrainConfig, loaders: Loaders, ranks: Dist) -> None:
-    """A new run's ``samples.png`` (a grid of augmented training images, also an image event) and its hparams.
-    Its draws come from their own generators (epoch 0's augmentations), so training's batches are unchanged."""
+def _record_start(run_log: RunLog, cfg: TrainConfig, loaders: Loaders) -> None:
+    """A new run's ``samples.png`` (a grid of augmented training images, also an image event). Its draws come from
+    their own generators (epoch 0's augmentations), so training's batches are unchanged."""
     path = Path(cfg.run_dir) / "samples.png"
     samples_figure(loaders.train.dataset, loaders.classes, model_spec(cfg.arch).norm, seed=cfg.seed).savefig(
         path, dpi=80)
     run_log.image("samples", path, 0)
-    run_log.start_session(run_record(cfg, ranks.world_size))
 
 
 def _run_epoch(state: TrainState, epoch: int, cfg: TrainConfig, loaders: Loaders, criterion: nn.Module,
@@ -254,8 +253,8 @@ def _run_epoch(state: TrainState, epoch: int, cfg: TrainConfig, loaders: Loaders
     ``run_progress`` shows the session's bar and projects its end in the log). From
     its records on, ``records`` holds the section ``uninterrupted`` until it closes, so a stop signal never leaves
     ``epochs.csv``, ``last.pt`` and ``best.pt`` disagreeing or half written. The first epoch of a new run with a
-    time budget (``schedule``: how it chose its length) fits the run's length again before its checkpoint: the
-    config returned trains those epochs.
+    time budget (``schedule``: how it chose its length) fits the run's length again before its checkpoint and its
+    TensorBoard hparams: the config returned trains those epochs.
 
     With an EMA both weights are evaluated; the EMA's result is returned and chooses ``best.pt``, as the
     EMA is what ``fgvc evaluate`` and ``fgvc predict`` use."""
@@ -301,6 +300,8 @@ def _run_epoch(state: TrainState, epoch: int, cfg: TrainConfig, loaders: Loaders
     if epoch == 1 and can_refit(cfg, schedule):
         cfg, schedule = refit_new_run(state, cfg, schedule, row["seconds"], clock, ranks)
     if run_log is not None:
+        if epoch == 1:  # a new run's hparams, with the length its first epoch settled: TensorBoard keeps the first
+            run_log.start_session(run_record(cfg, ranks.world_size))
         run_log.epoch(row, epoch * len(loaders.train))
         checkpoint = state.checkpoint(cfg, loaders.classes, hierarchy_names(loaders.hierarchy or {}), row,
                                       provenance.update_record(record, clock))
