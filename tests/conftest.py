@@ -1,5 +1,6 @@
 """Shared fixtures: synthetic datasets and the short and the long training run, each made once per test session,
-also across pytest-xdist's workers."""
+also across pytest-xdist's workers. pytest-xdist's controller loads this file too, and runs no test: what needs
+torch (``helpers``, training) is imported where a fixture needs it, in the workers alone."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 import pytest
@@ -21,9 +23,10 @@ if "PYTEST_XDIST_WORKER_COUNT" in os.environ:  # make test runs pytest-xdist's w
 
     torch.set_num_threads(_threads)
 
-from helpers import NUM_CLASSES, SMALL, MakeDataset, learning_config, tiny_config
-
 from fgvc.data.synthetic import write_synthetic_dataset
+
+if TYPE_CHECKING:
+    from helpers import MakeDataset
 
 
 def made_once(factory: pytest.TempPathFactory, name: str, make: Callable[[Path], object]) -> Path:
@@ -58,6 +61,8 @@ def make_dataset(tmp_path_factory: pytest.TempPathFactory) -> MakeDataset:
 @pytest.fixture(scope="session")
 def synthetic_root(make_dataset: MakeDataset) -> Path:
     """A 6-class synthetic FGVC-Aircraft (90 images per class): enough to learn from."""
+    from helpers import NUM_CLASSES
+
     return make_dataset(NUM_CLASSES, 90, size=(128, 116))
 
 
@@ -73,6 +78,8 @@ def short_run(make_dataset: MakeDataset, tmp_path_factory: pytest.TempPathFactor
     classes of 12 images (6 steps of 8 an epoch): a real run folder and a checkpoint whose scores depend on the
     image, with clear winners (no near-ties between classes), for the tests of what comes after training and of
     the step log; its folder."""
+    from helpers import NUM_CLASSES, tiny_config
+
     from fgvc.training.engine import fit
 
     data = make_dataset(NUM_CLASSES, 12, size=(128, 116))
@@ -84,6 +91,8 @@ def short_run(make_dataset: MakeDataset, tmp_path_factory: pytest.TempPathFactor
 def val_run(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One epoch at 32 px trained on ``train`` (one batch of 4 of its 6 images) and evaluated on ``val``, the split
     held out for choosing and calibrating, without TensorBoard events (``tiny_config`` with ``SMALL``): its folder."""
+    from helpers import SMALL, tiny_config
+
     from fgvc.training.engine import fit
 
     options = {"epochs": 1, "train_split": "train", "eval_split": "val", "tensorboard": False, **SMALL}
@@ -95,6 +104,8 @@ def val_run(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def trained_run(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``learning_config``'s run, for the tests that need learning (test_engine.py) or compare with it
     (test_pretrained.py). (Training from random weights learns too, slowly: test_gradcam.py shows it.) Its folder."""
+    from helpers import learning_config
+
     from fgvc.training.engine import fit
 
     return made_once(tmp_path_factory, "trained-run", lambda folder: fit(learning_config(synthetic_root, folder),
