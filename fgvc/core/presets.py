@@ -56,6 +56,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     #   the preset as shipped over seeds 0-1 (studies/warbirds20-whole-levers.yaml) head-lr-x10 -1.4 (-3.6 to +0.6).
     # - random_erasing 0 (its default): row erasing-0.25 -2.4 (p = 0.25); on the preset over seeds 0-1 +0.0 (-1.9 to
     #   +1.8).
+    # - mixup_alpha, cutmix_alpha 0 (their defaults): row mixup-cutmix -5.0 (p = 0.020); on the preset's longest
+    #   schedule (25 photos per type, 27 epochs: studies/warbirds20-small-mixup.yaml) -4.0 (-7.6 to -0.6, p = 0.042).
     # - precision auto, channels_last: bf16 autocast where the CPU has bf16 arithmetic (AVX512-BF16, AMX: B0's step
     #   1.53x with channels_last, BENCHMARKS.md), fp32 elsewhere (on an AVX2-only CPU bf16 is emulated: Lite0's step
     #   0.54x, while channels_last makes fp32 2.09x faster; fgvc bench train). Row eval-fp32 shows bf16 costs
