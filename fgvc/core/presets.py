@@ -53,9 +53,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     #   epoch fits the length again (studies/results/warbirds20-cpu-shipped-avx2-refit: 5 epochs where the probe
     #   projected 4 on 2 AVX2 cores, val +2.0, p = 0.18, in 15.2 minutes).
     # - lr 1e-3 (AdamW, one rate for the whole network): rows lr-3e-4 (-9.0), lr-3e-3 (-13.4), head-lr-x10 (-3.4); on
-    #   the preset as shipped over seeds 0-1 (studies/warbirds20-whole-levers.yaml) head-lr-x10 -1.4 (-3.6 to +0.6).
-    # - random_erasing 0 (its default): row erasing-0.25 -2.4 (p = 0.25); on the preset over seeds 0-1 +0.0 (-1.9 to
-    #   +1.8).
+    #   the preset as shipped over seeds 0-2 (studies/warbirds20-whole-levers.yaml) head-lr-x10 -0.4 (-2.3 to +1.5).
+    # - random_erasing 0 (its default): row erasing-0.25 -2.4 (p = 0.25); on the preset over seeds 0-2 +0.5 (-1.1 to
+    #   +2.1, p = 0.59): no gain.
     # - mixup_alpha, cutmix_alpha 0 (their defaults): row mixup-cutmix -5.0 (p = 0.020); on the preset's longest
     #   schedule (25 photos per type, 27 epochs: studies/warbirds20-small-mixup.yaml) -4.0 (-7.6 to -0.6, p = 0.042).
     # - precision auto, channels_last: bf16 autocast where the CPU has bf16 arithmetic (AVX512-BF16, AMX: B0's step
