@@ -24,7 +24,7 @@ from fgvc.models.backbones import model_spec
 # module it hangs from (`_conv_stem.`, `_bn0.`, `_conv_head.`).
 _BLOCK = re.compile(r"(_blocks\.\d+|features\.\d+\.\d+|features\.\d+|[^.]+)\.")
 # Where PyTorch (>= 2.4) has fused SGD and AdamW kernels: the same update in one kernel for all parameters instead of
-# a loop over them (PyTorch's default on a CPU): on a CPU, a few milliseconds of Lite0's step instead of tens.
+# a loop over them (PyTorch's default on a CPU).
 FUSED_DEVICES = ("cpu", "cuda")
 
 
